@@ -1,0 +1,275 @@
+package structs
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors callers branch on. They cross the RPC boundary as strings, so
+// compare with IsErr, not errors.Is, when they may have come from a peer.
+var (
+	ErrNoLeader       = errors.New("no cluster leader")
+	ErrNotFound       = errors.New("not found")
+	ErrIndexMismatch  = errors.New("index mismatch")
+	ErrNotReadyForRPC = errors.New("server not ready")
+)
+
+// IsErr reports whether err is, or came over the wire as, target.
+func IsErr(err, target error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, target) {
+		return true
+	}
+	return containsString(err.Error(), target.Error())
+}
+
+func containsString(s, sub string) bool {
+	return len(sub) <= len(s) && (s == sub || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// QueryOptions are common to every read RPC.
+type QueryOptions struct {
+	Region        string
+	Namespace     string
+	AuthToken     string
+	Prefix        string
+	MinQueryIndex uint64        // block until the result's index exceeds it
+	MaxQueryTime  time.Duration // how long to block at most
+	AllowStale    bool          // any server may answer from its own state
+	Forwarded     bool          // set by a server that forwarded the call
+}
+
+// RequestRegion returns the region the request is for.
+func (q *QueryOptions) RequestRegion() string { return q.Region }
+
+// IsRead reports that the request only reads.
+func (q *QueryOptions) IsRead() bool { return true }
+
+// IsStale reports whether a follower may answer.
+func (q *QueryOptions) IsStale() bool { return q.AllowStale }
+
+// SetForwarded marks the request as forwarded by a server.
+func (q *QueryOptions) SetForwarded() { q.Forwarded = true }
+
+// IsForwarded reports whether a server already forwarded the request.
+func (q *QueryOptions) IsForwarded() bool { return q.Forwarded }
+
+// QueryMeta is returned with every read.
+type QueryMeta struct {
+	Index       uint64        // raft index of the data returned
+	LastContact time.Duration // time since the answering server heard from the leader
+	KnownLeader bool          // whether the answering server knows a leader
+}
+
+// WriteRequest is common to every write RPC.
+type WriteRequest struct {
+	Region    string
+	Namespace string
+	AuthToken string
+	Forwarded bool
+}
+
+// RequestRegion returns the region the request is for.
+func (w *WriteRequest) RequestRegion() string { return w.Region }
+
+// IsRead reports that the request writes.
+func (w *WriteRequest) IsRead() bool { return false }
+
+// IsStale is false: writes always go to the leader.
+func (w *WriteRequest) IsStale() bool { return false }
+
+// SetForwarded marks the request as forwarded by a server.
+func (w *WriteRequest) SetForwarded() { w.Forwarded = true }
+
+// IsForwarded reports whether a server already forwarded the request.
+func (w *WriteRequest) IsForwarded() bool { return w.Forwarded }
+
+// WriteMeta is returned with every write.
+type WriteMeta struct {
+	Index uint64 // raft index at which the write was applied
+}
+
+// RPCInfo is what the RPC layer needs of every request to route it.
+type RPCInfo interface {
+	RequestRegion() string
+	IsRead() bool
+	IsStale() bool
+	SetForwarded()
+	IsForwarded() bool
+}
+
+// JobRegisterRequest registers or updates a job. The leader fills in Eval
+// so that the job and its evaluation are one raft entry.
+type JobRegisterRequest struct {
+	Job            *Job
+	EnforceIndex   bool
+	JobModifyIndex uint64
+	PreserveCounts bool
+	Eval           *Evaluation
+	SubmitTime     int64
+	WriteRequest
+}
+
+// JobRegisterResponse answers a register.
+type JobRegisterResponse struct {
+	EvalID          string
+	EvalCreateIndex uint64
+	JobModifyIndex  uint64
+	Warnings        string
+	QueryMeta
+}
+
+// JobDeregisterRequest stops (or with Purge removes) a job.
+type JobDeregisterRequest struct {
+	JobID string
+	Purge bool
+	Eval  *Evaluation
+	WriteRequest
+}
+
+// JobDeregisterResponse answers a deregister.
+type JobDeregisterResponse struct {
+	EvalID          string
+	EvalCreateIndex uint64
+	JobModifyIndex  uint64
+	QueryMeta
+}
+
+// JobSpecificRequest reads one job or what belongs to it.
+type JobSpecificRequest struct {
+	JobID string
+	All   bool
+	QueryOptions
+}
+
+// SingleJobResponse returns one job, nil if there is none.
+type SingleJobResponse struct {
+	Job *Job
+	QueryMeta
+}
+
+// JobListRequest lists jobs, optionally by ID prefix.
+type JobListRequest struct {
+	QueryOptions
+}
+
+// JobListResponse lists jobs.
+type JobListResponse struct {
+	Jobs []*JobListStub
+	QueryMeta
+}
+
+// JobVersionsResponse lists a job's versions, newest first.
+type JobVersionsResponse struct {
+	Versions []*Job
+	QueryMeta
+}
+
+// JobSummaryResponse returns a job's summary.
+type JobSummaryResponse struct {
+	JobSummary *JobSummary
+	QueryMeta
+}
+
+// JobAllocationsResponse lists a job's allocations.
+type JobAllocationsResponse struct {
+	Allocations []*AllocListStub
+	QueryMeta
+}
+
+// JobEvaluationsResponse lists a job's evaluations.
+type JobEvaluationsResponse struct {
+	Evaluations []*Evaluation
+	QueryMeta
+}
+
+// EvalSpecificRequest reads one evaluation.
+type EvalSpecificRequest struct {
+	EvalID string
+	QueryOptions
+}
+
+// SingleEvalResponse returns one evaluation, nil if there is none.
+type SingleEvalResponse struct {
+	Eval *Evaluation
+	QueryMeta
+}
+
+// EvalListResponse lists evaluations.
+type EvalListResponse struct {
+	Evaluations []*Evaluation
+	QueryMeta
+}
+
+// GenericRequest is a read with no arguments of its own.
+type GenericRequest struct {
+	QueryOptions
+}
+
+// GenericResponse answers a write with nothing more to say.
+type GenericResponse struct {
+	WriteMeta
+}
+
+// RaftServer is one member of the raft configuration.
+type RaftServer struct {
+	ID           string
+	Node         string
+	Address      string
+	Leader       bool
+	Voter        bool
+	RaftProtocol string
+}
+
+// RaftConfigurationResponse is the raft configuration as the leader has it.
+type RaftConfigurationResponse struct {
+	Servers []*RaftServer
+	Index   uint64
+}
+
+// RaftPeerRequest removes a raft peer by ID or address.
+type RaftPeerRequest struct {
+	ID      string
+	Address string
+	WriteRequest
+}
+
+// SnapshotResponse carries a cluster snapshot.
+type SnapshotResponse struct {
+	Snapshot []byte
+	QueryMeta
+}
+
+// SnapshotRestoreRequest carries a snapshot to restore.
+type SnapshotRestoreRequest struct {
+	Snapshot []byte
+	WriteRequest
+}
+
+// ServerMember is a server as gossip sees it.
+type ServerMember struct {
+	Name   string
+	Addr   string
+	Port   uint16
+	Tags   map[string]string
+	Status string
+}
+
+// ServerMembersResponse lists the servers gossip knows.
+type ServerMembersResponse struct {
+	ServerName   string
+	ServerRegion string
+	ServerDC     string
+	Members      []*ServerMember
+}
