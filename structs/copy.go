@@ -95,3 +95,13 @@ func (d *Deployment) Copy() *Deployment {
 	}
 	return &c
 }
+
+// Copy returns a copy of the summary with its own map.
+func (s *JobSummary) Copy() *JobSummary {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Summary = maps.Clone(s.Summary)
+	return &c
+}

@@ -19,7 +19,7 @@ const (
 // Node is a client machine that runs allocations.
 type Node struct {
 	ID                    string
-	SecretID              string `json:"-"`
+	SecretID              string `codec:"SecretID" json:"-"` // never in API output; kept in raft and snapshots
 	Name                  string
 	Datacenter            string
 	NodeClass             string
