@@ -1,0 +1,138 @@
+package state
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// UpsertAllocs writes allocations from the scheduler's plans (through the
+// plan applier) at raft index index. Only the FSM calls it. Each allocation
+// is copied and must have an ID, a namespace and a job ID.
+//
+// A new allocation gets CreateIndex, ModifyIndex and AllocModifyIndex
+// index; if its Job is nil the stored job is attached (an error if there is
+// none). An existing allocation keeps its CreateIndex, and the client stays
+// the authority on what it reports: the stored TaskStates are kept, and so
+// are ClientStatus and ClientDescription, unless the servers mark the
+// allocation lost or unknown. A nil Job or DeploymentStatus keeps the
+// stored one.
+//
+// The summaries and statuses of the jobs concerned are updated.
+func (s *Store) UpsertAllocs(index uint64, allocs []*structs.Allocation) error {
+	return s.write(index, func(t *txn) error {
+		t.touch(TableAllocs)
+		for _, a := range allocs {
+			if err := t.upsertAlloc(a); err != nil {
+				return fmt.Errorf("upsert allocation %q: %w", a.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (t *txn) upsertAlloc(in *structs.Allocation) error {
+	if in.ID == "" || in.Namespace == "" || in.JobID == "" {
+		return fmt.Errorf("ID, namespace and job ID are required (namespace %q, job %q)", in.Namespace, in.JobID)
+	}
+	existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, in.ID)
+	if err != nil {
+		return err
+	}
+	a := in.Copy()
+	if existing == nil {
+		a.CreateIndex = t.index
+		if a.Job == nil {
+			if a.Job, err = first[structs.Job](nil, t.Txn, TableJobs, indexID, a.Namespace, a.JobID); err != nil {
+				return err
+			}
+			if a.Job == nil {
+				return fmt.Errorf("it has no job, and job %q is not in namespace %q", a.JobID, a.Namespace)
+			}
+		}
+	} else {
+		a.CreateIndex = existing.CreateIndex
+		a.TaskStates = existing.TaskStates
+		if a.ClientStatus != structs.AllocClientStatusLost && a.ClientStatus != structs.AllocClientStatusUnknown {
+			a.ClientStatus = existing.ClientStatus
+			a.ClientDescription = existing.ClientDescription
+		}
+		if a.Job == nil {
+			a.Job = existing.Job
+		}
+		if a.DeploymentStatus == nil {
+			a.DeploymentStatus = existing.DeploymentStatus
+		}
+		if a.CreateTime == 0 {
+			a.CreateTime = existing.CreateTime
+		}
+	}
+	a.ModifyIndex = t.index
+	a.AllocModifyIndex = t.index
+	return t.putAlloc(existing, a)
+}
+
+// putAlloc writes a over existing (nil for a new allocation) and updates
+// what depends on it.
+func (t *txn) putAlloc(existing, a *structs.Allocation) error {
+	if err := t.insert(TableAllocs, a); err != nil {
+		return err
+	}
+	if err := t.allocChanged(existing, a); err != nil {
+		return err
+	}
+	if existing != nil {
+		t.markJob(existing.Namespace, existing.JobID)
+	}
+	t.markJob(a.Namespace, a.JobID)
+	return nil
+}
+
+// UpdateAllocsFromClient applies what clients report about their
+// allocations, at raft index index. Only the FSM calls it. Of each update
+// only ClientStatus, ClientDescription, TaskStates, ModifyTime and the
+// health in DeploymentStatus (Healthy, Timestamp) are taken; an empty
+// ClientStatus keeps the stored one. Allocations that are no longer in the
+// store (garbage collected) are skipped.
+func (s *Store) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation) error {
+	return s.write(index, func(t *txn) error {
+		t.touch(TableAllocs)
+		for _, u := range allocs {
+			if err := t.updateAllocFromClient(u); err != nil {
+				return fmt.Errorf("update allocation %q from client: %w", u.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (t *txn) updateAllocFromClient(u *structs.Allocation) error {
+	existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, u.ID)
+	if err != nil || existing == nil {
+		return err
+	}
+	a := existing.Copy()
+	if u.ClientStatus != "" {
+		a.ClientStatus = u.ClientStatus
+	}
+	a.ClientDescription = u.ClientDescription
+	a.TaskStates = maps.Clone(u.TaskStates)
+	a.ModifyTime = u.ModifyTime
+	if h := u.DeploymentStatus; h != nil {
+		ds := &structs.AllocDeploymentStatus{}
+		if a.DeploymentStatus != nil {
+			*ds = *a.DeploymentStatus // keeps Canary, which the servers set
+		}
+		ds.Healthy = nil
+		if h.Healthy != nil {
+			healthy := *h.Healthy
+			ds.Healthy = &healthy
+		}
+		ds.Timestamp = h.Timestamp
+		ds.ModifyIndex = t.index
+		a.DeploymentStatus = ds
+	}
+	a.ModifyIndex = t.index
+	return t.putAlloc(existing, a)
+}

@@ -1,0 +1,203 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// UpsertJob registers a job, or updates the job with the same namespace and
+// ID, at raft index index. Only the FSM calls it. The job is copied; the
+// caller's value is not changed.
+//
+// The store manages Version, Stable, Status, CreateIndex, ModifyIndex and
+// JobModifyIndex, ignoring what job says of them:
+//   - a new job gets Version 0 and every index set to index;
+//   - a job whose spec is unchanged (it differs from the stored job only
+//     in those fields, SubmitTime and StatusDescription) keeps the stored
+//     job: only ModifyIndex moves, and no version is added;
+//   - a changed job gets the next Version, JobModifyIndex index and
+//     Stable false, and keeps its CreateIndex.
+//
+// Each new version is also written to the job_version table, which keeps
+// the latest JobTrackedVersions of a job. The job's summary is created if
+// needed and gains an entry for every group of the job.
+func (s *Store) UpsertJob(index uint64, job *structs.Job) error {
+	if job == nil {
+		return errors.New("upsert job: job is nil")
+	}
+	if job.Namespace == "" || job.ID == "" {
+		return fmt.Errorf("upsert job %q: namespace and ID are required (namespace is %q)", job.ID, job.Namespace)
+	}
+	return s.write(index, func(t *txn) error {
+		if err := t.upsertJob(job); err != nil {
+			return fmt.Errorf("upsert job %q in namespace %q: %w", job.ID, job.Namespace, err)
+		}
+		return nil
+	})
+}
+
+func (t *txn) upsertJob(in *structs.Job) error {
+	existing, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, in.Namespace, in.ID)
+	if err != nil {
+		return err
+	}
+	job := in.Copy()
+	newVersion := true
+	switch {
+	case existing == nil:
+		job.Version = 0
+		job.CreateIndex = t.index
+		job.JobModifyIndex = t.index
+		job.Stable = false
+	case specEqual(existing, job):
+		c := *existing // shallow: only top-level fields change
+		job, newVersion = &c, false
+	default:
+		job.Version = existing.Version + 1
+		job.CreateIndex = existing.CreateIndex
+		job.JobModifyIndex = t.index
+		job.Stable = false
+	}
+	job.ModifyIndex = t.index
+	if job.Status, err = t.jobStatus(job); err != nil {
+		return err
+	}
+	if err := t.insert(TableJobs, job); err != nil {
+		return err
+	}
+	if newVersion {
+		if err := t.addVersion(job); err != nil {
+			return err
+		}
+	}
+	return t.ensureSummary(job)
+}
+
+// addVersion writes job to the job_version table and drops the oldest
+// versions beyond JobTrackedVersions.
+func (t *txn) addVersion(job *structs.Job) error {
+	if err := t.insert(TableJobVersions, job); err != nil {
+		return err
+	}
+	versions, err := jobVersions(nil, t.Txn, job.Namespace, job.ID) // oldest first
+	if err != nil {
+		return err
+	}
+	for len(versions) > JobTrackedVersions {
+		if err := t.delete(TableJobVersions, versions[0]); err != nil {
+			return err
+		}
+		versions = versions[1:]
+	}
+	return nil
+}
+
+// DeleteJob purges a job at raft index index: the job, its tracked
+// versions and its summary. Only the FSM calls it. Its allocations and
+// evaluations stay until they are garbage collected. It returns an error
+// wrapping structs.ErrNotFound if there is no such job.
+func (s *Store) DeleteJob(index uint64, namespace, jobID string) error {
+	return s.write(index, func(t *txn) error {
+		if err := t.deleteJob(namespace, jobID); err != nil {
+			return fmt.Errorf("delete job %q in namespace %q: %w", jobID, namespace, err)
+		}
+		return nil
+	})
+}
+
+func (t *txn) deleteJob(namespace, jobID string) error {
+	job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return structs.ErrNotFound
+	}
+	if err := t.delete(TableJobs, job); err != nil {
+		return err
+	}
+	if _, err := t.DeleteAll(TableJobVersions, indexJob, namespace, jobID); err != nil {
+		return fmt.Errorf("delete from %s: %w", TableJobVersions, err)
+	}
+	key := structs.NamespacedID{Namespace: namespace, ID: jobID}
+	delete(t.summaries, key)
+	sum, err := first[structs.JobSummary](nil, t.Txn, TableJobSummary, indexID, namespace, jobID)
+	if err != nil {
+		return err
+	}
+	if sum != nil {
+		if err := t.delete(TableJobSummary, sum); err != nil {
+			return err
+		}
+	}
+	t.touch(TableJobs, TableJobVersions, TableJobSummary)
+	return nil
+}
+
+// jobStatus derives a job's status from its allocations and evaluations:
+//
+//   - system, periodic and parameterized jobs are running until stopped,
+//     then dead;
+//   - running, if any allocation of the job is not terminal;
+//   - else dead, if the job is stopped;
+//   - else pending, if an evaluation is not terminal, or if the job has
+//     neither allocations nor evaluations (it was just registered);
+//   - else dead: everything ran to an end (a batch job that completed, a
+//     service whose allocations all failed), or its evaluations were
+//     garbage collected in this write.
+func (t *txn) jobStatus(job *structs.Job) (string, error) {
+	if job.Type == structs.JobTypeSystem || job.Periodic != nil || (job.ParameterizedJob != nil && !job.Dispatched) {
+		if job.Stop {
+			return structs.JobStatusDead, nil
+		}
+		return structs.JobStatusRunning, nil
+	}
+	allocs, err := list(nil, t.Txn, TableAllocs, indexJob,
+		func(a *structs.Allocation) bool { return sameIncarnation(a, job) }, job.Namespace, job.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range allocs {
+		if !a.TerminalStatus() {
+			return structs.JobStatusRunning, nil
+		}
+	}
+	if job.Stop {
+		return structs.JobStatusDead, nil
+	}
+	evals, err := list[structs.Evaluation](nil, t.Txn, TableEvals, indexJob, nil, job.Namespace, job.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range evals {
+		if !e.TerminalStatus() {
+			return structs.JobStatusPending, nil
+		}
+	}
+	if len(allocs) == 0 && len(evals) == 0 && !t.evalDelete {
+		return structs.JobStatusPending, nil
+	}
+	return structs.JobStatusDead, nil
+}
+
+// updateJobStatus recomputes the status of a job whose allocations or
+// evaluations changed, and writes a copy of the job if it differs.
+func (t *txn) updateJobStatus(id structs.NamespacedID) error {
+	job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, id.Namespace, id.ID)
+	if err != nil || job == nil {
+		return err
+	}
+	status, err := t.jobStatus(job)
+	if err != nil {
+		return fmt.Errorf("status of job %q in namespace %q: %w", id.ID, id.Namespace, err)
+	}
+	if status == job.Status {
+		return nil
+	}
+	c := *job // shallow: only top-level fields change
+	c.Status = status
+	c.ModifyIndex = t.index
+	return t.insert(TableJobs, &c)
+}

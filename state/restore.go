@@ -1,0 +1,65 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Restore bulk-loads a raft snapshot into a fresh store. Rows go in as they
+// are: no index, summary or status is derived, so a snapshot must hold
+// every table, the index table included. Nothing is visible to reads until
+// Commit.
+//
+// A Restore holds the store's write lock: it must end with Commit or Abort
+// before any other write, and is used from one goroutine.
+type Restore struct {
+	txn *txn
+}
+
+// Restore starts a bulk load. The FSM calls it on a store made by New.
+func (s *Store) Restore() *Restore {
+	return &Restore{txn: &txn{Txn: s.db.Txn(true)}}
+}
+
+// Commit makes everything restored visible at once.
+func (r *Restore) Commit() { r.txn.Commit() }
+
+// Abort discards everything restored.
+func (r *Restore) Abort() { r.txn.Abort() }
+
+// The restore methods take ownership of the object they are given: the
+// caller must not change it afterwards.
+
+// JobRestore restores a row of the jobs table.
+func (r *Restore) JobRestore(job *structs.Job) error { return r.put(TableJobs, job) }
+
+// JobVersionRestore restores a row of the job_version table.
+func (r *Restore) JobVersionRestore(job *structs.Job) error { return r.put(TableJobVersions, job) }
+
+// JobSummaryRestore restores a row of the job_summary table.
+func (r *Restore) JobSummaryRestore(s *structs.JobSummary) error { return r.put(TableJobSummary, s) }
+
+// EvalRestore restores an evaluation.
+func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.put(TableEvals, e) }
+
+// AllocRestore restores an allocation.
+func (r *Restore) AllocRestore(a *structs.Allocation) error { return r.put(TableAllocs, a) }
+
+// NodeRestore restores a node.
+func (r *Restore) NodeRestore(n *structs.Node) error { return r.put(TableNodes, n) }
+
+// DeploymentRestore restores a deployment.
+func (r *Restore) DeploymentRestore(d *structs.Deployment) error {
+	return r.put(TableDeployments, d)
+}
+
+// IndexRestore restores an entry of the index table.
+func (r *Restore) IndexRestore(e *IndexEntry) error { return r.put(TableIndex, e) }
+
+func (r *Restore) put(table string, obj any) error {
+	if err := r.txn.Insert(table, obj); err != nil {
+		return fmt.Errorf("restore %s row: %w", table, err)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package state
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Store is the cluster state of one server: every table in memory, indexed,
+// with watch channels for blocking queries.
+//
+// The raft FSM is the only writer. It calls the write methods one at a time,
+// each with the raft index of the log entry it applies; a write either
+// happens entirely or, when it returns an error, not at all. Reads may run on
+// any goroutine at any time, concurrently with a write: each read sees the
+// state before or after a write, never half of one. Use Snapshot when
+// several reads must agree with each other.
+//
+// Objects go in by copy and come out shared: a write method never keeps or
+// changes the caller's object, and the objects that reads return belong to
+// the store and must not be modified (copy them first).
+type Store struct {
+	reader
+
+	abandonOnce sync.Once
+	abandonCh   chan struct{}
+}
+
+// Snapshot is an immutable point-in-time view of a Store. It is cheap to
+// take and to keep; later writes to the store do not show through it, but
+// the watch channels its reads add still fire when the store changes what
+// was read.
+type Snapshot struct {
+	reader
+}
+
+// New returns an empty store.
+func New() *Store {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		// The schema is a constant of this package; this is a bug.
+		panic(fmt.Sprintf("state: invalid schema: %v", err))
+	}
+	return &Store{reader: reader{db: db}, abandonCh: make(chan struct{})}
+}
+
+// Snapshot returns a view of the latest state. It costs a few pointer
+// copies, whatever the size of the state.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{reader{db: s.db.Snapshot()}}
+}
+
+// Abandon marks the store as replaced: the FSM calls it on the old store
+// after restoring a raft snapshot into a new one. It closes AbandonCh, so
+// that blocked queries wake and re-run against the new store. Calling it
+// more than once is harmless.
+func (s *Store) Abandon() {
+	s.abandonOnce.Do(func() { close(s.abandonCh) })
+}
+
+// AbandonCh returns a channel that is closed when the store is abandoned.
+func (s *Store) AbandonCh() <-chan struct{} { return s.abandonCh }
+
+// txn is one write: a memdb write transaction at a raft index, and the
+// bookkeeping that every write method shares. Summaries and job statuses
+// are settled once, in settle, however many rows changed them.
+type txn struct {
+	*memdb.Txn
+	index uint64
+
+	touched    map[string]bool                              // tables whose index entry moves to index
+	summaries  map[structs.NamespacedID]*structs.JobSummary // private copies changed by this write
+	jobs       map[structs.NamespacedID]bool                // jobs whose status may have changed
+	evalDelete bool                                         // evaluations were garbage collected
+}
+
+// write runs fn in a write transaction at index and commits it if fn
+// succeeds. memdb serialises write transactions, so a write waits for any
+// other (or for an open Restore) to finish.
+func (s *Store) write(index uint64, fn func(t *txn) error) error {
+	t := &txn{
+		Txn:       s.db.Txn(true),
+		index:     index,
+		touched:   map[string]bool{},
+		summaries: map[structs.NamespacedID]*structs.JobSummary{},
+		jobs:      map[structs.NamespacedID]bool{},
+	}
+	defer t.Abort() // no-op after Commit
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.settle(); err != nil {
+		return err
+	}
+	t.Commit()
+	return nil
+}
+
+// settle writes what the rows changed in this write imply: job statuses,
+// summaries, and the index entry of every table written.
+func (t *txn) settle() error {
+	for id := range t.jobs {
+		if err := t.updateJobStatus(id); err != nil {
+			return err
+		}
+	}
+	for _, s := range t.summaries {
+		if err := t.insert(TableJobSummary, s); err != nil {
+			return err
+		}
+	}
+	for table := range t.touched {
+		raw, err := t.First(TableIndex, indexID, table)
+		if err != nil {
+			return fmt.Errorf("read index of %s: %w", table, err)
+		}
+		if cur, ok := raw.(*IndexEntry); ok && cur.Value >= t.index {
+			continue // indexes never go back
+		}
+		if err := t.Insert(TableIndex, &IndexEntry{Key: table, Value: t.index}); err != nil {
+			return fmt.Errorf("write index of %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// touch marks tables as written, so that their index moves even when the
+// write turned out to change no row (a delete of rows already gone).
+func (t *txn) touch(tables ...string) {
+	for _, table := range tables {
+		t.touched[table] = true
+	}
+}
+
+func (t *txn) insert(table string, obj any) error {
+	if err := t.Insert(table, obj); err != nil {
+		return fmt.Errorf("insert into %s: %w", table, err)
+	}
+	t.touched[table] = true
+	return nil
+}
+
+func (t *txn) delete(table string, obj any) error {
+	if err := t.Delete(table, obj); err != nil {
+		return fmt.Errorf("delete from %s: %w", table, err)
+	}
+	t.touched[table] = true
+	return nil
+}
+
+// markJob asks commit to recompute the job's status.
+func (t *txn) markJob(namespace, jobID string) {
+	if jobID != "" {
+		t.jobs[structs.NamespacedID{Namespace: namespace, ID: jobID}] = true
+	}
+}

@@ -1,0 +1,176 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// UpsertEvals writes evaluations at raft index index. Only the FSM calls
+// it. Each is copied; an existing one keeps its CreateIndex. An evaluation
+// with QueuedAllocations sets the Queued counts of its job's summary. The
+// statuses of the jobs concerned are updated.
+func (s *Store) UpsertEvals(index uint64, evals []*structs.Evaluation) error {
+	return s.write(index, func(t *txn) error {
+		t.touch(TableEvals)
+		for _, e := range evals {
+			if err := t.upsertEval(e); err != nil {
+				return fmt.Errorf("upsert evaluation %q: %w", e.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (t *txn) upsertEval(in *structs.Evaluation) error {
+	if in.ID == "" {
+		return errors.New("ID is required")
+	}
+	existing, err := first[structs.Evaluation](nil, t.Txn, TableEvals, indexID, in.ID)
+	if err != nil {
+		return err
+	}
+	e := in.Copy()
+	e.CreateIndex = t.index
+	if existing != nil {
+		e.CreateIndex = existing.CreateIndex
+		t.markJob(existing.Namespace, existing.JobID)
+	}
+	e.ModifyIndex = t.index
+	if err := t.insert(TableEvals, e); err != nil {
+		return err
+	}
+	t.markJob(e.Namespace, e.JobID)
+	return t.setQueued(e)
+}
+
+// DeleteEvals garbage collects evaluations and allocations at raft index
+// index. Only the FSM calls it. IDs no longer in the store are skipped.
+// Deleted allocations leave their jobs' summaries; jobs left with neither
+// allocations nor evaluations become dead.
+func (s *Store) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
+	return s.write(index, func(t *txn) error {
+		t.touch(TableEvals, TableAllocs)
+		t.evalDelete = true
+		for _, id := range evalIDs {
+			e, err := first[structs.Evaluation](nil, t.Txn, TableEvals, indexID, id)
+			if err == nil && e != nil {
+				err = t.delete(TableEvals, e)
+				t.markJob(e.Namespace, e.JobID)
+			}
+			if err != nil {
+				return fmt.Errorf("delete evaluation %q: %w", id, err)
+			}
+		}
+		for _, id := range allocIDs {
+			a, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+			if err == nil && a != nil {
+				if err = t.delete(TableAllocs, a); err == nil {
+					err = t.allocChanged(a, nil)
+				}
+				t.markJob(a.Namespace, a.JobID)
+			}
+			if err != nil {
+				return fmt.Errorf("delete allocation %q: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// UpsertNode registers a node or replaces it, at raft index index. Only
+// the FSM calls it. The node is copied; an existing node keeps its
+// CreateIndex.
+func (s *Store) UpsertNode(index uint64, node *structs.Node) error {
+	if node == nil || node.ID == "" {
+		return errors.New("upsert node: node ID is required")
+	}
+	return s.write(index, func(t *txn) error {
+		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, node.ID)
+		if err != nil {
+			return fmt.Errorf("upsert node %q: %w", node.ID, err)
+		}
+		n := node.Copy()
+		n.CreateIndex = t.index
+		if existing != nil {
+			n.CreateIndex = existing.CreateIndex
+		}
+		n.ModifyIndex = t.index
+		if err := t.insert(TableNodes, n); err != nil {
+			return fmt.Errorf("upsert node %q: %w", node.ID, err)
+		}
+		return nil
+	})
+}
+
+// DeleteNodes deregisters nodes at raft index index. Only the FSM calls it.
+// If any node is missing nothing is deleted, and the error wraps
+// structs.ErrNotFound.
+func (s *Store) DeleteNodes(index uint64, nodeIDs []string) error {
+	return s.write(index, func(t *txn) error {
+		t.touch(TableNodes)
+		for _, id := range nodeIDs {
+			n, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, id)
+			if err == nil && n == nil {
+				err = structs.ErrNotFound
+			}
+			if err == nil {
+				err = t.delete(TableNodes, n)
+			}
+			if err != nil {
+				return fmt.Errorf("delete node %q: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// UpdateNodeStatus sets a node's Status and StatusUpdatedAt at raft index
+// index. Only the FSM calls it; updatedAt comes from the log entry (the
+// leader's clock), never from the applying server's. The error wraps
+// structs.ErrNotFound if there is no such node.
+func (s *Store) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64) error {
+	return s.write(index, func(t *txn) error {
+		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
+		if err == nil && existing == nil {
+			err = structs.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update status of node %q: %w", nodeID, err)
+		}
+		n := existing.Copy()
+		n.Status = status
+		n.StatusUpdatedAt = updatedAt
+		n.ModifyIndex = t.index
+		if err := t.insert(TableNodes, n); err != nil {
+			return fmt.Errorf("update status of node %q: %w", nodeID, err)
+		}
+		return nil
+	})
+}
+
+// UpsertDeployment writes a deployment at raft index index. Only the FSM
+// calls it. The deployment is copied; an existing one keeps its
+// CreateIndex.
+func (s *Store) UpsertDeployment(index uint64, d *structs.Deployment) error {
+	if d == nil || d.ID == "" || d.Namespace == "" || d.JobID == "" {
+		return errors.New("upsert deployment: ID, namespace and job ID are required")
+	}
+	return s.write(index, func(t *txn) error {
+		existing, err := first[structs.Deployment](nil, t.Txn, TableDeployments, indexID, d.ID)
+		if err != nil {
+			return fmt.Errorf("upsert deployment %q: %w", d.ID, err)
+		}
+		c := d.Copy()
+		c.CreateIndex = t.index
+		if existing != nil {
+			c.CreateIndex = existing.CreateIndex
+		}
+		c.ModifyIndex = t.index
+		if err := t.insert(TableDeployments, c); err != nil {
+			return fmt.Errorf("upsert deployment %q: %w", d.ID, err)
+		}
+		return nil
+	})
+}
