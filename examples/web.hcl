@@ -1,0 +1,60 @@
+# A small web service: two busybox httpd instances, registered in Skiff's
+# service catalogue with a health check, updated one at a time.
+#
+#   skiff job run examples/web.hcl
+#   skiff job run -var image=registry.example.com/busybox:1.36 examples/web.hcl
+
+variable "image" {
+  type        = string
+  description = "An image with busybox httpd in it."
+  default     = "127.0.0.1:5000/skiff/busybox:latest"
+}
+
+job "web" {
+  datacenters = ["*"]
+  type        = "service"
+
+  update {
+    max_parallel     = 1
+    min_healthy_time = "5s"
+    healthy_deadline = "1m"
+    auto_revert      = true
+  }
+
+  group "web" {
+    count = 2
+
+    network {
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name = "web"
+      port = "http"
+
+      check {
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "httpd" {
+      driver = "containerd"
+
+      config {
+        image   = var.image
+        command = "httpd"
+        args    = ["-f", "-p", "8080"]
+        ports   = ["http"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
