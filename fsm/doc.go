@@ -1,0 +1,19 @@
+// Package fsm is Skiff's raft state machine: it decodes committed log
+// entries and applies them to the state store at their raft index, and it
+// writes and reads snapshots of the whole store. Nothing else happens here:
+// no clock, no network, no leader-only work. Leader-only loops watch the
+// state store instead of being called from Apply.
+//
+//	raft log entry:  [type byte][msgpack body]
+//	                   |
+//	                   +-- high bit (structs.IgnoreUnknownTypeFlag): a server that
+//	                       does not know the type skips the entry; without it, an
+//	                       unknown type or a body that does not decode stops the
+//	                       server rather than let it diverge from its peers.
+//
+//	snapshot:        "SKIFFSNP" [version byte]
+//	                 ([record type byte][msgpack record])*
+//	                 [endRecord][msgpack count of records]
+//
+// A snapshot that ends before its end record is refused as truncated.
+package fsm

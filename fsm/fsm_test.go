@@ -1,0 +1,202 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+func testJob(id string, count int) *structs.Job {
+	j := &structs.Job{
+		ID: id, Datacenters: []string{"dc1"},
+		TaskGroups: []*structs.TaskGroup{{
+			Name: "web", Count: count,
+			Tasks: []*structs.Task{{Name: "t", Driver: "containerd", Config: map[string]any{"image": "busybox", "args": []any{"a", "b"}}}},
+		}},
+	}
+	j.Canonicalize()
+	return j
+}
+
+func apply(t testing.TB, f *FSM, index uint64, mt structs.MessageType, msg any) any {
+	t.Helper()
+	buf, err := structs.Encode(mt, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: buf})
+}
+
+// populate writes every kind of object through Apply or the store.
+func populate(t testing.TB, f *FSM) {
+	t.Helper()
+	idx := uint64(10)
+	for i, id := range []string{"a", "b", "c"} {
+		ev := &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: id, Status: structs.EvalStatusPending, Type: "service", Priority: 50}
+		if res := apply(t, f, idx, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob(id, i+1), Eval: ev, SubmitTime: 42}); res != nil {
+			t.Fatalf("apply register: %v", res)
+		}
+		idx++
+	}
+	// A second version of "a".
+	apply(t, f, idx, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("a", 7)})
+	idx++
+	st := f.State()
+	node := &structs.Node{ID: structs.GenerateUUID(), Name: "n1", Datacenter: "dc1", Status: structs.NodeStatusReady,
+		SchedulingEligibility: structs.NodeSchedulingEligible, Attributes: map[string]string{"kernel.name": "linux"}}
+	if err := st.UpsertNode(idx, node); err != nil {
+		t.Fatal(err)
+	}
+	idx++
+	job, _ := st.JobByID(nil, "default", "b")
+	alloc := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "b", Job: job, TaskGroup: "web",
+		NodeID: node.ID, Name: "b.web[0]", DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning}
+	if err := st.UpsertAllocs(idx, []*structs.Allocation{alloc}); err != nil {
+		t.Fatal(err)
+	}
+	idx++
+	dep := &structs.Deployment{ID: structs.GenerateUUID(), Namespace: "default", JobID: "b", Status: structs.DeploymentStatusRunning,
+		TaskGroups: map[string]*structs.DeploymentState{"web": {DesiredTotal: 2}}}
+	if err := st.UpsertDeployment(idx, dep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type tables struct {
+	Jobs, Versions, Summaries, Evals, Allocs, Nodes, Deployments, Indexes any
+}
+
+func dump(t *testing.T, st *state.Store) tables {
+	t.Helper()
+	s := st.Snapshot()
+	must := func(v any, err error) any {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return tables{
+		must(s.Jobs(nil)), must(s.JobVersions(nil)), must(s.JobSummaries(nil)), must(s.Evals(nil)),
+		must(s.Allocs(nil)), must(s.Nodes(nil)), must(s.Deployments(nil)), must(s.Indexes()),
+	}
+}
+
+func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	populate(t, f)
+	var buf bytes.Buffer
+	if err := Write(&buf, f.State().Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	fresh := New(hclog.NewNullLogger())
+	old := fresh.State()
+	if err := fresh.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	select {
+	case <-old.AbandonCh():
+	default:
+		t.Fatal("restore did not abandon the old store; blocked queries would never wake")
+	}
+	want, got := dump(t, f.State()), dump(t, fresh.State())
+	v := reflect.ValueOf(want)
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if !reflect.DeepEqual(v.Field(i).Interface(), reflect.ValueOf(got).Field(i).Interface()) {
+			t.Errorf("table %s differs after restore:\n got  %#v\n want %#v", name, reflect.ValueOf(got).Field(i).Interface(), v.Field(i).Interface())
+		}
+	}
+	if n := reflect.ValueOf(want.Versions).Len(); n != 4 {
+		t.Errorf("job versions = %d, want 4 (a twice, b, c)", n)
+	}
+}
+
+func TestTruncatedSnapshotIsRefusedAtEveryCut(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	populate(t, f)
+	var buf bytes.Buffer
+	if err := Write(&buf, f.State().Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	full := buf.Bytes()
+	target := New(hclog.NewNullLogger())
+	apply(t, target, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("keep", 1)})
+	for cut := 0; cut < len(full); cut += max(1, len(full)/200) {
+		err := target.Restore(nopCloser{bytes.NewReader(full[:cut])})
+		if err == nil {
+			t.Fatalf("snapshot cut at %d of %d bytes was accepted", cut, len(full))
+		}
+		if j, _ := target.State().JobByID(nil, "default", "keep"); j == nil {
+			t.Fatalf("a refused restore (cut %d) replaced the state", cut)
+		}
+	}
+	if _, err := Read(bytes.NewReader(full[:len(full)-1])); !errors.Is(err, ErrTruncatedSnapshot) {
+		t.Fatalf("cut of the last byte: err = %v, want ErrTruncatedSnapshot", err)
+	}
+}
+
+func TestUnknownEntryTypes(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	ignorable := []byte{byte(99 | structs.IgnoreUnknownTypeFlag), 0x80}
+	if res := f.Apply(&raft.Log{Index: 1, Data: ignorable}); res != nil {
+		t.Fatalf("ignorable unknown entry: got %v, want skipped", res)
+	}
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(fmtAny(r), "unknown type 99") {
+			t.Fatalf("required unknown entry: recover() = %v, want a panic naming the type", r)
+		}
+	}()
+	f.Apply(&raft.Log{Index: 2, Data: []byte{99, 0x80}})
+}
+
+func TestDeregisterStopsThenPurges(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	apply(t, f, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", 1)})
+	apply(t, f, 2, structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "web", WriteRequest: structs.WriteRequest{Namespace: "default"}})
+	j, _ := f.State().JobByID(nil, "default", "web")
+	if j == nil || !j.Stop {
+		t.Fatalf("after stop: job = %+v, want Stop", j)
+	}
+	apply(t, f, 3, structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "web", Purge: true, WriteRequest: structs.WriteRequest{Namespace: "default"}})
+	if j, _ := f.State().JobByID(nil, "default", "web"); j != nil {
+		t.Fatalf("after purge: job = %+v, want none", j)
+	}
+	if res := apply(t, f, 4, structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "web", WriteRequest: structs.WriteRequest{Namespace: "default"}}); res == nil {
+		t.Fatal("stopping a missing job returned no error")
+	}
+}
+
+func FuzzSnapshotRead(f *testing.F) {
+	fsm := New(hclog.NewNullLogger())
+	populate(f, fsm)
+	var buf bytes.Buffer
+	_ = Write(&buf, fsm.State().Snapshot())
+	f.Add(buf.Bytes())
+	f.Add([]byte(snapshotMagic + "\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Read(bytes.NewReader(data)) // must not panic
+	})
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func fmtAny(v any) string {
+	if e, ok := v.(error); ok {
+		return e.Error()
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
+}

@@ -1,0 +1,310 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/rpc"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	msgpackrpc "github.com/hashicorp/net-rpc-msgpackrpc/v2"
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/yamux"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// ConnType is the first byte of a connection to the RPC port.
+type ConnType byte
+
+// Connection types. Values are part of the wire protocol.
+const (
+	ConnRaft      ConnType = 0x01
+	ConnMultiplex ConnType = 0x02
+)
+
+// firstByteTimeout bounds how long a new connection may take to say what
+// it is, so idle probes do not pin goroutines.
+const firstByteTimeout = 10 * time.Second
+
+// Listener accepts connections on the RPC port and routes them: raft
+// connections to RaftLayer, multiplexed RPC sessions to Server.
+type Listener struct {
+	ln        net.Listener
+	server    *rpc.Server
+	raftLayer *RaftLayer
+	logger    hclog.Logger
+
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	sessions map[*yamux.Session]struct{} // guarded by mu
+	closed   bool                        // guarded by mu
+}
+
+// NewListener serves srv and a raft stream layer on ln. Call Serve to start.
+func NewListener(ln net.Listener, srv *rpc.Server, advertise net.Addr, logger hclog.Logger) *Listener {
+	return &Listener{
+		ln: ln, server: srv, logger: logger.Named("rpc"),
+		raftLayer: newRaftLayer(advertise, ln.Addr()),
+		sessions:  map[*yamux.Session]struct{}{},
+	}
+}
+
+// RaftLayer returns the stream layer raft's NetworkTransport uses.
+func (l *Listener) RaftLayer() *RaftLayer { return l.raftLayer }
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Serve accepts connections until Close. It returns nil after Close.
+func (l *Listener) Serve() error {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			l.mu.Lock()
+			closed := l.closed
+			l.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept rpc connection: %w", err)
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.handleConn(conn)
+		}()
+	}
+}
+
+func (l *Listener) handleConn(conn net.Conn) {
+	var b [1]byte
+	_ = conn.SetReadDeadline(time.Now().Add(firstByteTimeout))
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	switch ConnType(b[0]) {
+	case ConnRaft:
+		l.raftLayer.handoff(conn)
+	case ConnMultiplex:
+		l.serveMultiplex(conn)
+	default:
+		l.logger.Warn("unknown connection type; closing", "type", b[0], "remote", conn.RemoteAddr())
+		conn.Close()
+	}
+}
+
+func (l *Listener) serveMultiplex(conn net.Conn) {
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.Logger = nil
+	sess, err := yamux.Server(conn, cfg)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		sess.Close()
+		return
+	}
+	l.sessions[sess] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.sessions, sess)
+		l.mu.Unlock()
+		sess.Close()
+	}()
+	for {
+		stream, err := sess.Accept()
+		if err != nil {
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.server.ServeCodec(msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle))
+		}()
+	}
+}
+
+// Close stops accepting, closes every session and waits for handlers.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	for s := range l.sessions {
+		s.Close()
+	}
+	l.mu.Unlock()
+	err := l.ln.Close()
+	l.raftLayer.Close()
+	l.wg.Wait()
+	return err
+}
+
+// RaftLayer is a raft.StreamLayer over the shared RPC port.
+type RaftLayer struct {
+	advertise net.Addr
+	local     net.Addr
+	conns     chan net.Conn
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var _ raft.StreamLayer = (*RaftLayer)(nil)
+
+func newRaftLayer(advertise, local net.Addr) *RaftLayer {
+	if advertise == nil {
+		advertise = local
+	}
+	return &RaftLayer{advertise: advertise, local: local, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (r *RaftLayer) handoff(c net.Conn) {
+	select {
+	case r.conns <- c:
+	case <-r.closed:
+		c.Close()
+	}
+}
+
+// Accept waits for the next raft connection.
+func (r *RaftLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-r.conns:
+		return c, nil
+	case <-r.closed:
+		return nil, errors.New("raft layer closed")
+	}
+}
+
+// Close stops Accept.
+func (r *RaftLayer) Close() error {
+	r.closeOnce.Do(func() { close(r.closed) })
+	return nil
+}
+
+// Addr is the address peers reach this server's raft at.
+func (r *RaftLayer) Addr() net.Addr { return r.advertise }
+
+// Dial opens a raft connection to a peer.
+func (r *RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.Dial("tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write([]byte{byte(ConnRaft)}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Pool keeps one multiplexed session per server address.
+type Pool struct {
+	mu       sync.Mutex
+	sessions map[string]*yamux.Session // guarded by mu
+	timeout  time.Duration
+}
+
+// NewPool returns an empty pool; dials time out after dialTimeout.
+func NewPool(dialTimeout time.Duration) *Pool {
+	return &Pool{sessions: map[string]*yamux.Session{}, timeout: dialTimeout}
+}
+
+func (p *Pool) session(ctx context.Context, addr string) (*yamux.Session, error) {
+	p.mu.Lock()
+	if s, ok := p.sessions[addr]; ok && !s.IsClosed() {
+		p.mu.Unlock()
+		return s, nil
+	}
+	p.mu.Unlock()
+
+	d := net.Dialer{Timeout: p.timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write([]byte{byte(ConnMultiplex)}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.Logger = nil
+	sess, err := yamux.Client(conn, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.sessions[addr]; ok && !old.IsClosed() {
+		sess.Close() // lost a race; use the winner's
+		return old, nil
+	}
+	p.sessions[addr] = sess
+	return sess, nil
+}
+
+// Call makes one RPC to the server at addr. A transport failure drops the
+// session so the next call dials again.
+func (p *Pool) Call(ctx context.Context, addr, method string, args, reply any) error {
+	sess, err := p.session(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+	}
+	stream, err := sess.Open()
+	if err != nil {
+		p.drop(addr, sess)
+		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = stream.SetDeadline(dl)
+	}
+	codec := msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle)
+	err = msgpackrpc.CallWithCodec(codec, method, args, reply)
+	codec.Close()
+	var se rpc.ServerError
+	if err != nil && !errors.As(err, &se) {
+		p.drop(addr, sess)
+		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+	}
+	if err != nil {
+		return errors.New(string(se))
+	}
+	return nil
+}
+
+func (p *Pool) drop(addr string, sess *yamux.Session) {
+	p.mu.Lock()
+	if p.sessions[addr] == sess {
+		delete(p.sessions, addr)
+	}
+	p.mu.Unlock()
+	sess.Close()
+}
+
+// Close closes every session.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, s := range p.sessions {
+		s.Close()
+		delete(p.sessions, a)
+	}
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures one server. The agent fills it from its config file
+// and flags; tests fill it directly.
+type Config struct {
+	NodeName   string
+	Region     string
+	Datacenter string
+	DataDir    string // raft log, raft snapshots, serf snapshot, node-id
+
+	// RPCListener, if set, is used instead of listening on RPCAddr (tests
+	// pass a listener on port 0).
+	RPCListener  net.Listener
+	RPCAddr      *net.TCPAddr // bind address of the RPC+raft port
+	RPCAdvertise *net.TCPAddr // what peers dial; defaults to RPCAddr
+
+	SerfBindAddr      string
+	SerfBindPort      int // 0 picks a free port
+	SerfAdvertiseAddr string
+	SerfAdvertisePort int
+
+	BootstrapExpect int      // servers to wait for before bootstrapping raft
+	RetryJoin       []string // gossip addresses to join, retried until one answers
+	RetryInterval   time.Duration
+
+	// Raft timing. The defaults are tuned for a LAN: a dead leader is
+	// noticed after HeartbeatTimeout (randomised up to twice that).
+	RaftHeartbeatTimeout   time.Duration
+	RaftElectionTimeout    time.Duration
+	RaftLeaderLeaseTimeout time.Duration
+	RaftSnapshotThreshold  uint64
+	RaftSnapshotInterval   time.Duration
+	RaftTrailingLogs       uint64
+	RaftMaxAppendEntries   int
+
+	// RPCHoldTimeout is how long a follower keeps retrying to forward a
+	// request while there is no leader.
+	RPCHoldTimeout time.Duration
+	// ReconcileInterval is how often the leader reconciles gossip members
+	// with the raft configuration, besides on every membership event.
+	ReconcileInterval time.Duration
+
+	// GossipProfile "lan" (default) or "local" (faster failure detection,
+	// for tests on one machine).
+	GossipProfile string
+
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a config with every timing filled in.
+func DefaultConfig() *Config {
+	return &Config{
+		Region:                 "global",
+		Datacenter:             "dc1",
+		RetryInterval:          2 * time.Second,
+		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftElectionTimeout:    500 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftSnapshotThreshold:  8192,
+		RaftSnapshotInterval:   30 * time.Second,
+		RaftTrailingLogs:       10240,
+		RaftMaxAppendEntries:   512,
+		RPCHoldTimeout:         7 * time.Second,
+		ReconcileInterval:      10 * time.Second,
+		GossipProfile:          "lan",
+	}
+}

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// ErrBadRequest marks errors that the caller must fix; the HTTP layer
+// answers them with 400.
+var ErrBadRequest = errors.New("bad request")
+
+// Job registers, stops and reads jobs.
+type Job struct{ srv *Server }
+
+// Register validates a job and commits it with its evaluation in one raft
+// entry.
+func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegisterResponse) error {
+	if done, err := j.srv.forward("Job.Register", args, args, reply); done {
+		return err
+	}
+	if args.Job == nil {
+		return fmt.Errorf("%w: the request has no Job", ErrBadRequest)
+	}
+	job := args.Job
+	if args.Namespace != "" && job.Namespace == "" {
+		job.Namespace = args.Namespace
+	}
+	job.Canonicalize()
+	if err := job.Validate(); err != nil {
+		return err
+	}
+	// Server-managed fields are never taken from the request.
+	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
+	job.Version, job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0, 0
+
+	snap := j.srv.fsm.State().Snapshot()
+	cur, err := snap.JobByID(nil, job.Namespace, job.ID)
+	if err != nil {
+		return err
+	}
+	if args.EnforceIndex {
+		have := uint64(0)
+		if cur != nil {
+			have = cur.JobModifyIndex
+		}
+		if have != args.JobModifyIndex {
+			if args.JobModifyIndex == 0 {
+				return fmt.Errorf("%w: job %q already exists (job modify index %d); run without -check-index or pass that index", structs.ErrIndexMismatch, job.ID, have)
+			}
+			return fmt.Errorf("%w: job %q has job modify index %d, not %d: someone else changed it; inspect it and retry", structs.ErrIndexMismatch, job.ID, have, args.JobModifyIndex)
+		}
+	}
+	if args.PreserveCounts && cur != nil {
+		for _, tg := range job.TaskGroups {
+			if old := cur.LookupTaskGroup(tg.Name); old != nil {
+				tg.Count = old.Count
+			}
+		}
+	}
+	now := time.Now()
+	args.SubmitTime = now.UnixNano()
+	args.Eval = nil
+	if job.Periodic == nil && job.ParameterizedJob == nil {
+		args.Eval = &structs.Evaluation{
+			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority,
+			Type: job.Type, TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID,
+			Status: structs.EvalStatusPending, CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
+		}
+	}
+	index, err := j.srv.raftApply(structs.JobRegisterRequestType, args)
+	if err != nil {
+		return err
+	}
+	reply.Index = index
+	if args.Eval != nil {
+		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
+	}
+	if stored, err := j.srv.fsm.State().JobByID(nil, job.Namespace, job.ID); err == nil && stored != nil {
+		reply.JobModifyIndex = stored.JobModifyIndex
+	}
+	return nil
+}
+
+// Deregister stops a job (its allocations will be stopped) or, with
+// Purge, removes it and its history.
+func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobDeregisterResponse) error {
+	if done, err := j.srv.forward("Job.Deregister", args, args, reply); done {
+		return err
+	}
+	ns := namespaceOf(args.Namespace)
+	args.Namespace = ns
+	job, err := j.srv.fsm.State().JobByID(nil, ns, args.JobID)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return fmt.Errorf("job %q %w in namespace %q", args.JobID, structs.ErrNotFound, ns)
+	}
+	now := time.Now().UnixNano()
+	args.Eval = nil
+	if job.Periodic == nil && job.ParameterizedJob == nil {
+		args.Eval = &structs.Evaluation{
+			ID: structs.GenerateUUID(), Namespace: ns, Priority: job.Priority, Type: job.Type,
+			TriggeredBy: structs.EvalTriggerJobDeregister, JobID: job.ID,
+			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
+		}
+	}
+	index, err := j.srv.raftApply(structs.JobDeregisterRequestType, args)
+	if err != nil {
+		return err
+	}
+	reply.Index = index
+	reply.JobModifyIndex = index
+	if args.Eval != nil {
+		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
+	}
+	return nil
+}
+
+func namespaceOf(ns string) string {
+	if ns == "" {
+		return structs.DefaultNamespace
+	}
+	return ns
+}
+
+// maxIndex returns the largest index of the given tables.
+func maxIndex(snap *state.Snapshot, tables ...string) uint64 {
+	var m uint64
+	for _, t := range tables {
+		if i, err := snap.Index(t); err == nil && i > m {
+			m = i
+		}
+	}
+	return m
+}
+
+// GetJob returns one job (nil if absent), blocking if asked.
+func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobResponse) error {
+	if done, err := j.srv.forward("Job.GetJob", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		job, err := snap.JobByID(ws, namespaceOf(args.Namespace), args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Job = job
+		if job != nil {
+			return job.ModifyIndex, nil
+		}
+		return maxIndex(snap, state.TableJobs), nil
+	})
+}
+
+// List lists jobs with their summaries, filtered by ID prefix; namespace
+// "*" lists every namespace.
+func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse) error {
+	if done, err := j.srv.forward("Job.List", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		jobs, err := snap.JobsByIDPrefix(ws, namespaceOf(args.Namespace), args.Prefix)
+		if err != nil {
+			return 0, err
+		}
+		out := make([]*structs.JobListStub, 0, len(jobs))
+		for _, job := range jobs {
+			sum, err := snap.JobSummaryByID(ws, job.Namespace, job.ID)
+			if err != nil {
+				return 0, err
+			}
+			out = append(out, job.Stub(sum))
+		}
+		reply.Jobs = out
+		return maxIndex(snap, state.TableJobs, state.TableJobSummary), nil
+	})
+}
+
+// GetJobVersions lists a job's versions, newest first.
+func (j *Job) GetJobVersions(args *structs.JobSpecificRequest, reply *structs.JobVersionsResponse) error {
+	if done, err := j.srv.forward("Job.GetJobVersions", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		versions, err := snap.JobVersionsByID(ws, namespaceOf(args.Namespace), args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Versions = versions
+		var idx uint64
+		for _, v := range versions {
+			idx = max(idx, v.ModifyIndex)
+		}
+		if idx == 0 {
+			idx = maxIndex(snap, state.TableJobVersions)
+		}
+		return idx, nil
+	})
+}
+
+// Summary returns a job's allocation counts per group.
+func (j *Job) Summary(args *structs.JobSpecificRequest, reply *structs.JobSummaryResponse) error {
+	if done, err := j.srv.forward("Job.Summary", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		sum, err := snap.JobSummaryByID(ws, namespaceOf(args.Namespace), args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		reply.JobSummary = sum
+		if sum != nil {
+			return sum.ModifyIndex, nil
+		}
+		return maxIndex(snap, state.TableJobSummary), nil
+	})
+}
+
+// Allocations lists a job's allocations.
+func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAllocationsResponse) error {
+	if done, err := j.srv.forward("Job.Allocations", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		allocs, err := snap.AllocsByJob(ws, namespaceOf(args.Namespace), args.JobID, args.All)
+		if err != nil {
+			return 0, err
+		}
+		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
+		for _, a := range allocs {
+			reply.Allocations = append(reply.Allocations, a.Stub())
+		}
+		return maxIndex(snap, state.TableAllocs), nil
+	})
+}
+
+// Evaluations lists a job's evaluations, newest first.
+func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEvaluationsResponse) error {
+	if done, err := j.srv.forward("Job.Evaluations", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		evals, err := snap.EvalsByJob(ws, namespaceOf(args.Namespace), args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		sort.Slice(evals, func(a, b int) bool { return evals[a].CreateIndex > evals[b].CreateIndex })
+		reply.Evaluations = evals
+		return maxIndex(snap, state.TableEvals), nil
+	})
+}

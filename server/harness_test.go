@@ -1,0 +1,175 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// testCluster is an in-process cluster of servers on loopback, port 0.
+type testCluster struct {
+	t       *testing.T
+	servers []*Server
+}
+
+func newTestServer(t *testing.T, name string, expect int, join []string, dir string) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.NodeName = name
+	cfg.DataDir = dir
+	cfg.RPCListener = ln
+	cfg.SerfBindAddr = "127.0.0.1"
+	cfg.BootstrapExpect = expect
+	cfg.RetryJoin = join
+	cfg.RetryInterval = 100 * time.Millisecond
+	cfg.GossipProfile = "local"
+	cfg.ReconcileInterval = 200 * time.Millisecond
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: testWriter{t}})
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start server %s: %v", name, err)
+	}
+	return s
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// newTestCluster starts n servers that find each other by gossip and
+// bootstrap with bootstrap_expect n.
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	first := newTestServer(t, "s0", n, nil, t.TempDir())
+	c.servers = append(c.servers, first)
+	for i := 1; i < n; i++ {
+		c.servers = append(c.servers, newTestServer(t, fmt.Sprintf("s%d", i), n, []string{first.SerfAddr()}, t.TempDir()))
+	}
+	t.Cleanup(func() {
+		for _, s := range c.servers {
+			s.Shutdown()
+		}
+	})
+	c.waitForVoters(n)
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// leader returns the live server that leads.
+func (c *testCluster) leader() *Server {
+	c.t.Helper()
+	var l *Server
+	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+		for _, s := range c.servers {
+			if s.shutdownCtx.Err() == nil && s.IsLeader() && s.consistentReads.Load() {
+				l = s
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+func (c *testCluster) follower() *Server {
+	l := c.leader()
+	for _, s := range c.servers {
+		if s != l && s.shutdownCtx.Err() == nil {
+			return s
+		}
+	}
+	c.t.Fatal("no live follower")
+	return nil
+}
+
+func (c *testCluster) waitForVoters(n int) {
+	c.t.Helper()
+	waitFor(c.t, 15*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
+		for _, s := range c.servers {
+			if s.shutdownCtx.Err() == nil && s.IsLeader() {
+				f := s.raft.GetConfiguration()
+				if f.Error() != nil {
+					return false
+				}
+				voters := 0
+				for _, srv := range f.Configuration().Servers {
+					if srv.Suffrage == raft.Voter {
+						voters++
+					}
+				}
+				return voters == n
+			}
+		}
+		return false
+	})
+}
+
+// waitForIndex waits until every live server applied index.
+func (c *testCluster) waitForIndex(index uint64) {
+	c.t.Helper()
+	waitFor(c.t, 10*time.Second, fmt.Sprintf("index %d everywhere", index), func() bool {
+		for _, s := range c.servers {
+			if s.shutdownCtx.Err() == nil && s.raft.AppliedIndex() < index {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func testJob(id string) *structs.Job {
+	return &structs.Job{
+		ID: id, Datacenters: []string{"dc1"},
+		TaskGroups: []*structs.TaskGroup{{
+			Name: "web", Count: 2,
+			Tasks: []*structs.Task{{
+				Name: "server", Driver: "containerd",
+				Config: map[string]any{"image": "busybox:1.36", "args": []any{"httpd", "-f"}},
+			}},
+		}},
+	}
+}
+
+func register(t *testing.T, s *Server, job *structs.Job) *structs.JobRegisterResponse {
+	t.Helper()
+	var reply structs.JobRegisterResponse
+	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply); err != nil {
+		t.Fatalf("register %s via %s: %v", job.ID, s.config.NodeName, err)
+	}
+	return &reply
+}
+
+func getJob(t *testing.T, s *Server, id string, stale bool) *structs.Job {
+	t.Helper()
+	var reply structs.SingleJobResponse
+	args := &structs.JobSpecificRequest{JobID: id, QueryOptions: structs.QueryOptions{AllowStale: stale}}
+	if err := s.RPC("Job.GetJob", args, &reply); err != nil {
+		t.Fatalf("get job %s via %s: %v", id, s.config.NodeName, err)
+	}
+	return reply.Job
+}

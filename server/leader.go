@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+)
+
+// barrierTimeout bounds the wait for a new leader to apply the log of
+// earlier terms before it serves linearizable reads.
+const barrierTimeout = 30 * time.Second
+
+// monitorLeadership runs leader-only work while this server leads: one
+// leaderLoop per term of leadership, stopped when leadership is lost.
+func (s *Server) monitorLeadership() {
+	var stop context.CancelFunc
+	var done chan struct{}
+	for {
+		select {
+		case <-s.shutdownCtx.Done():
+			if stop != nil {
+				stop()
+				<-done
+			}
+			return
+		case isLeader := <-s.leaderCh:
+			switch {
+			case isLeader && stop == nil:
+				var ctx context.Context
+				ctx, stop = context.WithCancel(s.shutdownCtx)
+				done = make(chan struct{})
+				s.isLeader.Store(true)
+				go func() {
+					defer close(done)
+					s.leaderLoop(ctx)
+				}()
+				s.logger.Info("cluster leadership acquired")
+			case !isLeader && stop != nil:
+				s.isLeader.Store(false)
+				s.consistentReads.Store(false)
+				stop()
+				<-done
+				stop, done = nil, nil
+				s.logger.Info("cluster leadership lost")
+			}
+		}
+	}
+}
+
+// leaderLoop establishes leadership, then reconciles gossip membership
+// with the raft configuration until ctx ends.
+func (s *Server) leaderLoop(ctx context.Context) {
+	// Apply everything of earlier terms before answering linearizable
+	// reads from this server's state.
+	for {
+		err := s.raft.Barrier(barrierTimeout).Error()
+		if err == nil {
+			break
+		}
+		s.logger.Error("leader barrier failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	s.consistentReads.Store(true)
+
+	ticker := time.NewTicker(s.config.ReconcileInterval)
+	defer ticker.Stop()
+	for {
+		s.reconcileMembers()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-s.reconcileCh:
+		}
+	}
+}
+
+// reconcileMembers makes the raft configuration follow gossip: alive
+// servers of this region become voters; servers that left are removed.
+// Failed servers stay voters (they may come back); operators remove them
+// with "skiff operator raft remove-peer".
+func (s *Server) reconcileMembers() {
+	future := s.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		s.logger.Error("read raft configuration", "error", err)
+		return
+	}
+	inRaft := map[raft.ServerID]raft.Server{}
+	for _, srv := range future.Configuration().Servers {
+		inRaft[srv.ID] = srv
+	}
+	for _, m := range s.serf.Members() {
+		p, ok := parseServer(m)
+		if !ok || p.Region != s.config.Region || p.ID == s.nodeID {
+			continue
+		}
+		id := raft.ServerID(p.ID)
+		cur, known := inRaft[id]
+		switch m.Status {
+		case serf.StatusAlive:
+			if known && string(cur.Address) == p.RPCAddr {
+				continue
+			}
+			s.logger.Info("adding server to raft", "server", p.Name, "id", p.ID, "addr", p.RPCAddr)
+			if err := s.raft.AddVoter(id, raft.ServerAddress(p.RPCAddr), 0, 0).Error(); err != nil {
+				s.logger.Error("add raft voter", "server", p.Name, "error", err)
+			}
+		case serf.StatusLeft:
+			if !known {
+				continue
+			}
+			s.logger.Info("removing server that left from raft", "server", p.Name, "id", p.ID)
+			if err := s.raft.RemoveServer(id, 0, 0).Error(); err != nil {
+				s.logger.Error("remove raft server", "server", p.Name, "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+const (
+	// raftApplyTimeout bounds how long a write waits to be enqueued.
+	raftApplyTimeout = 30 * time.Second
+	// defaultQueryTime and maxQueryTime bound blocking queries.
+	defaultQueryTime = 5 * time.Minute
+	maxQueryTime     = 10 * time.Minute
+	// leaderPoll is how often a follower looks for a new leader while
+	// holding a request.
+	leaderPoll = 20 * time.Millisecond
+)
+
+// forward routes a request. It returns handled=false when this server
+// must answer it itself: it is the leader (after confirming leadership for
+// a linearizable read), or the read allows stale data. Otherwise it
+// forwards the request to the leader, retrying for RPCHoldTimeout while
+// there is none, and returns handled=true with the leader's answer in reply.
+func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (bool, error) {
+	if info.IsRead() && info.IsStale() {
+		return false, nil
+	}
+	deadline := time.Now().Add(s.config.RPCHoldTimeout)
+	var lastErr error
+	for {
+		if s.IsLeader() {
+			if !info.IsRead() {
+				return false, nil
+			}
+			err := s.verifyLeader()
+			if err == nil {
+				return false, nil
+			}
+			lastErr = err
+		} else if addr := s.Leader(); addr != "" {
+			info.SetForwarded()
+			ctx, cancel := context.WithTimeout(s.shutdownCtx, maxQueryTime+time.Minute)
+			err := s.pool.Call(ctx, addr, method, args, reply)
+			cancel()
+			if err == nil || !retryable(err) {
+				return true, err
+			}
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			return true, s.noLeaderError(lastErr)
+		}
+		select {
+		case <-s.shutdownCtx.Done():
+			return true, errors.New("server is shutting down")
+		case <-time.After(leaderPoll):
+		}
+	}
+}
+
+// retryable reports whether a forwarded call failed for want of a leader
+// or a connection, rather than with the endpoint's own answer.
+func retryable(err error) bool {
+	msg := err.Error()
+	return structs.IsErr(err, structs.ErrNoLeader) ||
+		strings.Contains(msg, "rpc ") && (strings.Contains(msg, "connection refused") ||
+			strings.Contains(msg, "EOF") || strings.Contains(msg, "reset by peer") ||
+			strings.Contains(msg, "broken pipe") || strings.Contains(msg, "session shutdown") ||
+			strings.Contains(msg, "i/o timeout"))
+}
+
+func (s *Server) noLeaderError(cause error) error {
+	known := 0
+	for _, m := range s.serf.Members() {
+		if p, ok := parseServer(m); ok && p.Region == s.config.Region && m.Status.String() == "alive" {
+			known++
+		}
+	}
+	msg := fmt.Sprintf("%s yet (%d servers alive in gossip", structs.ErrNoLeader, known)
+	if s.config.BootstrapExpect > 1 {
+		msg += fmt.Sprintf(", bootstrap_expect %d", s.config.BootstrapExpect)
+	}
+	msg += `); retry, or check "skiff server members"`
+	if cause != nil {
+		msg += " (last error: " + cause.Error() + ")"
+	}
+	return errors.New(msg)
+}
+
+// verifyLeader confirms that this server is still the leader and that its
+// state holds every committed write, so a read from it is linearizable.
+func (s *Server) verifyLeader() error {
+	if !s.consistentReads.Load() {
+		return fmt.Errorf("%w: new leader is still applying the log", structs.ErrNoLeader)
+	}
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", structs.ErrNoLeader, err)
+	}
+	return nil
+}
+
+// raftApply commits one entry and returns its index. It returns the FSM's
+// error for the entry, if any.
+func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
+	buf, err := structs.Encode(t, msg)
+	if err != nil {
+		return 0, fmt.Errorf("encode %T: %w", msg, err)
+	}
+	future := s.raft.Apply(buf, raftApplyTimeout)
+	if err := future.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: leadership changed while committing (%v); retry", structs.ErrNoLeader, err)
+		}
+		return 0, fmt.Errorf("commit to raft: %w", err)
+	}
+	if err, ok := future.Response().(error); ok && err != nil {
+		return future.Index(), err
+	}
+	return future.Index(), nil
+}
+
+// queryFn reads from a store snapshot, watching what it read, and returns
+// the index of its result.
+type queryFn func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error)
+
+// blockingQuery runs fn and, when the caller asked for changes past
+// MinQueryIndex, waits for one (or MaxQueryTime) before answering. It
+// fills in meta.
+func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) error {
+	wait := opts.MaxQueryTime
+	if wait <= 0 {
+		wait = defaultQueryTime
+	}
+	wait = min(wait, maxQueryTime)
+	wait += time.Duration(rand.Int64N(int64(wait)/16 + 1))
+	deadline := time.Now().Add(wait)
+	run := func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		idx, err := fn(ws, snap)
+		if idx == 0 {
+			idx = 1 // never 0, so clients that block on it do not spin
+		}
+		meta.Index = idx
+		return idx, err
+	}
+	var err error
+	for {
+		st := s.fsm.State()
+		err = st.Block(s.shutdownCtx, opts.MinQueryIndex, time.Until(deadline), run)
+		// The store was replaced by a snapshot restore: read the new one.
+		select {
+		case <-st.AbandonCh():
+			if time.Now().Before(deadline) {
+				continue
+			}
+		default:
+		}
+		break
+	}
+	s.setQueryMeta(meta)
+	return err
+}
+
+func (s *Server) setQueryMeta(meta *structs.QueryMeta) {
+	if s.IsLeader() {
+		meta.LastContact = 0
+		meta.KnownLeader = true
+		return
+	}
+	meta.LastContact = time.Since(s.raft.LastContact())
+	meta.KnownLeader = s.Leader() != ""
+}

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/skiffhq/skiff/fsm"
+	skiffrpc "github.com/skiffhq/skiff/rpc"
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Server is one Skiff server: a raft voter, a gossip member, and the RPC
+// endpoints. New starts it; Shutdown stops it. Its methods are safe for
+// concurrent use.
+type Server struct {
+	config *Config
+	logger hclog.Logger
+	nodeID string
+
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	raftStore *raftboltdb.BoltStore
+	snapshots *raft.FileSnapshotStore
+	transport *raft.NetworkTransport
+	leaderCh  chan bool
+
+	listener  *skiffrpc.Listener
+	rpcServer *rpc.Server
+	pool      *skiffrpc.Pool
+
+	serf        *serf.Serf
+	serfEventCh chan serf.Event
+	// reconcileCh wakes the leader's member reconciliation.
+	reconcileCh chan struct{}
+
+	isLeader atomic.Bool
+	// consistentReads is set once a new leader has applied every entry of
+	// earlier terms (a barrier), so its state can answer linearizable reads.
+	consistentReads atomic.Bool
+	bootstrapped    atomic.Bool
+
+	shutdownCtx    context.Context
+	shutdownCancel context.CancelFunc
+	shutdownOnce   sync.Once
+	wg             sync.WaitGroup
+}
+
+// New starts a server: RPC listener, raft and gossip. It returns once all
+// three are up; the raft leader may not be known yet.
+func New(cfg *Config) (_ *Server, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server needs a data_dir for its raft log")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.NodeName == "" {
+		host, _ := os.Hostname()
+		cfg.NodeName = host
+	}
+	if cfg.BootstrapExpect < 0 {
+		return nil, fmt.Errorf("bootstrap_expect must be >= 0 (got %d)", cfg.BootstrapExpect)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		config:         cfg,
+		logger:         cfg.Logger.Named("server"),
+		leaderCh:       make(chan bool, 8),
+		serfEventCh:    make(chan serf.Event, 256),
+		reconcileCh:    make(chan struct{}, 1),
+		pool:           skiffrpc.NewPool(5 * time.Second),
+		shutdownCtx:    ctx,
+		shutdownCancel: cancel,
+	}
+	defer func() {
+		if err != nil {
+			s.Shutdown()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
+	}
+	if s.nodeID, err = loadNodeID(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	s.logger = s.logger.With("node", cfg.NodeName)
+	s.fsm = fsm.New(cfg.Logger)
+
+	if err := s.setupRPC(); err != nil {
+		return nil, err
+	}
+	if err := s.setupRaft(); err != nil {
+		return nil, err
+	}
+	if err := s.setupSerf(); err != nil {
+		return nil, err
+	}
+	s.goFunc(s.monitorLeadership)
+	s.goFunc(s.serfEventLoop)
+	if len(cfg.RetryJoin) > 0 {
+		s.goFunc(s.retryJoin)
+	}
+	return s, nil
+}
+
+// goFunc runs f in a goroutine that Shutdown waits for.
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) setupRPC() error {
+	s.rpcServer = rpc.NewServer()
+	for name, ep := range s.endpoints() {
+		if err := s.rpcServer.RegisterName(name, ep); err != nil {
+			return fmt.Errorf("register rpc endpoint %s: %w", name, err)
+		}
+	}
+	ln := s.config.RPCListener
+	if ln == nil {
+		addr := s.config.RPCAddr
+		if addr == nil {
+			addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4647}
+		}
+		var err error
+		if ln, err = net.ListenTCP("tcp", addr); err != nil {
+			return fmt.Errorf("listen for rpc on %s: %w", addr, err)
+		}
+	}
+	var adv net.Addr = ln.Addr()
+	if s.config.RPCAdvertise != nil {
+		adv = s.config.RPCAdvertise
+	} else if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		return fmt.Errorf("rpc is bound to %s, which peers cannot dial: set advertise { rpc = \"ip:port\" }", ta)
+	}
+	s.listener = skiffrpc.NewListener(ln, s.rpcServer, adv, s.config.Logger)
+	s.goFunc(func() {
+		if err := s.listener.Serve(); err != nil {
+			s.logger.Error("rpc listener stopped", "error", err)
+		}
+	})
+	return nil
+}
+
+// loadNodeID reads data_dir/node-id, creating it on first start.
+func loadNodeID(dir string) (string, error) {
+	p := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(p); err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 36 {
+			return "", fmt.Errorf("%s holds %q, which is not a node ID; delete it to get a new one", p, id)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node ID: %w", err)
+	}
+	id := structs.GenerateUUID()
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node ID: %w", err)
+	}
+	return id, nil
+}
+
+// NodeID is this server's raft ID.
+func (s *Server) NodeID() string { return s.nodeID }
+
+// RPCAddr is the address peers reach this server at.
+func (s *Server) RPCAddr() string { return s.listener.RaftLayer().Addr().String() }
+
+// SerfAddr is the gossip address others can join.
+func (s *Server) SerfAddr() string {
+	m := s.serf.LocalMember()
+	return net.JoinHostPort(m.Addr.String(), fmt.Sprint(m.Port))
+}
+
+// State returns the current state store (for in-process readers).
+func (s *Server) State() *state.Store { return s.fsm.State() }
+
+// IsLeader reports whether this server is the raft leader.
+func (s *Server) IsLeader() bool { return s.isLeader.Load() }
+
+// Leader returns the leader's RPC address, "" when none is known.
+func (s *Server) Leader() string {
+	addr, _ := s.raft.LeaderWithID()
+	return string(addr)
+}
+
+// Raft exposes raft for the agent's operator endpoints and tests.
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// RPC calls an endpoint in process, as an HTTP handler does. Forwarding
+// to the leader happens inside the endpoint.
+func (s *Server) RPC(method string, args, reply any) error {
+	return skiffrpc.CallInmem(s.rpcServer, method, args, reply)
+}
+
+// Shutdown stops gossip, raft and RPC, and closes the raft log. It does
+// not leave the cluster: a restarted server rejoins with its state.
+func (s *Server) Shutdown() {
+	s.shutdownOnce.Do(func() {
+		s.logger.Info("shutting down")
+		s.shutdownCancel()
+		if s.serf != nil {
+			_ = s.serf.Shutdown()
+		}
+		if s.raft != nil {
+			if err := s.raft.Shutdown().Error(); err != nil {
+				s.logger.Warn("raft shutdown", "error", err)
+			}
+		}
+		if s.transport != nil {
+			_ = s.transport.Close()
+		}
+		if s.listener != nil {
+			_ = s.listener.Close()
+		}
+		s.pool.Close()
+		s.wg.Wait()
+		if s.raftStore != nil {
+			_ = s.raftStore.Close()
+		}
+	})
+}
+
+// Leave leaves the gossip pool gracefully so that the leader removes this
+// server from raft, then shuts down.
+func (s *Server) Leave() error {
+	if s.IsLeader() {
+		// Hand leadership over first so the cluster keeps a leader.
+		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+			s.logger.Warn("leadership transfer before leaving failed", "error", err)
+		}
+	}
+	err := s.serf.Leave()
+	s.Shutdown()
+	return err
+}

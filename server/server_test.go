@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+func TestSingleServerRegisterReadStop(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+
+	reply := register(t, s, testJob("web"))
+	if reply.EvalID == "" || reply.Index == 0 || reply.EvalCreateIndex != reply.Index {
+		t.Fatalf("register reply = %+v, want an eval ID created at the entry's index", reply)
+	}
+	job := getJob(t, s, "web", false)
+	if job == nil {
+		t.Fatal("job not found after an acknowledged register")
+	}
+	if job.Version != 0 || job.Namespace != "default" || job.Priority != 50 || job.TaskGroups[0].RestartPolicy == nil {
+		t.Fatalf("stored job not canonicalized: version %d ns %q prio %d", job.Version, job.Namespace, job.Priority)
+	}
+	var ev structs.SingleEvalResponse
+	if err := s.RPC("Eval.GetEval", &structs.EvalSpecificRequest{EvalID: reply.EvalID}, &ev); err != nil || ev.Eval == nil {
+		t.Fatalf("eval %s: %v %+v", reply.EvalID, err, ev.Eval)
+	}
+	if ev.Eval.JobID != "web" || ev.Eval.TriggeredBy != structs.EvalTriggerJobRegister || ev.Eval.CreateIndex != reply.Index {
+		t.Fatalf("eval = %+v, want job-register eval of web in the same entry", ev.Eval)
+	}
+
+	// Same spec again: no new version.
+	register(t, s, testJob("web"))
+	if got := getJob(t, s, "web", false).Version; got != 0 {
+		t.Fatalf("version after identical re-register = %d, want 0", got)
+	}
+	changed := testJob("web")
+	changed.TaskGroups[0].Count = 3
+	register(t, s, changed)
+	if got := getJob(t, s, "web", false).Version; got != 1 {
+		t.Fatalf("version after change = %d, want 1", got)
+	}
+
+	var dereg structs.JobDeregisterResponse
+	if err := s.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web"}, &dereg); err != nil {
+		t.Fatal(err)
+	}
+	if job := getJob(t, s, "web", false); job == nil || !job.Stop {
+		t.Fatalf("after stop, job = %+v, want present with Stop", job)
+	}
+	if err := s.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web", Purge: true}, &dereg); err != nil {
+		t.Fatal(err)
+	}
+	if job := getJob(t, s, "web", false); job != nil {
+		t.Fatalf("after purge, job = %+v, want gone", job)
+	}
+	err := s.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web"}, &dereg)
+	if !structs.IsErr(err, structs.ErrNotFound) {
+		t.Fatalf("deregister of a missing job: err = %v, want not found", err)
+	}
+}
+
+func TestRegisterRejectsInvalidJobWithEveryProblem(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	job := testJob("bad")
+	job.TaskGroups[0].Count = -1
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: -5, MemoryMB: 1}
+	var reply structs.JobRegisterResponse
+	err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply)
+	if err == nil {
+		t.Fatal("invalid job accepted")
+	}
+	for _, want := range []string{"count must be >= 0", "cpu must be >= 1", "memory must be >= 10"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if j := getJob(t, s, "bad", false); j != nil {
+		t.Fatal("invalid job was stored")
+	}
+}
+
+func TestEnforceIndex(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	var reply structs.JobRegisterResponse
+	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob("j"), EnforceIndex: true}, &reply); err != nil {
+		t.Fatalf("new job with index 0: %v", err)
+	}
+	err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob("j"), EnforceIndex: true, JobModifyIndex: reply.JobModifyIndex + 7}, &reply)
+	if !structs.IsErr(err, structs.ErrIndexMismatch) {
+		t.Fatalf("stale index: err = %v, want index mismatch", err)
+	}
+}
+
+func TestThreeServersForwardAndFailover(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+
+	// A write through a follower is forwarded and acknowledged.
+	reply := register(t, f, testJob("a"))
+	// A default (linearizable) read through a follower sees it at once.
+	if getJob(t, f, "a", false) == nil {
+		t.Fatal("linearizable read through a follower missed an acknowledged write")
+	}
+	c.waitForIndex(reply.Index)
+	for _, s := range c.servers {
+		if getJob(t, s, "a", true) == nil {
+			t.Fatalf("stale read on %s misses job after it applied index %d", s.config.NodeName, reply.Index)
+		}
+	}
+
+	old := c.leader()
+	old.Shutdown()
+	start := time.Now()
+	var survivor *Server
+	for _, s := range c.servers {
+		if s != old {
+			survivor = s
+			break
+		}
+	}
+	register(t, survivor, testJob("b"))
+	t.Logf("first write acknowledged %s after leader shutdown", time.Since(start))
+	for _, s := range c.servers {
+		if s == old {
+			continue
+		}
+		if getJob(t, s, "a", false) == nil || getJob(t, s, "b", false) == nil {
+			t.Fatalf("%s lost an acknowledged job after failover", s.config.NodeName)
+		}
+	}
+}
+
+func TestBlockingQueryWakesOnWrite(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	reply := register(t, s, testJob("a"))
+
+	type result struct {
+		job *structs.Job
+		idx uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r structs.SingleJobResponse
+		args := &structs.JobSpecificRequest{JobID: "a", QueryOptions: structs.QueryOptions{MinQueryIndex: reply.Index, MaxQueryTime: 20 * time.Second}}
+		err := s.RPC("Job.GetJob", args, &r)
+		done <- result{r.Job, r.Index, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("blocking query returned before any change: %+v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	changed := testJob("a")
+	changed.TaskGroups[0].Count = 5
+	second := register(t, s, changed)
+	select {
+	case r := <-done:
+		if r.err != nil || r.idx < second.Index || r.job.TaskGroups[0].Count != 5 {
+			t.Fatalf("blocking query woke with idx %d (want >= %d), err %v", r.idx, second.Index, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking query did not wake on a write to its job")
+	}
+}
+
+func TestSnapshotSaveRestore(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	register(t, s, testJob("kept"))
+	var buf bytes.Buffer
+	if _, err := s.SaveSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	saved := buf.Bytes()
+	register(t, s, testJob("after"))
+
+	// A truncated file is refused and changes nothing.
+	err := s.RestoreSnapshot(bytes.NewReader(saved[:len(saved)/2]))
+	if !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("truncated restore: err = %v, want ErrBadSnapshot", err)
+	}
+	if getJob(t, s, "after", false) == nil {
+		t.Fatal("a refused restore changed the state")
+	}
+
+	if err := s.RestoreSnapshot(bytes.NewReader(saved)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if getJob(t, s, "kept", false) == nil {
+		t.Fatal("restored state lacks the job saved in the snapshot")
+	}
+	if getJob(t, s, "after", false) != nil {
+		t.Fatal("restored state still has a job registered after the snapshot")
+	}
+}
+
+func TestLeftServerIsRemovedFromRaft(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	id := f.NodeID()
+	if err := f.Leave(); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	waitFor(t, 15*time.Second, "the server that left to be removed from raft", func() bool {
+		l := c.leader()
+		fut := l.raft.GetConfiguration()
+		if fut.Error() != nil {
+			return false
+		}
+		for _, srv := range fut.Configuration().Servers {
+			if string(srv.ID) == id {
+				return false
+			}
+		}
+		return true
+	})
+}
