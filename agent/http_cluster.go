@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/skiffhq/skiff/server"
+	"github.com/skiffhq/skiff/structs"
+)
+
+func (a *Agent) evalGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.EvalSpecificRequest{EvalID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.SingleEvalResponse
+	if err := a.server.RPC("Eval.GetEval", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if reply.Eval == nil {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("evaluation %q not found", args.EvalID)}
+	}
+	return reply.Eval, nil
+}
+
+func (a *Agent) evalList(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.GenericRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.EvalListResponse
+	if err := a.server.RPC("Eval.List", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Evaluations, nil
+}
+
+func (a *Agent) evalAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.EvalSpecificRequest{EvalID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobAllocationsResponse
+	if err := a.server.RPC("Eval.Allocations", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Allocations, nil
+}
+
+func (a *Agent) allocGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := server.AllocSpecificRequest{AllocID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply server.SingleAllocResponse
+	if err := a.server.RPC("Alloc.GetAlloc", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if reply.Alloc == nil {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("allocation %q not found", args.AllocID)}
+	}
+	return reply.Alloc, nil
+}
+
+func (a *Agent) allocList(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.GenericRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobAllocationsResponse
+	if err := a.server.RPC("Alloc.List", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Allocations, nil
+}
+
+func (a *Agent) nodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := server.NodeSpecificRequest{NodeID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply server.SingleNodeResponse
+	if err := a.server.RPC("Node.GetNode", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if reply.Node == nil {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("node %q not found", args.NodeID)}
+	}
+	return reply.Node, nil
+}
+
+func (a *Agent) nodeList(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.GenericRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply server.NodeListResponse
+	if err := a.server.RPC("Node.List", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Nodes, nil
+}
+
+func (a *Agent) statusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
+	var leader string
+	if err := a.server.RPC("Status.Leader", &structs.GenericRequest{}, &leader); err != nil {
+		return nil, err
+	}
+	return leader, nil
+}
+
+func (a *Agent) statusPeers(w http.ResponseWriter, r *http.Request) (any, error) {
+	var peers []string
+	if err := a.server.RPC("Status.Peers", &structs.GenericRequest{}, &peers); err != nil {
+		return nil, err
+	}
+	return peers, nil
+}
+
+func (a *Agent) agentMembers(w http.ResponseWriter, r *http.Request) (any, error) {
+	return a.server.Members(), nil
+}
+
+func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (any, error) {
+	s := a.server
+	var local *structs.ServerMember
+	for _, m := range s.Members().Members {
+		if m.Tags["id"] == s.NodeID() {
+			local = m
+		}
+	}
+	raftStats := s.Raft().Stats()
+	return map[string]any{
+		"config": map[string]any{
+			"Region": a.config.Region, "Datacenter": a.config.Datacenter, "NodeName": a.config.Name,
+			"DataDir": a.config.DataDir, "BindAddr": a.config.BindAddr, "Version": map[string]string{"Version": server.Version},
+			"Server": map[string]any{"Enabled": true, "BootstrapExpect": a.config.Server.BootstrapExpect},
+		},
+		"member": local,
+		"stats": map[string]any{
+			"raft": raftStats,
+			"nomad": map[string]string{
+				"leader": strconv.FormatBool(s.IsLeader()), "server": "true",
+				"known_regions": "1", "leader_addr": s.Leader(),
+			},
+		},
+	}, nil
+}
+
+func (a *Agent) agentJoin(w http.ResponseWriter, r *http.Request) (any, error) {
+	addrs := r.URL.Query()["address"]
+	if len(addrs) == 0 {
+		return nil, badRequest("give the gossip address to join: ?address=IP:PORT")
+	}
+	n, err := a.server.Join(addrs)
+	out := map[string]any{"NumJoined": n, "Error": ""}
+	if err != nil {
+		out["Error"] = err.Error()
+	}
+	return out, nil
+}
+
+func (a *Agent) raftConfiguration(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.GenericRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.RaftConfigurationResponse
+	if err := a.server.RPC("Operator.RaftGetConfiguration", &args, &reply); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	args := structs.RaftPeerRequest{ID: q.Get("id"), Address: q.Get("address")}
+	if args.ID == "" && args.Address == "" {
+		return nil, badRequest("name the peer to remove: ?id=RAFT-ID or ?address=IP:PORT (see \"skiff operator raft list-peers\")")
+	}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.GenericResponse
+	if err := a.server.RPC("Operator.RaftRemovePeer", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return nil, nil
+}
+
+func (a *Agent) snapshotSave(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.GenericRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.SnapshotResponse
+	if err := a.server.RPC("Operator.SnapshotSave", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(reply.Snapshot)))
+	_, _ = io.Copy(w, bytes.NewReader(reply.Snapshot))
+	return nil, nil
+}
+
+func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSnapshotBytes))
+	if err != nil {
+		if strings.Contains(err.Error(), "too large") {
+			return nil, err
+		}
+		return nil, badRequest("read snapshot upload: %v; nothing was changed", err)
+	}
+	if len(body) == 0 {
+		return nil, badRequest("the request body is empty; send the snapshot file written by \"skiff operator snapshot save\"")
+	}
+	args := structs.SnapshotRestoreRequest{Snapshot: body}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.GenericResponse
+	if err := a.server.RPC("Operator.SnapshotRestore", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return nil, nil
+}

@@ -1,0 +1,216 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/skiffhq/skiff/jobspec"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// jobRegisterBody is the body of PUT /v1/jobs, as Nomad's clients send it.
+type jobRegisterBody struct {
+	Job               *structs.Job
+	EnforceIndex      bool
+	JobModifyIndex    uint64
+	PreserveCounts    bool
+	PolicyOverride    bool
+	PreserveResources bool
+	EvalPriority      int
+	Submission        json.RawMessage // the job file's source; accepted, not stored yet
+	Region            string
+	Namespace         string
+	SecretID          string
+}
+
+func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body jobRegisterBody
+	raw, err := a.readJSON(w, r, &body)
+	if err != nil {
+		return nil, err
+	}
+	if body.Job == nil {
+		return nil, badRequest("request has no \"Job\" object; send {\"Job\": {...}}")
+	}
+	if id := r.PathValue("id"); id != "" && id != body.Job.ID {
+		return nil, badRequest("job ID in the path (%q) does not match the job's ID (%q)", id, body.Job.ID)
+	}
+	warnings := unknownFields(raw, body)
+	defaultGroupCounts(raw, body.Job)
+
+	args := structs.JobRegisterRequest{
+		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
+		PreserveCounts: body.PreserveCounts,
+	}
+	parseWrite(r, &args.WriteRequest)
+	if body.Namespace != "" && args.Namespace == "" {
+		args.Namespace = body.Namespace
+	}
+	var reply structs.JobRegisterResponse
+	if err := a.server.RPC("Job.Register", &args, &reply); err != nil {
+		return nil, err
+	}
+	if len(warnings) > 0 {
+		reply.Warnings = "Fields Skiff does not know were ignored: " + strings.Join(warnings, ", ")
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}
+
+// defaultGroupCounts sets Count to 1 for groups whose JSON left Count out
+// or null, as Nomad's API does; an explicit 0 stays 0.
+func defaultGroupCounts(raw []byte, job *structs.Job) {
+	var probe struct {
+		Job struct {
+			TaskGroups []map[string]json.RawMessage
+		}
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return
+	}
+	for i, tg := range probe.Job.TaskGroups {
+		if i >= len(job.TaskGroups) {
+			break
+		}
+		c, ok := lookupFold(tg, "Count")
+		if !ok || string(c) == "null" {
+			job.TaskGroups[i].Count = 1
+		}
+	}
+}
+
+func lookupFold(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	if v, ok := m[key]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// jobParseBody is the body of /v1/jobs/parse.
+type jobParseBody struct {
+	JobHCL       string
+	Variables    string
+	Canonicalize bool
+	HCLv1        bool
+}
+
+func (a *Agent) jobParse(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body jobParseBody
+	if _, err := a.readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	if body.HCLv1 {
+		return nil, badRequest("HCL1 job files are not supported; Skiff reads HCL2 job files")
+	}
+	job, err := jobspec.Parse([]byte(body.JobHCL), jobspec.Options{Filename: "job.hcl", VarContent: body.Variables})
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return job, nil
+}
+
+func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.SingleJobResponse
+	if err := a.server.RPC("Job.GetJob", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if reply.Job == nil {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
+	}
+	return reply.Job, nil
+}
+
+func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (any, error) {
+	var args structs.JobListRequest
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobListResponse
+	if err := a.server.RPC("Job.List", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Jobs, nil
+}
+
+func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobDeregisterRequest{JobID: r.PathValue("id")}
+	parseWrite(r, &args.WriteRequest)
+	args.Purge = r.URL.Query().Get("purge") == "true"
+	var reply structs.JobDeregisterResponse
+	if err := a.server.RPC("Job.Deregister", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}
+
+func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobVersionsResponse
+	if err := a.server.RPC("Job.GetJobVersions", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if len(reply.Versions) == 0 {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
+	}
+	return map[string]any{"Versions": reply.Versions, "Diffs": nil}, nil
+}
+
+func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id"), All: r.URL.Query().Get("all") == "true"}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobAllocationsResponse
+	if err := a.server.RPC("Job.Allocations", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Allocations, nil
+}
+
+func (a *Agent) jobEvaluations(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobEvaluationsResponse
+	if err := a.server.RPC("Job.Evaluations", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	return reply.Evaluations, nil
+}
+
+func (a *Agent) jobSummary(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQuery(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var reply structs.JobSummaryResponse
+	if err := a.server.RPC("Job.Summary", &args, &reply); err != nil {
+		return nil, err
+	}
+	setMeta(w, &reply.QueryMeta)
+	if reply.JobSummary == nil {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
+	}
+	return reply.JobSummary, nil
+}

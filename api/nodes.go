@@ -1,0 +1,43 @@
+package api
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Nodes is the client-node endpoints.
+type Nodes struct{ c *Client }
+
+// Nodes returns the node endpoints.
+func (c *Client) Nodes() *Nodes { return &Nodes{c} }
+
+// Info returns a node (GET /v1/node/:id).
+func (n *Nodes) Info(ctx context.Context, id string, q *QueryOptions) (*structs.Node, *QueryMeta, error) {
+	var out structs.Node
+	qm, err := n.c.query(ctx, "/v1/node/"+url.PathEscape(id), q, &out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, qm, nil
+}
+
+// List lists nodes, by ID prefix when q.Prefix is set.
+func (n *Nodes) List(ctx context.Context, q *QueryOptions) ([]*structs.NodeListStub, *QueryMeta, error) {
+	var out []*structs.NodeListStub
+	qm, err := n.c.query(ctx, "/v1/nodes", q, &out)
+	return out, qm, err
+}
+
+// Allocations lists the allocations placed on a node.
+func (n *Nodes) Allocations(ctx context.Context, id string, q *QueryOptions) ([]*structs.Allocation, *QueryMeta, error) {
+	var out []*structs.Allocation
+	qm, err := n.c.query(ctx, "/v1/node/"+url.PathEscape(id)+"/allocations", q, &out)
+	return out, qm, err
+}
+
+// Resolve returns the full ID of the one node whose ID starts with id.
+func (n *Nodes) Resolve(ctx context.Context, id string, q *QueryOptions) (string, error) {
+	return resolve(ctx, "node", id, true, q, n.List, func(s *structs.NodeListStub) string { return s.ID })
+}
