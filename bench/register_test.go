@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/agent"
+	"github.com/skiffhq/skiff/structs"
+)
+
+var concurrencies = []int{1, 32, 64}
+
+// BenchmarkRegister is S1: raft-committed job registrations per second
+// through the HTTP API of the leader of a 3-server cluster with fsync on,
+// next to raw raft Apply of same-sized entries on the same store, timing
+// and concurrency.
+func BenchmarkRegister(b *testing.B) {
+	for _, c := range concurrencies {
+		b.Run(fmt.Sprintf("impl=skiff/clients=%d", c), func(b *testing.B) {
+			agents := startSkiff(b, 3)
+			url := "http://" + leaderOf(agents).HTTPAddr() + "/v1/jobs"
+			client := httpClient()
+			run(b, c, func(i int) error { return registerHTTP(client, url, fmt.Sprintf("job-%d-%06d", c, i)) })
+		})
+		b.Run(fmt.Sprintf("impl=skiff-inproc/clients=%d", c), func(b *testing.B) {
+			agents := startSkiff(b, 3)
+			srv := leaderOf(agents).Server()
+			run(b, c, func(i int) error {
+				var reply structs.JobRegisterResponse
+				return srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: benchJob(fmt.Sprintf("job-%d-%06d", c, i))}, &reply)
+			})
+		})
+		b.Run(fmt.Sprintf("impl=raw-raft/clients=%d", c), func(b *testing.B) {
+			rc := startRaw(b, 3)
+			entry := bytes.Repeat([]byte{0x42}, entrySize(b))
+			run(b, c, func(i int) error { return rc.leader().Apply(entry, 10*time.Second).Error() })
+		})
+	}
+}
+
+// run performs b.N operations over c workers and reports ops/s and
+// latency percentiles.
+func run(b *testing.B, c int, op func(i int) error) {
+	var next atomic.Int64
+	lat := make([]latencies, c)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if err := op(i); err != nil {
+					if failed.Add(1) == 1 {
+						b.Errorf("operation %d: %v", i, err)
+					}
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var all latencies
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	all.report(b, elapsed)
+}
+
+func registerHTTP(client *http.Client, url, id string) error {
+	body, _ := json.Marshal(map[string]any{"Job": benchJob(id)})
+	req, _ := http.NewRequestWithContext(context.Background(), "PUT", url, bytes.NewReader(body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%d: %s", resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// BenchmarkFsync is the disk's floor: one 4 KiB write plus fsync.
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.CreateTemp(b.TempDir(), "fsync")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte{1}, 4096)
+	var lat latencies
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := f.WriteAt(buf, int64(i%256)*4096); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	lat.report(b, time.Since(start))
+}
+
+// BenchmarkGetUnderLoad is S9: single-job GET (linearizable, through the
+// leader) while 64 writers register jobs, next to the same GET idle.
+func BenchmarkGetUnderLoad(b *testing.B) {
+	for _, writers := range []int{0, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			agents := startSkiff(b, 3)
+			leader := leaderOf(agents)
+			base := "http://" + leader.HTTPAddr()
+			client := httpClient()
+			if err := registerHTTP(client, base+"/v1/jobs", "probe"); err != nil {
+				b.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
+						_ = registerHTTP(client, base+"/v1/jobs", fmt.Sprintf("load-%d-%d", w, i))
+					}
+				}()
+			}
+			if writers > 0 {
+				time.Sleep(300 * time.Millisecond) // let the load build up
+			}
+			run(b, 1, func(int) error { return getJob(client, base+"/v1/job/probe") })
+			stop()
+			wg.Wait()
+		})
+	}
+}
+
+func getJob(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+var _ = agent.DefaultHTTPPort

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLeaderKillLosesNoAcknowledgedWrite kills the leader with SIGKILL
+// while writers run, and checks that every write acknowledged before,
+// during and after the failover is on every server.
+func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{})
+	leader := c.leader()
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var maxIndex uint64
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		target := c.agents[w%len(c.agents)]
+		if target == leader {
+			target = c.agents[(w+1)%len(c.agents)]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10000 && ctx.Err() == nil; i++ {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				idx, err := register(rctx, target, id)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[id] = true
+					maxIndex = max(maxIndex, idx)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, "some acknowledged writes", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 50
+	})
+	killedAt := time.Now()
+	leader.kill()
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	waitFor(t, 15*time.Second, "a write acknowledged after the leader died", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) > before+20
+	})
+	t.Logf("writes resumed within %s of the leader's SIGKILL", time.Since(killedAt).Round(time.Millisecond))
+	stop()
+	wg.Wait()
+
+	leader.start() // the killed server rejoins and catches up
+	for _, a := range c.agents {
+		waitApplied(t, a, maxIndex)
+		have := jobIDs(t, a)
+		for id := range acked {
+			if !have[id] {
+				t.Errorf("%s lost acknowledged job %s", a.name, id)
+			}
+		}
+	}
+	t.Logf("%d acknowledged writes, all present on all %d servers", len(acked), len(c.agents))
+}
+
+// TestFollowerCatchesUpFromSnapshot stops a follower while the others
+// write more entries than they keep in their log, so the follower can
+// only catch up through a snapshot.
+func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{extraServer: `
+  raft_snapshot_threshold = 50
+  raft_trailing_logs      = 20
+  raft_snapshot_interval  = "100ms"`})
+	leader := c.leader()
+	var follower *agentProc
+	for _, a := range c.agents {
+		if a != leader {
+			follower = a
+			break
+		}
+	}
+	follower.kill()
+	var last uint64
+	for i := range 300 {
+		idx, err := register(context.Background(), leader, fmt.Sprintf("job-%03d", i))
+		if err != nil {
+			t.Fatalf("register %d: %v", i, err)
+		}
+		last = idx
+	}
+	waitFor(t, 20*time.Second, "the leader to snapshot and compact its log", func() bool {
+		entries, _ := os.ReadDir(filepath.Join(leader.dir, "data", "raft", "snapshots"))
+		return len(entries) > 0
+	})
+	follower.start()
+	waitApplied(t, follower, last)
+	if got := len(jobIDs(t, follower)); got != 300 {
+		t.Fatalf("follower has %d jobs after catching up, want 300", got)
+	}
+	if !strings.Contains(follower.tail(4000), "snapshot") {
+		t.Logf("note: follower log does not mention a snapshot install")
+	}
+}
+
+// TestFullClusterRestartKeepsState kills every server at once and
+// restarts them: every acknowledged job is still there.
+func TestFullClusterRestartKeepsState(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{})
+	leader := c.leader()
+	var last uint64
+	for i := range 40 {
+		idx, err := register(context.Background(), c.agents[i%3], fmt.Sprintf("j%d", i))
+		if err != nil {
+			t.Fatalf("register: %v", err)
+		}
+		last = idx
+	}
+	_ = leader
+	for _, a := range c.agents {
+		a.kill()
+	}
+	for _, a := range c.agents {
+		a.start()
+	}
+	c.leader()
+	for _, a := range c.agents {
+		waitApplied(t, a, last)
+		if got := len(jobIDs(t, a)); got != 40 {
+			t.Errorf("%s has %d jobs after a full restart, want 40", a.name, got)
+		}
+	}
+}
+
+// TestDamagedRaftLogIsRefused corrupts a stopped server's raft.db: the
+// server must refuse to start with advice, not panic or serve.
+func TestDamagedRaftLogIsRefused(t *testing.T) {
+	c := newCluster(t, 1, clusterOpts{})
+	a := c.leader()
+	if _, err := register(context.Background(), a, "x"); err != nil {
+		t.Fatal(err)
+	}
+	a.kill()
+	db := filepath.Join(a.dir, "data", "raft", "raft.db")
+	f, err := os.OpenFile(db, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, 8192)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 3)
+	}
+	if _, err := f.WriteAt(garbage, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	a.start()
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server with a damaged raft.db kept running")
+	}
+	logs := a.tail(50)
+	if strings.Contains(logs, "panic") || strings.Contains(logs, "goroutine ") {
+		t.Fatalf("server panicked on a damaged raft.db:\n%s", logs)
+	}
+	if !strings.Contains(logs, "damaged") || !strings.Contains(logs, "move its data_dir/raft aside") {
+		t.Fatalf("error does not explain the damage and the way out:\n%s", logs)
+	}
+}

@@ -1,0 +1,310 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/testutil"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// skiffBin is the binary under test, built once by TestMain.
+var skiffBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skiff-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	skiffBin = filepath.Join(dir, "skiff")
+	cmd := exec.Command("go", "build", "-tags", "hashicorpmetrics", "-o", skiffBin, "..")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build skiff:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// agentProc is one skiff agent process.
+type agentProc struct {
+	t               *testing.T
+	name            string
+	dir             string
+	configPath      string
+	http, rpc, serf int
+	cmd             *exec.Cmd
+	logs            *bytes.Buffer
+	exited          chan struct{}
+	mu              sync.Mutex
+}
+
+func (a *agentProc) addr() string { return fmt.Sprintf("http://127.0.0.1:%d", a.http) }
+
+// cluster is n server processes that bootstrap together.
+type cluster struct {
+	t      *testing.T
+	agents []*agentProc
+}
+
+// clusterOpts tune the servers' config.
+type clusterOpts struct {
+	extraServer string // extra lines inside server { }
+}
+
+func newCluster(t *testing.T, n int, opts clusterOpts) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	for i := range n {
+		a := &agentProc{t: t, name: fmt.Sprintf("s%d", i+1), dir: t.TempDir(),
+			http: testutil.FreePort(t), rpc: testutil.FreePort(t), serf: testutil.FreePort(t)}
+		c.agents = append(c.agents, a)
+	}
+	joins := make([]string, 0, n)
+	for _, a := range c.agents {
+		joins = append(joins, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", a.serf)))
+	}
+	for _, a := range c.agents {
+		a.configPath = filepath.Join(a.dir, "agent.hcl")
+		cfg := fmt.Sprintf(`
+name      = %q
+data_dir  = %q
+bind_addr = "127.0.0.1"
+log_level = "DEBUG"
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+server {
+  enabled          = true
+  bootstrap_expect = %d
+  gossip_profile   = "local"
+  server_join {
+    retry_join     = [%s]
+    retry_interval = "200ms"
+  }
+  %s
+}
+`, a.name, filepath.Join(a.dir, "data"), a.http, a.rpc, a.serf, n, strings.Join(joins, ", "), opts.extraServer)
+		if err := os.WriteFile(a.configPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a.start()
+	}
+	t.Cleanup(func() {
+		for _, a := range c.agents {
+			a.kill()
+		}
+		if t.Failed() {
+			for _, a := range c.agents {
+				t.Logf("---- logs of %s ----\n%s", a.name, a.tail(80))
+			}
+		}
+	})
+	return c
+}
+
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.logs == nil {
+		a.logs = &bytes.Buffer{}
+	}
+	cmd := exec.Command(skiffBin, "agent", "-config", a.configPath)
+	cmd.Stdout = lockedWriter{&a.mu, a.logs}
+	cmd.Stderr = lockedWriter{&a.mu, a.logs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		a.t.Fatalf("start %s: %v", a.name, err)
+	}
+	a.cmd = cmd
+	a.exited = make(chan struct{})
+	go func(exited chan struct{}) { _ = cmd.Wait(); close(exited) }(a.exited)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (a *agentProc) kill() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		a.t.Errorf("%s did not exit after SIGKILL", a.name)
+	}
+}
+
+func (a *agentProc) running() bool {
+	select {
+	case <-a.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (a *agentProc) tail(lines int) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all := strings.Split(a.logs.String(), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+var httpClient = &http.Client{Timeout: 15 * time.Second}
+
+// call does one HTTP request and decodes a JSON answer into out.
+func call(ctx context.Context, method, url string, body, out any) (http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return resp.Header, fmt.Errorf("%s %s: %d: %s", method, url, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.Header, fmt.Errorf("decode %s: %w", url, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leader waits until the running agents agree on a leader and returns it.
+func (c *cluster) leader() *agentProc {
+	c.t.Helper()
+	var l *agentProc
+	waitFor(c.t, 20*time.Second, "an agreed leader", func() bool {
+		var addr string
+		for _, a := range c.agents {
+			if !a.running() {
+				continue
+			}
+			var got string
+			if _, err := call(context.Background(), "GET", a.addr()+"/v1/status/leader", nil, &got); err != nil || got == "" {
+				return false
+			}
+			if addr != "" && got != addr {
+				return false
+			}
+			addr = got
+		}
+		for _, a := range c.agents {
+			if a.running() && addr == fmt.Sprintf("127.0.0.1:%d", a.rpc) {
+				l = a
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+func job(id string) *structs.Job {
+	return &structs.Job{
+		ID: id, Datacenters: []string{"dc1"},
+		TaskGroups: []*structs.TaskGroup{{
+			Name: "web", Count: 1,
+			Tasks: []*structs.Task{{Name: "server", Driver: "containerd", Config: map[string]any{"image": "busybox:1.36"}}},
+		}},
+	}
+}
+
+// register puts a job through an agent's HTTP API.
+func register(ctx context.Context, a *agentProc, id string) (uint64, error) {
+	var reply structs.JobRegisterResponse
+	_, err := call(ctx, "PUT", a.addr()+"/v1/jobs", map[string]any{"Job": job(id)}, &reply)
+	return reply.Index, err
+}
+
+// jobIDs lists the job IDs an agent has in its own state (a stale read).
+func jobIDs(t *testing.T, a *agentProc) map[string]bool {
+	t.Helper()
+	var stubs []*structs.JobListStub
+	if _, err := call(context.Background(), "GET", a.addr()+"/v1/jobs?stale", nil, &stubs); err != nil {
+		t.Fatalf("list jobs on %s: %v", a.name, err)
+	}
+	out := map[string]bool{}
+	for _, s := range stubs {
+		out[s.ID] = true
+	}
+	return out
+}
+
+// waitApplied waits until a's own state has reached index.
+func waitApplied(t *testing.T, a *agentProc, index uint64) {
+	t.Helper()
+	waitFor(t, 30*time.Second, fmt.Sprintf("%s to apply index %d", a.name, index), func() bool {
+		h, err := call(context.Background(), "GET", a.addr()+"/v1/jobs?stale", nil, nil)
+		if err != nil {
+			return false
+		}
+		var idx uint64
+		fmt.Sscan(h.Get("X-Nomad-Index"), &idx)
+		return idx >= index
+	})
+}

@@ -1,0 +1,32 @@
+// Package testutil holds helpers shared by Skiff's tests. Production code
+// must not import it.
+package testutil
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"testing"
+)
+
+// FreePort returns a loopback port that is free for TCP and UDP (gossip
+// uses both). It picks below the kernel's ephemeral range (32768+) so no
+// outgoing connection takes the port between this check and its use.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	tb.Fatal("no free loopback port found")
+	return 0
+}
