@@ -109,7 +109,7 @@ func (a *Agent) jobParse(w http.ResponseWriter, r *http.Request) (any, error) {
 	if body.HCLv1 {
 		return nil, badRequest("HCL1 job files are not supported; Skiff reads HCL2 job files")
 	}
-	job, err := jobspec.Parse([]byte(body.JobHCL), jobspec.Options{Filename: "job.hcl", VarContent: body.Variables})
+	job, err := jobspec.Parse([]byte(body.JobHCL), jobspec.Options{Filename: "job.hcl", VarContent: body.Variables, NoFileAccess: true})
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}

@@ -166,6 +166,31 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+func TestParseEndpointCannotReadServerFiles(t *testing.T) {
+	_, addr := testAgent(t)
+	hcl := `job "x" {
+  group "g" {
+    task "t" {
+      driver = "containerd"
+      config {
+        image = "busybox"
+        args  = [file("/etc/hostname")]
+      }
+    }
+  }
+}`
+	body, _ := json.Marshal(map[string]any{"JobHCL": hcl})
+	resp, out := do(t, "POST", addr+"/v1/jobs/parse", bytes.NewReader(body))
+	if resp.StatusCode != 400 || !strings.Contains(out, "file(\"/etc/hostname\") is not available") {
+		t.Fatalf("parse with file(): got %d %q, want 400 refusing file()", resp.StatusCode, out)
+	}
+	ok, _ := json.Marshal(map[string]any{"JobHCL": strings.Replace(hcl, `[file("/etc/hostname")]`, `["-f"]`, 1)})
+	resp, out = do(t, "POST", addr+"/v1/jobs/parse", bytes.NewReader(ok))
+	if resp.StatusCode != 200 || !strings.Contains(out, `"ID":"x"`) {
+		t.Fatalf("parse without file(): got %d %q", resp.StatusCode, out)
+	}
+}
+
 func TestUnknownFieldsWarnAndCountDefaults(t *testing.T) {
 	_, addr := testAgent(t)
 	body := `{"Job": {"ID": "w", "Multiregion": {"Regions": [{"Name": "east"}]}, "ConsulToken": "", "TaskGroups": [

@@ -20,7 +20,7 @@ const maxFileSize = 4 << 20
 // functions returns the functions job files may call: the cty standard
 // library under the names Nomad (and Terraform) users know, try and can,
 // and file, which reads relative paths from baseDir.
-func functions(baseDir string) map[string]function.Function {
+func functions(baseDir string, fileAccess bool) map[string]function.Function {
 	return map[string]function.Function{
 		// numbers
 		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
@@ -58,19 +58,22 @@ func functions(baseDir string) map[string]function.Function {
 		"tomap":    stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
 		"try":      tryfunc.TryFunc, "can": tryfunc.CanFunc,
 		// files
-		"file": fileFunc(baseDir),
+		"file": fileFunc(baseDir, fileAccess),
 	}
 }
 
 // fileFunc returns file(path): the contents of a UTF-8 text file, with a
 // relative path taken from baseDir.
-func fileFunc(baseDir string) function.Function {
+func fileFunc(baseDir string, allowed bool) function.Function {
 	return function.New(&function.Spec{
 		Description: "Reads the contents of a file as a string.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:        function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			path := args[0].AsString()
+			if !allowed {
+				return cty.NilVal, fmt.Errorf("file(%q) is not available when the agent parses a job sent over HTTP, because it would read the agent's own files; parse the job locally (skiff job run or skiff job validate) so file() reads your files", path)
+			}
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(baseDir, path)
 			}

@@ -30,6 +30,10 @@ type Options struct {
 	// BaseDir is the directory file() reads relative paths from; "" means
 	// the directory of Filename.
 	BaseDir string
+	// NoFileAccess turns file() into an error. The agent sets it when it
+	// parses a job file sent over HTTP, so that a job cannot read the
+	// server's files and get them back in the parsed job.
+	NoFileAccess bool
 }
 
 // Parse parses an HCL2 job file into a job that has been canonicalized
@@ -92,7 +96,7 @@ func newParser(src []byte, opts Options) *parser {
 	if p.baseDir == "" {
 		p.baseDir = filepath.Dir(p.filename)
 	}
-	p.ctx = &hcl.EvalContext{Functions: functions(p.baseDir)}
+	p.ctx = &hcl.EvalContext{Functions: functions(p.baseDir, !p.opts.NoFileAccess)}
 	return p
 }
 
