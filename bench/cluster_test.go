@@ -126,6 +126,11 @@ func (nopSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (nopSnap) Release()                          {}
 
 func startRaw(tb testing.TB, n int) *rawCluster {
+	return startRawFSM(tb, n, func() raft.FSM { return nopFSM{} })
+}
+
+// startRawFSM is startRaw with the given FSM on every node.
+func startRawFSM(tb testing.TB, n int, newFSM func() raft.FSM) *rawCluster {
 	tb.Helper()
 	c := &rawCluster{}
 	var conf raft.Configuration
@@ -154,7 +159,7 @@ func startRaw(tb testing.TB, n int) *rawCluster {
 		if err := raft.BootstrapCluster(rc, cache, store, snaps, c.trans[i], conf); err != nil {
 			tb.Fatal(err)
 		}
-		r, err := raft.NewRaft(rc, nopFSM{}, cache, store, snaps, c.trans[i])
+		r, err := raft.NewRaft(rc, newFSM(), cache, store, snaps, c.trans[i])
 		if err != nil {
 			tb.Fatal(err)
 		}

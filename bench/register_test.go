@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"github.com/skiffhq/skiff/agent"
+	"github.com/skiffhq/skiff/fsm"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -37,6 +40,19 @@ func BenchmarkRegister(b *testing.B) {
 			run(b, c, func(i int) error {
 				var reply structs.JobRegisterResponse
 				return srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: benchJob(fmt.Sprintf("job-%d-%06d", c, i))}, &reply)
+			})
+		})
+		b.Run(fmt.Sprintf("impl=raw-raft-skiff-fsm/clients=%d", c), func(b *testing.B) {
+			rc := startRawFSM(b, 3, func() raft.FSM { return fsm.New(hclog.NewNullLogger()) })
+			run(b, c, func(i int) error {
+				j := benchJob(fmt.Sprintf("job-%d-%06d", c, i))
+				j.Canonicalize()
+				buf, err := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: j, SubmitTime: 1,
+					Eval: &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: j.ID, Status: "pending", Type: "service", Priority: 50}})
+				if err != nil {
+					return err
+				}
+				return rc.leader().Apply(buf, 10*time.Second).Error()
 			})
 		})
 		b.Run(fmt.Sprintf("impl=raw-raft/clients=%d", c), func(b *testing.B) {

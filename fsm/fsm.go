@@ -19,7 +19,7 @@ type FSM struct {
 	logger hclog.Logger
 }
 
-var _ raft.FSM = (*FSM)(nil)
+var _ raft.BatchingFSM = (*FSM)(nil)
 
 // New returns an FSM over an empty store.
 func New(logger hclog.Logger) *FSM {
@@ -36,14 +36,56 @@ func (f *FSM) State() *state.Store { return f.state.Load() }
 // caller of raft.Apply; it panics on an entry it must not skip but cannot
 // decode, because skipping it would make this server diverge.
 func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one store transaction (raft
+// calls it with what has been committed since the last call). Each entry is
+// applied as if alone, so the state is the same however raft batched them.
+// If an entry fails, its partial writes must not stay (applied alone, they
+// would not), so the batch is dropped and each entry is applied in its own
+// transaction instead.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	results, ok := f.applyLogs(logs)
+	if ok || len(logs) == 1 {
+		return results
+	}
+	for i := range logs {
+		r, _ := f.applyLogs(logs[i : i+1])
+		results[i] = r[0]
+	}
+	return results
+}
+
+// applyLogs applies logs in one batch and commits it, or aborts it and
+// reports false when an entry failed.
+func (f *FSM) applyLogs(logs []*raft.Log) ([]any, bool) {
+	b := f.State().Batch()
+	results := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		res := f.applyOne(b, l)
+		results[i] = res
+		if err, isErr := res.(error); isErr && err != nil {
+			b.Abort()
+			return results, false
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return results, false
+	}
+	return results, true
+}
+
+func (f *FSM) applyOne(b *state.Batch, l *raft.Log) any {
 	if len(l.Data) == 0 {
 		return nil
 	}
 	t := structs.MessageType(l.Data[0])
 	ignorable := t&structs.IgnoreUnknownTypeFlag != 0
 	t &^= structs.IgnoreUnknownTypeFlag
-	body := l.Data[1:]
-
 	apply, ok := appliers[t]
 	if !ok {
 		if ignorable {
@@ -52,16 +94,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 		panic(fmt.Errorf("raft log entry %d has unknown type %d; this server is older than the cluster's log: upgrade it", l.Index, t))
 	}
-	return apply(f, l.Index, body)
+	return apply(b, l.Index, l.Data[1:])
 }
 
-type applier func(f *FSM, index uint64, body []byte) any
+// applier applies the body of one entry through a batch. It owns what it
+// decodes, so the batch keeps those objects without copying them.
+type applier func(b *state.Batch, index uint64, body []byte) any
 
 var appliers = map[structs.MessageType]applier{
-	structs.JobRegisterRequestType:   (*FSM).applyJobRegister,
-	structs.JobDeregisterRequestType: (*FSM).applyJobDeregister,
-	structs.EvalUpdateRequestType:    (*FSM).applyEvalUpdate,
-	structs.NoopRequestType:          func(*FSM, uint64, []byte) any { return nil },
+	structs.JobRegisterRequestType:   applyJobRegister,
+	structs.JobDeregisterRequestType: applyJobDeregister,
+	structs.EvalUpdateRequestType:    applyEvalUpdate,
+	structs.NoopRequestType:          func(*state.Batch, uint64, []byte) any { return nil },
 }
 
 // decode decodes a body or panics: a committed entry that does not decode
@@ -73,48 +117,34 @@ func decode(index uint64, body []byte, out any) {
 	}
 }
 
-func (f *FSM) applyJobRegister(index uint64, body []byte) any {
+func applyJobRegister(b *state.Batch, index uint64, body []byte) any {
 	var req structs.JobRegisterRequest
 	decode(index, body, &req)
 	job := req.Job
 	job.SubmitTime = req.SubmitTime
-	if err := f.State().UpsertJob(index, job); err != nil {
+	if err := b.UpsertJob(index, job); err != nil {
 		return fmt.Errorf("register job %q: %w", job.ID, err)
 	}
 	if req.Eval != nil {
-		if err := f.State().UpsertEvals(index, []*structs.Evaluation{req.Eval}); err != nil {
+		if err := b.UpsertEvals(index, []*structs.Evaluation{req.Eval}); err != nil {
 			return fmt.Errorf("register job %q: create evaluation: %w", job.ID, err)
 		}
 	}
 	return nil
 }
 
-func (f *FSM) applyJobDeregister(index uint64, body []byte) any {
+func applyJobDeregister(b *state.Batch, index uint64, body []byte) any {
 	var req structs.JobDeregisterRequest
 	decode(index, body, &req)
-	st := f.State()
 	if req.Purge {
-		if err := st.DeleteJob(index, req.Namespace, req.JobID); err != nil {
+		if err := b.DeleteJob(index, req.Namespace, req.JobID); err != nil {
 			return fmt.Errorf("purge job %q: %w", req.JobID, err)
 		}
-	} else {
-		cur, err := st.JobByID(nil, req.Namespace, req.JobID)
-		if err != nil {
-			return fmt.Errorf("stop job %q: %w", req.JobID, err)
-		}
-		if cur == nil {
-			return fmt.Errorf("stop job %q: %w", req.JobID, structs.ErrNotFound)
-		}
-		if !cur.Stop {
-			stopped := cur.Copy()
-			stopped.Stop = true
-			if err := st.UpsertJob(index, stopped); err != nil {
-				return fmt.Errorf("stop job %q: %w", req.JobID, err)
-			}
-		}
+	} else if err := b.StopJob(index, req.Namespace, req.JobID); err != nil {
+		return err
 	}
 	if req.Eval != nil {
-		if err := st.UpsertEvals(index, []*structs.Evaluation{req.Eval}); err != nil {
+		if err := b.UpsertEvals(index, []*structs.Evaluation{req.Eval}); err != nil {
 			return fmt.Errorf("deregister job %q: create evaluation: %w", req.JobID, err)
 		}
 	}
@@ -126,10 +156,10 @@ type EvalUpdateRequest struct {
 	Evals []*structs.Evaluation
 }
 
-func (f *FSM) applyEvalUpdate(index uint64, body []byte) any {
+func applyEvalUpdate(b *state.Batch, index uint64, body []byte) any {
 	var req EvalUpdateRequest
 	decode(index, body, &req)
-	if err := f.State().UpsertEvals(index, req.Evals); err != nil {
+	if err := b.UpsertEvals(index, req.Evals); err != nil {
 		return fmt.Errorf("update evaluations: %w", err)
 	}
 	return nil

@@ -20,8 +20,8 @@ import (
 // stored one.
 //
 // The summaries and statuses of the jobs concerned are updated.
-func (s *Store) UpsertAllocs(index uint64, allocs []*structs.Allocation) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) UpsertAllocs(index uint64, allocs []*structs.Allocation) error {
+	return w.run(index, func(t *txn) error {
 		t.touch(TableAllocs)
 		for _, a := range allocs {
 			if err := t.upsertAlloc(a); err != nil {
@@ -95,8 +95,8 @@ func (t *txn) putAlloc(existing, a *structs.Allocation) error {
 // health in DeploymentStatus (Healthy, Timestamp) are taken; an empty
 // ClientStatus keeps the stored one. Allocations that are no longer in the
 // store (garbage collected) are skipped.
-func (s *Store) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation) error {
+	return w.run(index, func(t *txn) error {
 		t.touch(TableAllocs)
 		for _, u := range allocs {
 			if err := t.updateAllocFromClient(u); err != nil {

@@ -23,27 +23,32 @@ import (
 // Each new version is also written to the job_version table, which keeps
 // the latest JobTrackedVersions of a job. The job's summary is created if
 // needed and gains an entry for every group of the job.
-func (s *Store) UpsertJob(index uint64, job *structs.Job) error {
+func (w writer) UpsertJob(index uint64, job *structs.Job) error {
 	if job == nil {
 		return errors.New("upsert job: job is nil")
 	}
 	if job.Namespace == "" || job.ID == "" {
 		return fmt.Errorf("upsert job %q: namespace and ID are required (namespace is %q)", job.ID, job.Namespace)
 	}
-	return s.write(index, func(t *txn) error {
-		if err := t.upsertJob(job); err != nil {
+	return w.run(index, func(t *txn) error {
+		if err := t.upsertJob(job, w.owned); err != nil {
 			return fmt.Errorf("upsert job %q in namespace %q: %w", job.ID, job.Namespace, err)
 		}
 		return nil
 	})
 }
 
-func (t *txn) upsertJob(in *structs.Job) error {
+// upsertJob writes a job; with owned it keeps and changes in itself
+// rather than a copy.
+func (t *txn) upsertJob(in *structs.Job, owned bool) error {
 	existing, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, in.Namespace, in.ID)
 	if err != nil {
 		return err
 	}
-	job := in.Copy()
+	job := in
+	if !owned {
+		job = in.Copy()
+	}
 	newVersion := true
 	switch {
 	case existing == nil:
@@ -98,12 +103,33 @@ func (t *txn) addVersion(job *structs.Job) error {
 // versions and its summary. Only the FSM calls it. Its allocations and
 // evaluations stay until they are garbage collected. It returns an error
 // wrapping structs.ErrNotFound if there is no such job.
-func (s *Store) DeleteJob(index uint64, namespace, jobID string) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) DeleteJob(index uint64, namespace, jobID string) error {
+	return w.run(index, func(t *txn) error {
 		if err := t.deleteJob(namespace, jobID); err != nil {
 			return fmt.Errorf("delete job %q in namespace %q: %w", jobID, namespace, err)
 		}
 		return nil
+	})
+}
+
+// StopJob marks a job stopped at raft index index (its allocations will be
+// stopped by the scheduler). A job already stopped is left as it is. It
+// returns an error wrapping structs.ErrNotFound if there is no such job.
+func (w writer) StopJob(index uint64, namespace, jobID string) error {
+	return w.run(index, func(t *txn) error {
+		job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+		if err != nil {
+			return err
+		}
+		if job == nil {
+			return fmt.Errorf("stop job %q in namespace %q: %w", jobID, namespace, structs.ErrNotFound)
+		}
+		if job.Stop {
+			return nil
+		}
+		stopped := job.Copy()
+		stopped.Stop = true
+		return t.upsertJob(stopped, true)
 	})
 }
 

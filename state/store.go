@@ -24,6 +24,7 @@ import (
 // the store and must not be modified (copy them first).
 type Store struct {
 	reader
+	writer
 
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
@@ -44,8 +45,76 @@ func New() *Store {
 		// The schema is a constant of this package; this is a bug.
 		panic(fmt.Sprintf("state: invalid schema: %v", err))
 	}
-	return &Store{reader: reader{db: db}, abandonCh: make(chan struct{})}
+	s := &Store{reader: reader{db: db}, abandonCh: make(chan struct{})}
+	s.writer = writer{run: s.write}
+	return s
 }
+
+// writer carries the write methods, shared by Store (a transaction per
+// write) and Batch (one transaction for many writes).
+type writer struct {
+	run func(index uint64, fn func(t *txn) error) error
+	// owned: write methods keep and change the objects they are given
+	// instead of copying them (the FSM's objects are decoded for the write).
+	owned bool
+}
+
+// Batch is several writes in one memdb transaction: the FSM applies a
+// batch of raft entries through it. Each write takes its own raft index and
+// settles summaries, job statuses and table indexes as if it were alone, so
+// a Batch ends in exactly the state the same writes make one by one through
+// the Store; it only commits once, which is much cheaper.
+//
+// A Batch takes ownership of the objects given to its writes. After a write
+// fails the Batch is void: later writes return the same error, and the
+// caller must Abort it. Nothing is visible to readers before Commit.
+type Batch struct {
+	writer
+	t   *txn
+	err error
+}
+
+// Batch starts a batch of writes. memdb allows one write transaction at a
+// time: commit or abort the batch before writing through the Store again.
+func (s *Store) Batch() *Batch {
+	b := &Batch{t: &txn{Txn: s.db.Txn(true)}}
+	b.writer = writer{run: b.write, owned: true}
+	return b
+}
+
+func (b *Batch) write(index uint64, fn func(t *txn) error) error {
+	if b.err != nil {
+		return b.err
+	}
+	t := b.t
+	t.index, t.evalDelete = index, false
+	t.touched = map[string]bool{}
+	t.summaries = map[structs.NamespacedID]*structs.JobSummary{}
+	t.jobs = map[structs.NamespacedID]bool{}
+	if err := fn(t); err != nil {
+		b.err = err
+		return err
+	}
+	if err := t.settle(); err != nil {
+		b.err = err
+		return err
+	}
+	return nil
+}
+
+// Commit makes every write of the batch visible at once. It returns the
+// error of a failed write instead, having aborted.
+func (b *Batch) Commit() error {
+	if b.err != nil {
+		b.t.Abort()
+		return b.err
+	}
+	b.t.Commit()
+	return nil
+}
+
+// Abort drops every write of the batch.
+func (b *Batch) Abort() { b.t.Abort() }
 
 // Snapshot returns a view of the latest state. It costs a few pointer
 // copies, whatever the size of the state.

@@ -11,8 +11,8 @@ import (
 // it. Each is copied; an existing one keeps its CreateIndex. An evaluation
 // with QueuedAllocations sets the Queued counts of its job's summary. The
 // statuses of the jobs concerned are updated.
-func (s *Store) UpsertEvals(index uint64, evals []*structs.Evaluation) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) UpsertEvals(index uint64, evals []*structs.Evaluation) error {
+	return w.run(index, func(t *txn) error {
 		t.touch(TableEvals)
 		for _, e := range evals {
 			if err := t.upsertEval(e); err != nil {
@@ -49,8 +49,8 @@ func (t *txn) upsertEval(in *structs.Evaluation) error {
 // index. Only the FSM calls it. IDs no longer in the store are skipped.
 // Deleted allocations leave their jobs' summaries; jobs left with neither
 // allocations nor evaluations become dead.
-func (s *Store) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
+	return w.run(index, func(t *txn) error {
 		t.touch(TableEvals, TableAllocs)
 		t.evalDelete = true
 		for _, id := range evalIDs {
@@ -82,11 +82,11 @@ func (s *Store) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
 // UpsertNode registers a node or replaces it, at raft index index. Only
 // the FSM calls it. The node is copied; an existing node keeps its
 // CreateIndex.
-func (s *Store) UpsertNode(index uint64, node *structs.Node) error {
+func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 	if node == nil || node.ID == "" {
 		return errors.New("upsert node: node ID is required")
 	}
-	return s.write(index, func(t *txn) error {
+	return w.run(index, func(t *txn) error {
 		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, node.ID)
 		if err != nil {
 			return fmt.Errorf("upsert node %q: %w", node.ID, err)
@@ -107,8 +107,8 @@ func (s *Store) UpsertNode(index uint64, node *structs.Node) error {
 // DeleteNodes deregisters nodes at raft index index. Only the FSM calls it.
 // If any node is missing nothing is deleted, and the error wraps
 // structs.ErrNotFound.
-func (s *Store) DeleteNodes(index uint64, nodeIDs []string) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
+	return w.run(index, func(t *txn) error {
 		t.touch(TableNodes)
 		for _, id := range nodeIDs {
 			n, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, id)
@@ -130,8 +130,8 @@ func (s *Store) DeleteNodes(index uint64, nodeIDs []string) error {
 // index. Only the FSM calls it; updatedAt comes from the log entry (the
 // leader's clock), never from the applying server's. The error wraps
 // structs.ErrNotFound if there is no such node.
-func (s *Store) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64) error {
-	return s.write(index, func(t *txn) error {
+func (w writer) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64) error {
+	return w.run(index, func(t *txn) error {
 		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
 		if err == nil && existing == nil {
 			err = structs.ErrNotFound
@@ -153,11 +153,11 @@ func (s *Store) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt 
 // UpsertDeployment writes a deployment at raft index index. Only the FSM
 // calls it. The deployment is copied; an existing one keeps its
 // CreateIndex.
-func (s *Store) UpsertDeployment(index uint64, d *structs.Deployment) error {
+func (w writer) UpsertDeployment(index uint64, d *structs.Deployment) error {
 	if d == nil || d.ID == "" || d.Namespace == "" || d.JobID == "" {
 		return errors.New("upsert deployment: ID, namespace and job ID are required")
 	}
-	return s.write(index, func(t *txn) error {
+	return w.run(index, func(t *txn) error {
 		existing, err := first[structs.Deployment](nil, t.Txn, TableDeployments, indexID, d.ID)
 		if err != nil {
 			return fmt.Errorf("upsert deployment %q: %w", d.ID, err)
