@@ -32,7 +32,11 @@ func BenchmarkRegister(b *testing.B) {
 			agents := startSkiff(b, 3)
 			url := "http://" + leaderOf(agents).HTTPAddr() + "/v1/jobs"
 			client := httpClient()
+			term := leaderOf(agents).Server().Raft().Stats()["term"]
 			run(b, c, func(i int) error { return registerHTTP(client, url, fmt.Sprintf("job-%d-%06d", c, i)) })
+			if now := leaderOf(agents).Server().Raft().Stats()["term"]; now != term {
+				b.Errorf("raft term moved from %s to %s under load: a spurious election", term, now)
+			}
 		})
 		b.Run(fmt.Sprintf("impl=skiff-inproc/clients=%d", c), func(b *testing.B) {
 			agents := startSkiff(b, 3)
@@ -144,8 +148,16 @@ func BenchmarkFsync(b *testing.B) {
 // BenchmarkGetUnderLoad is S9: single-job GET (linearizable, through the
 // leader) while 64 writers register jobs, next to the same GET idle.
 func BenchmarkGetUnderLoad(b *testing.B) {
-	for _, writers := range []int{0, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, bc := range []struct {
+		writers int
+		query   string
+	}{{0, ""}, {64, ""}, {64, "?stale"}} {
+		writers := bc.writers
+		name := fmt.Sprintf("writers=%d/read=linearizable", writers)
+		if bc.query != "" {
+			name = fmt.Sprintf("writers=%d/read=stale", writers)
+		}
+		b.Run(name, func(b *testing.B) {
 			agents := startSkiff(b, 3)
 			leader := leaderOf(agents)
 			base := "http://" + leader.HTTPAddr()
@@ -167,7 +179,7 @@ func BenchmarkGetUnderLoad(b *testing.B) {
 			if writers > 0 {
 				time.Sleep(300 * time.Millisecond) // let the load build up
 			}
-			run(b, 1, func(int) error { return getJob(client, base+"/v1/job/probe") })
+			run(b, 1, func(int) error { return getJob(client, base+"/v1/job/probe"+bc.query) })
 			stop()
 			wg.Wait()
 		})

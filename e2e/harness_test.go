@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // agentProc is one skiff agent process.
 type agentProc struct {
-	t               *testing.T
+	t               testing.TB
 	name            string
 	dir             string
 	configPath      string
@@ -59,7 +59,7 @@ func (a *agentProc) addr() string { return fmt.Sprintf("http://127.0.0.1:%d", a.
 
 // cluster is n server processes that bootstrap together.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	agents []*agentProc
 }
 
@@ -68,7 +68,7 @@ type clusterOpts struct {
 	extraServer string // extra lines inside server { }
 }
 
-func newCluster(t *testing.T, n int, opts clusterOpts) *cluster {
+func newCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	for i := range n {
@@ -223,7 +223,7 @@ func call(ctx context.Context, method, url string, body, out any) (http.Header, 
 }
 
 // waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -282,7 +282,7 @@ func register(ctx context.Context, a *agentProc, id string) (uint64, error) {
 }
 
 // jobIDs lists the job IDs an agent has in its own state (a stale read).
-func jobIDs(t *testing.T, a *agentProc) map[string]bool {
+func jobIDs(t testing.TB, a *agentProc) map[string]bool {
 	t.Helper()
 	var stubs []*structs.JobListStub
 	if _, err := call(context.Background(), "GET", a.addr()+"/v1/jobs?stale", nil, &stubs); err != nil {
@@ -296,7 +296,7 @@ func jobIDs(t *testing.T, a *agentProc) map[string]bool {
 }
 
 // waitApplied waits until a's own state has reached index.
-func waitApplied(t *testing.T, a *agentProc, index uint64) {
+func waitApplied(t testing.TB, a *agentProc, index uint64) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("%s to apply index %d", a.name, index), func() bool {
 		h, err := call(context.Background(), "GET", a.addr()+"/v1/jobs?stale", nil, nil)
