@@ -182,3 +182,60 @@ func TestDamagedRaftLogIsRefused(t *testing.T) {
 		t.Fatalf("error does not explain the damage and the way out:\n%s", logs)
 	}
 }
+
+// TestDamagedSnapshotIsRefused damages the only raft snapshot of a stopped
+// server: it must refuse to start rather than serve a partial state.
+func TestDamagedSnapshotIsRefused(t *testing.T) {
+	c := newCluster(t, 1, clusterOpts{extraServer: `
+  raft_snapshot_threshold = 20
+  raft_trailing_logs      = 5
+  raft_snapshot_interval  = "100ms"`})
+	a := c.leader()
+	for i := range 60 {
+		if _, err := register(context.Background(), a, fmt.Sprintf("j%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapDir := filepath.Join(a.dir, "data", "raft", "snapshots")
+	var stateFile string
+	waitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool {
+		matches, _ := filepath.Glob(filepath.Join(snapDir, "*", "state.bin"))
+		if len(matches) > 0 {
+			stateFile = matches[len(matches)-1]
+			return true
+		}
+		return false
+	})
+	a.kill()
+	// Keep only the newest snapshot, and flip bytes in its middle.
+	all, _ := filepath.Glob(filepath.Join(snapDir, "*"))
+	for _, d := range all {
+		if d != filepath.Dir(stateFile) {
+			os.RemoveAll(d)
+		}
+	}
+	data, err := os.ReadFile(stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(data) / 3; i < len(data)/3+16 && i < len(data); i++ {
+		data[i] ^= 0xff
+	}
+	if err := os.WriteFile(stateFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server with a damaged snapshot kept running")
+	}
+	logs := a.tail(40)
+	t.Logf("server output:\n%s", a.tail(3))
+	if strings.Contains(logs, "goroutine ") {
+		t.Fatalf("server panicked on a damaged snapshot:\n%s", logs)
+	}
+	if !strings.Contains(logs, "snapshot") || !strings.Contains(logs, "move") {
+		t.Fatalf("error does not explain the damaged snapshot and the way out:\n%s", logs)
+	}
+}

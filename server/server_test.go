@@ -224,3 +224,26 @@ func TestLeftServerIsRemovedFromRaft(t *testing.T) {
 		return true
 	})
 }
+
+func TestFiveServersTolerateTwoFailures(t *testing.T) {
+	c := newTestCluster(t, 5)
+	register(t, c.follower(), testJob("before"))
+	l := c.leader()
+	down := 0
+	for _, s := range c.servers {
+		if s != l && down < 2 {
+			s.Shutdown()
+			down++
+		}
+	}
+	// Three of five is still a quorum: writes and linearizable reads go on.
+	reply := register(t, c.follower(), testJob("after"))
+	for _, s := range c.servers {
+		if s.shutdownCtx.Err() != nil {
+			continue
+		}
+		if getJob(t, s, "before", false) == nil || getJob(t, s, "after", false) == nil {
+			t.Fatalf("%s misses a job with two of five servers down (index %d)", s.config.NodeName, reply.Index)
+		}
+	}
+}
