@@ -37,8 +37,10 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error)
 	if id := r.PathValue("id"); id != "" && id != body.Job.ID {
 		return nil, badRequest("job ID in the path (%q) does not match the job's ID (%q)", id, body.Job.ID)
 	}
-	warnings := unknownFields(raw, body)
-	defaultGroupCounts(raw, body.Job)
+	var doc any // the body once more, generically: for what typed decoding cannot tell
+	_ = json.Unmarshal(raw, &doc)
+	warnings := unknownFields(doc, body)
+	defaultGroupCounts(doc, body.Job)
 
 	args := structs.JobRegisterRequest{
 		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
@@ -61,36 +63,33 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error)
 
 // defaultGroupCounts sets Count to 1 for groups whose JSON left Count out
 // or null, as Nomad's API does; an explicit 0 stays 0.
-func defaultGroupCounts(raw []byte, job *structs.Job) {
-	var probe struct {
-		Job struct {
-			TaskGroups []map[string]json.RawMessage
-		}
-	}
-	if json.Unmarshal(raw, &probe) != nil {
-		return
-	}
-	for i, tg := range probe.Job.TaskGroups {
+func defaultGroupCounts(doc any, job *structs.Job) {
+	top, _ := doc.(map[string]any)
+	jobDoc, _ := lookupFold(top, "Job").(map[string]any)
+	groups, _ := lookupFold(jobDoc, "TaskGroups").([]any)
+	for i, g := range groups {
 		if i >= len(job.TaskGroups) {
 			break
 		}
-		c, ok := lookupFold(tg, "Count")
-		if !ok || string(c) == "null" {
+		gm, _ := g.(map[string]any)
+		if lookupFold(gm, "Count") == nil {
 			job.TaskGroups[i].Count = 1
 		}
 	}
 }
 
-func lookupFold(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+// lookupFold returns m[key], matching the key as encoding/json does
+// (exact first, then case-insensitively); nil when absent or null.
+func lookupFold(m map[string]any, key string) any {
 	if v, ok := m[key]; ok {
-		return v, true
+		return v
 	}
 	for k, v := range m {
 		if strings.EqualFold(k, key) {
-			return v, true
+			return v
 		}
 	}
-	return nil, false
+	return nil
 }
 
 // jobParseBody is the body of /v1/jobs/parse.

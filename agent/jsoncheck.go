@@ -1,21 +1,17 @@
 package agent
 
 import (
-	"encoding/json"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // unknownFields lists the JSON object keys in raw that have no field in
 // the Go value v and carry a value (not null, false, 0, "" or empty).
 // Such fields are ignored, and the caller warns about them, so a client
 // built for a richer API never has a setting silently dropped.
-func unknownFields(raw []byte, v any) []string {
-	var doc any
-	if json.Unmarshal(raw, &doc) != nil {
-		return nil
-	}
+func unknownFields(doc any, v any) []string {
 	var out []string
 	walkUnknown(doc, reflect.TypeOf(v), "", &out)
 	sort.Strings(out)
@@ -57,39 +53,58 @@ func walkUnknown(doc any, t reflect.Type, path string, out *[]string) {
 	}
 }
 
-// fieldFold finds the struct field encoding/json would decode key into.
+// fieldFold finds the struct field encoding/json would decode key into:
+// an exact name match first, else a case-insensitive one.
 func fieldFold(t reflect.Type, key string) (reflect.StructField, bool) {
-	var found reflect.StructField
-	ok := false
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name := f.Name
-		if tag := f.Tag.Get("json"); tag != "" {
-			n, _, _ := strings.Cut(tag, ",")
-			if n == "-" {
+	fs := fieldsOf(t)
+	if f, ok := fs.exact[key]; ok {
+		return f, true
+	}
+	f, ok := fs.folded[strings.ToLower(key)]
+	return f, ok
+}
+
+type fieldSet struct {
+	exact, folded map[string]reflect.StructField
+}
+
+// fieldCache holds the JSON field names of each struct type seen.
+var fieldCache sync.Map // reflect.Type -> *fieldSet
+
+func fieldsOf(t reflect.Type) *fieldSet {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(*fieldSet)
+	}
+	fs := &fieldSet{exact: map[string]reflect.StructField{}, folded: map[string]reflect.StructField{}}
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if f.Anonymous && f.Type.Kind() == reflect.Struct && tag == "" {
+				add(f.Type) // embedded: its fields are promoted
 				continue
 			}
-			if n != "" {
+			if !f.IsExported() {
+				continue
+			}
+			name := f.Name
+			if n, _, _ := strings.Cut(tag, ","); n == "-" {
+				continue
+			} else if n != "" {
 				name = n
 			}
-		}
-		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
-			if ef, eok := fieldFold(f.Type, key); eok {
-				return ef, true
+			if _, dup := fs.exact[name]; !dup {
+				fs.exact[name] = f
 			}
-			continue
-		}
-		if name == key {
-			return f, true
-		}
-		if !ok && strings.EqualFold(name, key) {
-			found, ok = f, true
+			if _, dup := fs.folded[strings.ToLower(name)]; !dup {
+				fs.folded[strings.ToLower(name)] = f
+			}
 		}
 	}
-	return found, ok
+	add(t)
+	fieldCache.Store(t, fs)
+	return fs
 }
 
 func isZeroJSON(v any) bool {
