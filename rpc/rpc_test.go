@@ -1,0 +1,132 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/rpc"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+type Echo struct{}
+
+type EchoArgs struct{ Msg string }
+
+func (Echo) Say(args *EchoArgs, reply *string) error {
+	if args.Msg == "fail" {
+		return errors.New("endpoint refused: fail")
+	}
+	*reply = "echo " + args.Msg
+	return nil
+}
+
+func serve(t *testing.T, addr string) (*Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer()
+	if err := srv.Register(Echo{}); err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(ln, srv, nil, hclog.NewNullLogger())
+	go l.Serve()
+	return l, ln.Addr().String()
+}
+
+func TestPoolCallAndErrors(t *testing.T) {
+	l, addr := serve(t, "127.0.0.1:0")
+	defer l.Close()
+	p := NewPool(time.Second)
+	defer p.Close()
+	ctx := context.Background()
+
+	var reply string
+	if err := p.Call(ctx, addr, "Echo.Say", &EchoArgs{Msg: "hi"}, &reply); err != nil || reply != "echo hi" {
+		t.Fatalf("call: reply %q err %v, want \"echo hi\"", reply, err)
+	}
+	// An endpoint's error comes back as that error, and the session stays.
+	err := p.Call(ctx, addr, "Echo.Say", &EchoArgs{Msg: "fail"}, &reply)
+	if err == nil || err.Error() != "endpoint refused: fail" {
+		t.Fatalf("endpoint error = %v, want it verbatim", err)
+	}
+	if err := p.Call(ctx, addr, "Echo.Nope", &EchoArgs{}, &reply); err == nil || !strings.Contains(err.Error(), "can't find method") {
+		t.Fatalf("unknown method: err = %v", err)
+	}
+	// Many calls share one session concurrently.
+	errs := make(chan error, 50)
+	for range 50 {
+		go func() {
+			var r string
+			errs <- p.Call(ctx, addr, "Echo.Say", &EchoArgs{Msg: "x"}, &r)
+		}()
+	}
+	for range 50 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent call: %v", err)
+		}
+	}
+}
+
+func TestPoolRedialsAfterServerRestart(t *testing.T) {
+	l, addr := serve(t, "127.0.0.1:0")
+	p := NewPool(time.Second)
+	defer p.Close()
+	var reply string
+	if err := p.Call(context.Background(), addr, "Echo.Say", &EchoArgs{Msg: "a"}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := p.Call(context.Background(), addr, "Echo.Say", &EchoArgs{Msg: "b"}, &reply); err == nil {
+		t.Fatal("call to a closed server succeeded")
+	}
+	l2, _ := serve(t, addr)
+	defer l2.Close()
+	if err := p.Call(context.Background(), addr, "Echo.Say", &EchoArgs{Msg: "c"}, &reply); err != nil || reply != "echo c" {
+		t.Fatalf("after restart: reply %q err %v; the pool should have dialled again", reply, err)
+	}
+}
+
+func TestRaftConnectionsReachTheRaftLayer(t *testing.T) {
+	l, addr := serve(t, "127.0.0.1:0")
+	defer l.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.RaftLayer().Accept()
+		if err == nil {
+			got <- c
+		}
+	}()
+	c, err := l.RaftLayer().Dial(raft.ServerAddress(addr), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	select {
+	case sc := <-got:
+		buf := make([]byte, 4)
+		sc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := sc.Read(buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("raft layer read %q (%v), want the bytes after the type byte", buf, err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("raft connection never reached the raft layer")
+	}
+	// A connection with an unknown first byte is closed.
+	bad, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Write([]byte{0x7f})
+	bad.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := bad.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection of unknown type stayed open")
+	}
+}
