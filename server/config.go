@@ -62,7 +62,7 @@ func DefaultConfig() *Config {
 		RetryInterval:          2 * time.Second,
 		RaftHeartbeatTimeout:   400 * time.Millisecond,
 		RaftElectionTimeout:    400 * time.Millisecond,
-		RaftLeaderLeaseTimeout: 200 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 400 * time.Millisecond,
 		RaftSnapshotThreshold:  8192,
 		RaftSnapshotInterval:   30 * time.Second,
 		RaftTrailingLogs:       10240,

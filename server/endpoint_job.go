@@ -22,9 +22,10 @@ type Job struct{ srv *Server }
 // Register validates a job and commits it with its evaluation in one raft
 // entry.
 func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegisterResponse) error {
-	if done, err := j.srv.forward("Job.Register", args, args, reply); done {
-		return err
-	}
+	return j.srv.write("Job.Register", args, reply, func() error { return j.register(args, reply) })
+}
+
+func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegisterResponse) error {
 	if args.Job == nil {
 		return fmt.Errorf("%w: the request has no Job", ErrBadRequest)
 	}
@@ -91,9 +92,10 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 // Deregister stops a job (its allocations will be stopped) or, with
 // Purge, removes it and its history.
 func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobDeregisterResponse) error {
-	if done, err := j.srv.forward("Job.Deregister", args, args, reply); done {
-		return err
-	}
+	return j.srv.write("Job.Deregister", args, reply, func() error { return j.deregister(args, reply) })
+}
+
+func (j *Job) deregister(args *structs.JobDeregisterRequest, reply *structs.JobDeregisterResponse) error {
 	ns := namespaceOf(args.Namespace)
 	args.Namespace = ns
 	job, err := j.srv.fsm.State().JobByID(nil, ns, args.JobID)

@@ -118,8 +118,11 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 	}
 	future := s.raft.Apply(buf, raftApplyTimeout)
 	if err := future.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: leadership changed while committing (%v); retry", structs.ErrNoLeader, err)
+		if errors.Is(err, raft.ErrNotLeader) {
+			return 0, errNotApplied
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: leadership changed while committing; the write may or may not have been applied: check, then retry", structs.ErrNoLeader)
 		}
 		return 0, fmt.Errorf("commit to raft: %w", err)
 	}
@@ -127,6 +130,34 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 		return future.Index(), err
 	}
 	return future.Index(), nil
+}
+
+// errNotApplied: this server stopped leading before the entry was
+// appended, so it was certainly not applied and may be sent again.
+var errNotApplied = errors.New("not the leader any more; entry not applied")
+
+// write routes a write to the leader and runs apply there. When this
+// server loses leadership before its entry was appended, the write goes to
+// the new leader instead of failing, within RPCHoldTimeout.
+func (s *Server) write(method string, args structs.RPCInfo, reply any, apply func() error) error {
+	deadline := time.Now().Add(s.config.RPCHoldTimeout)
+	for {
+		if done, err := s.forward(method, args, args, reply); done {
+			return err
+		}
+		err := apply()
+		if !errors.Is(err, errNotApplied) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return s.noLeaderError(err)
+		}
+		select {
+		case <-s.shutdownCtx.Done():
+			return errors.New("server is shutting down")
+		case <-time.After(leaderPoll):
+		}
+	}
 }
 
 // queryFn reads from a store snapshot, watching what it read, and returns
