@@ -19,9 +19,9 @@ func TestGolden(t *testing.T) {
 	f.serveJob()
 	f.json("GET /v1/agent/members", 0, &structs.ServerMembersResponse{ServerName: "s1.global", ServerRegion: "global", ServerDC: "dc1",
 		Members: []*structs.ServerMember{
-			{Name: "s2.global", Addr: "10.0.0.2", Port: 4648, Status: "alive", Tags: map[string]string{"region": "global", "dc": "dc1", "port": "4647"}},
-			{Name: "s1.global", Addr: "10.0.0.1", Port: 4648, Status: "alive", Tags: map[string]string{"region": "global", "dc": "dc1", "port": "4647"}},
-			{Name: "s3.global", Addr: "10.0.0.3", Port: 4648, Status: "failed", Tags: map[string]string{"region": "global", "dc": "dc2", "port": "4647"}},
+			{Name: "s2.global", Addr: "10.0.0.2", Port: 4648, Status: "alive", Tags: map[string]string{"region": "global", "dc": "dc1", "rpc_addr": "10.0.0.2:4647"}},
+			{Name: "s1.global", Addr: "10.0.0.1", Port: 4648, Status: "alive", Tags: map[string]string{"region": "global", "dc": "dc1", "rpc_addr": "10.0.0.1:4647"}},
+			{Name: "s3.global", Addr: "10.0.0.3", Port: 4648, Status: "failed", Tags: map[string]string{"region": "global", "dc": "dc2", "rpc_addr": "10.0.0.3:4647"}},
 		}})
 	f.json("GET /v1/status/leader", 0, "10.0.0.2:4647")
 	f.json("GET /v1/operator/raft/configuration", 0, &structs.RaftConfigurationResponse{Index: 9, Servers: []*structs.RaftServer{
@@ -328,5 +328,22 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(d); got != want {
 			t.Errorf("humanDuration(%s): got %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestIsLeaderWithSharedIP(t *testing.T) {
+	members := []*structs.ServerMember{
+		{Name: "a", Addr: "127.0.0.1", Tags: map[string]string{"rpc_addr": "127.0.0.1:4647"}},
+		{Name: "b", Addr: "127.0.0.1", Tags: map[string]string{"rpc_addr": "127.0.0.1:5647"}},
+		{Name: "c", Addr: "127.0.0.1", Tags: map[string]string{"rpc_addr": "127.0.0.1:6647"}},
+	}
+	var leaders []string
+	for _, m := range members {
+		if isLeader(m, "127.0.0.1:5647") {
+			leaders = append(leaders, m.Name)
+		}
+	}
+	if len(leaders) != 1 || leaders[0] != "b" {
+		t.Fatalf("leaders = %v, want [b]", leaders)
 	}
 }

@@ -73,18 +73,15 @@ func leaderAddr(ctx context.Context, client *api.Client) string {
 	return addr
 }
 
-// isLeader matches a gossip member to the leader's RPC address: its
-// address and the RPC port it advertises in the "port" tag.
+// isLeader matches a gossip member to the leader's RPC address, which
+// every server gossips in its "rpc_addr" tag (servers may share an IP).
 func isLeader(m *structs.ServerMember, leader string) bool {
 	if leader == "" {
 		return false
 	}
-	host, port, err := net.SplitHostPort(leader)
-	if err != nil {
-		return false
+	if rpc, ok := m.Tags["rpc_addr"]; ok {
+		return rpc == leader
 	}
-	if p, ok := m.Tags["port"]; ok {
-		return m.Addr == host && p == port
-	}
-	return m.Addr == host
+	host, _, err := net.SplitHostPort(leader)
+	return err == nil && m.Addr == host
 }
