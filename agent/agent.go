@@ -34,8 +34,9 @@ type Agent struct {
 	config *Config
 	logger hclog.Logger
 	server *server.Server
-	http   *http.Server
-	httpLn net.Listener
+	http      *http.Server
+	httpLn    net.Listener
+	telemetry *telemetry
 	devDir string // removed on shutdown in dev mode
 }
 
@@ -214,6 +215,12 @@ func Start(cfg *Config, logOut io.Writer) (_ *Agent, err error) {
 			return nil, fmt.Errorf("create dev data dir: %w", err)
 		}
 		cfg.DataDir = a.devDir
+	}
+	if a.telemetry, err = setupTelemetry(cfg); err != nil {
+		return nil, err
+	}
+	if !raftMetricsWired {
+		logger.Warn("this binary was built without -tags hashicorpmetrics: raft and gossip metrics are not collected (build with \"make dev\")")
 	}
 	scfg, err := serverConfig(cfg, logger)
 	if err != nil {

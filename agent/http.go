@@ -128,6 +128,7 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/operator/snapshot", a.snapshotSave)
 	h("PUT /v1/operator/snapshot", a.snapshotRestore)
 	h("POST /v1/operator/snapshot", a.snapshotRestore)
+	h("GET /v1/metrics", a.metrics)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no such endpoint: %s %s (this Skiff version serves the /v1 paths listed in the README)", r.Method, r.URL.Path), http.StatusNotFound)

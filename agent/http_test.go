@@ -248,3 +248,24 @@ func TestConfigFileErrors(t *testing.T) {
 		t.Fatalf("server without data dir: err = %v", err)
 	}
 }
+
+func TestMetricsIncludeRaft(t *testing.T) {
+	a, addr := testAgent(t)
+	_ = a
+	resp, out := do(t, "PUT", addr+"/v1/jobs", strings.NewReader(`{"Job": {"ID": "m", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}}]}]}}`))
+	if resp.StatusCode != 200 {
+		t.Fatalf("register: %d %s", resp.StatusCode, out)
+	}
+	resp, out = do(t, "GET", addr+"/v1/metrics", nil)
+	want := "skiff.raft."
+	if !raftMetricsWired {
+		want = "skiff.runtime." // raft's metrics need -tags hashicorpmetrics (make test sets it)
+	}
+	if resp.StatusCode != 200 || !strings.Contains(out, want) {
+		t.Fatalf("metrics: %d, want %s metrics in %.300s", resp.StatusCode, want, out)
+	}
+	resp, out = do(t, "GET", addr+"/v1/metrics?format=prometheus", nil)
+	if resp.StatusCode != 400 || !strings.Contains(out, "prometheus_metrics = true") {
+		t.Fatalf("prometheus while off: %d %s", resp.StatusCode, out)
+	}
+}
