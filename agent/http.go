@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/go-metrics"
 
 	"github.com/skiffhq/skiff/server"
 	"github.com/skiffhq/skiff/structs"
@@ -40,6 +43,8 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
 func (a *Agent) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		defer metrics.MeasureSinceWithLabels([]string{"http", "request"}, time.Now(),
+			[]metrics.Label{{Name: "route", Value: r.Pattern}})
 		out, err := h(w, r)
 		if err != nil {
 			code, msg := errorStatus(err)

@@ -259,7 +259,7 @@ func TestMetricsIncludeRaft(t *testing.T) {
 	resp, out = do(t, "GET", addr+"/v1/metrics", nil)
 	want := "skiff.raft."
 	if !raftMetricsWired {
-		want = "skiff.runtime." // raft's metrics need -tags hashicorpmetrics (make test sets it)
+		want = "skiff.http.request" // raft's metrics need -tags hashicorpmetrics (make test sets it)
 	}
 	if resp.StatusCode != 200 || !strings.Contains(out, want) {
 		t.Fatalf("metrics: %d, want %s metrics in %.300s", resp.StatusCode, want, out)
