@@ -261,17 +261,29 @@ func (p *Pool) session(ctx context.Context, addr string) (*yamux.Session, error)
 	return sess, nil
 }
 
-// Call makes one RPC to the server at addr. A transport failure drops the
-// session so the next call dials again.
+// TransportError is a call that failed on the way, not in the endpoint:
+// the server could not be reached or the connection broke. The call may or
+// may not have run on the server.
+type TransportError struct {
+	Method, Addr string
+	Err          error
+}
+
+func (e *TransportError) Error() string { return fmt.Sprintf("rpc %s to %s: %v", e.Method, e.Addr, e.Err) }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Call makes one RPC to the server at addr. It returns the endpoint's
+// error as is, or a *TransportError; a transport failure drops the session
+// so the next call dials again.
 func (p *Pool) Call(ctx context.Context, addr, method string, args, reply any) error {
 	sess, err := p.session(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+		return &TransportError{method, addr, err}
 	}
 	stream, err := sess.Open()
 	if err != nil {
 		p.drop(addr, sess)
-		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+		return &TransportError{method, addr, err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = stream.SetDeadline(dl)
@@ -282,7 +294,7 @@ func (p *Pool) Call(ctx context.Context, addr, method string, args, reply any) e
 	var se rpc.ServerError
 	if err != nil && !errors.As(err, &se) {
 		p.drop(addr, sess)
-		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+		return &TransportError{method, addr, err}
 	}
 	if err != nil {
 		return errors.New(string(se))

@@ -53,7 +53,8 @@ func TestPoolCallAndErrors(t *testing.T) {
 	}
 	// An endpoint's error comes back as that error, and the session stays.
 	err := p.Call(ctx, addr, "Echo.Say", &EchoArgs{Msg: "fail"}, &reply)
-	if err == nil || err.Error() != "endpoint refused: fail" {
+	var te *TransportError
+	if err == nil || err.Error() != "endpoint refused: fail" || errors.As(err, &te) {
 		t.Fatalf("endpoint error = %v, want it verbatim", err)
 	}
 	if err := p.Call(ctx, addr, "Echo.Nope", &EchoArgs{}, &reply); err == nil || !strings.Contains(err.Error(), "can't find method") {
@@ -83,8 +84,10 @@ func TestPoolRedialsAfterServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	if err := p.Call(context.Background(), addr, "Echo.Say", &EchoArgs{Msg: "b"}, &reply); err == nil {
-		t.Fatal("call to a closed server succeeded")
+	err := p.Call(context.Background(), addr, "Echo.Say", &EchoArgs{Msg: "b"}, &reply)
+	var te *TransportError
+	if !errors.As(err, &te) {
+		t.Fatalf("call to a closed server: err = %v, want a *TransportError", err)
 	}
 	l2, _ := serve(t, addr)
 	defer l2.Close()

@@ -129,12 +129,17 @@ func (c *testCluster) waitForVoters(n int) {
 	})
 }
 
-// waitForIndex waits until every live server applied index.
+// waitForIndex waits until every live server's state has reached index.
+// (raft.AppliedIndex is not enough: raft advances it when it hands entries
+// to the FSM, before the FSM has applied them.)
 func (c *testCluster) waitForIndex(index uint64) {
 	c.t.Helper()
 	waitFor(c.t, 10*time.Second, fmt.Sprintf("index %d everywhere", index), func() bool {
 		for _, s := range c.servers {
-			if s.shutdownCtx.Err() == nil && s.raft.AppliedIndex() < index {
+			if s.shutdownCtx.Err() != nil {
+				continue
+			}
+			if idx, err := s.State().LatestIndex(); err != nil || idx < index {
 				return false
 			}
 		}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
+	skiffrpc "github.com/skiffhq/skiff/rpc"
 	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
@@ -69,14 +69,11 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 }
 
 // retryable reports whether a forwarded call failed for want of a leader
-// or a connection, rather than with the endpoint's own answer.
+// or on the way to it, rather than with the endpoint's own answer. Writes
+// are retried too: the ones that exist (register, stop) are idempotent.
 func retryable(err error) bool {
-	msg := err.Error()
-	return structs.IsErr(err, structs.ErrNoLeader) ||
-		strings.Contains(msg, "rpc ") && (strings.Contains(msg, "connection refused") ||
-			strings.Contains(msg, "EOF") || strings.Contains(msg, "reset by peer") ||
-			strings.Contains(msg, "broken pipe") || strings.Contains(msg, "session shutdown") ||
-			strings.Contains(msg, "i/o timeout"))
+	var te *skiffrpc.TransportError
+	return errors.As(err, &te) || structs.IsErr(err, structs.ErrNoLeader)
 }
 
 func (s *Server) noLeaderError(cause error) error {
