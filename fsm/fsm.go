@@ -105,7 +105,11 @@ var appliers = map[structs.MessageType]applier{
 	structs.JobRegisterRequestType:   applyJobRegister,
 	structs.JobDeregisterRequestType: applyJobDeregister,
 	structs.EvalUpdateRequestType:    applyEvalUpdate,
-	structs.NoopRequestType:          func(*state.Batch, uint64, []byte) any { return nil },
+
+	structs.NodeRegisterRequestType:     applyNodeRegister,
+	structs.NodeUpdateStatusRequestType: applyNodeUpdateStatus,
+	structs.NodeDeregisterRequestType:   applyNodeDeregister,
+	structs.NoopRequestType:             func(*state.Batch, uint64, []byte) any { return nil },
 }
 
 // decode decodes a body or panics: a committed entry that does not decode
@@ -161,6 +165,38 @@ func applyEvalUpdate(b *state.Batch, index uint64, body []byte) any {
 	decode(index, body, &req)
 	if err := b.UpsertEvals(index, req.Evals); err != nil {
 		return fmt.Errorf("update evaluations: %w", err)
+	}
+	return nil
+}
+
+func applyNodeRegister(b *state.Batch, index uint64, body []byte) any {
+	var req structs.NodeRegisterRequest
+	decode(index, body, &req)
+	if err := b.UpsertNode(index, req.Node); err != nil {
+		return fmt.Errorf("register node %s: %w", req.Node.ID, err)
+	}
+	return nil
+}
+
+func applyNodeUpdateStatus(b *state.Batch, index uint64, body []byte) any {
+	var req structs.NodeUpdateStatusRequest
+	decode(index, body, &req)
+	if err := b.UpdateNodeStatus(index, req.NodeID, req.Status, req.UpdatedAt); err != nil {
+		return fmt.Errorf("update status of node %s: %w", req.NodeID, err)
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("update status of node %s: create evaluations: %w", req.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func applyNodeDeregister(b *state.Batch, index uint64, body []byte) any {
+	var req structs.NodeDeregisterRequest
+	decode(index, body, &req)
+	if err := b.DeleteNodes(index, req.NodeIDs); err != nil {
+		return fmt.Errorf("deregister nodes: %w", err)
 	}
 	return nil
 }

@@ -47,6 +47,13 @@ type Config struct {
 	// with the raft configuration, besides on every membership event.
 	ReconcileInterval time.Duration
 
+	// Client heartbeats: a node's TTL is at least MinHeartbeatTTL and long
+	// enough that all nodes together send at most MaxHeartbeatsPerSecond;
+	// a new leader adds HeartbeatGrace before marking anyone down.
+	MinHeartbeatTTL        time.Duration
+	MaxHeartbeatsPerSecond float64
+	HeartbeatGrace         time.Duration
+
 	// GossipProfile "lan" (default) or "local" (faster failure detection,
 	// for tests on one machine).
 	GossipProfile string
@@ -69,6 +76,9 @@ func DefaultConfig() *Config {
 		RaftMaxAppendEntries:   512,
 		RPCHoldTimeout:         7 * time.Second,
 		ReconcileInterval:      10 * time.Second,
+		MinHeartbeatTTL:        2 * time.Second,
+		MaxHeartbeatsPerSecond: 50,
+		HeartbeatGrace:         10 * time.Second,
 		GossipProfile:          "lan",
 	}
 }

@@ -34,6 +34,8 @@ func newTestServer(t *testing.T, name string, expect int, join []string, dir str
 	cfg.RetryInterval = 100 * time.Millisecond
 	cfg.GossipProfile = "local"
 	cfg.ReconcileInterval = 200 * time.Millisecond
+	cfg.MinHeartbeatTTL = 300 * time.Millisecond
+	cfg.HeartbeatGrace = 2 * time.Second
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: testWriter{t}})
 	s, err := New(cfg)
 	if err != nil {

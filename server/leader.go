@@ -67,6 +67,8 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		}
 	}
 	s.consistentReads.Store(true)
+	s.initHeartbeats()
+	defer s.clearHeartbeats()
 
 	ticker := time.NewTicker(s.config.ReconcileInterval)
 	defer ticker.Stop()

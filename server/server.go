@@ -48,6 +48,8 @@ type Server struct {
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 
+	heartbeats heartbeats
+
 	isLeader atomic.Bool
 	// consistentReads is set once a new leader has applied every entry of
 	// earlier terms (a barrier), so its state can answer linearizable reads.
@@ -218,6 +220,7 @@ func (s *Server) Shutdown() {
 	s.shutdownOnce.Do(func() {
 		s.logger.Info("shutting down")
 		s.shutdownCancel()
+		s.clearHeartbeats()
 		if s.serf != nil {
 			_ = s.serf.Shutdown()
 		}

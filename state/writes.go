@@ -94,7 +94,11 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 		n := node.Copy()
 		n.CreateIndex = t.index
 		if existing != nil {
+			// A client re-registering (after a restart) must not undo what
+			// operators set: drain and eligibility have their own writes.
 			n.CreateIndex = existing.CreateIndex
+			n.SchedulingEligibility = existing.SchedulingEligibility
+			n.DrainStrategy = existing.DrainStrategy
 		}
 		n.ModifyIndex = t.index
 		if err := t.insert(TableNodes, n); err != nil {

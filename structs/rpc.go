@@ -273,3 +273,39 @@ type ServerMembersResponse struct {
 	ServerDC     string
 	Members      []*ServerMember
 }
+
+// NodeRegisterRequest registers (or re-registers) a client node.
+type NodeRegisterRequest struct {
+	Node *Node
+	WriteRequest
+}
+
+// NodeUpdateStatusRequest changes a node's status; a client sends its
+// current status as its heartbeat. The leader fills in Evals (one per job
+// with allocations on a node that goes down) and UpdatedAt.
+type NodeUpdateStatusRequest struct {
+	NodeID    string
+	SecretID  string
+	Status    string
+	UpdatedAt int64
+	Evals     []*Evaluation
+	WriteRequest
+}
+
+// NodeDeregisterRequest removes nodes.
+type NodeDeregisterRequest struct {
+	NodeIDs []string
+	WriteRequest
+}
+
+// NodeUpdateResponse answers a node's register or heartbeat: when to
+// heartbeat next, and where the servers are.
+type NodeUpdateResponse struct {
+	HeartbeatTTL    time.Duration
+	EvalIDs         []string
+	EvalCreateIndex uint64
+	NodeModifyIndex uint64
+	LeaderRPCAddr   string
+	Servers         []string
+	QueryMeta
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Register registers or re-registers a client node and starts its
+// heartbeat timer. A node ID already registered with another secret is
+// refused, so one machine cannot take over another's identity.
+func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUpdateResponse) error {
+	return n.srv.write("Node.Register", args, reply, func() error { return n.register(args, reply) })
+}
+
+func (n *Node) register(args *structs.NodeRegisterRequest, reply *structs.NodeUpdateResponse) error {
+	node := args.Node
+	switch {
+	case node == nil:
+		return fmt.Errorf("%w: the request has no Node", ErrBadRequest)
+	case len(node.ID) != 36:
+		return fmt.Errorf("%w: node ID %q is not a UUID", ErrBadRequest, node.ID)
+	case node.SecretID == "":
+		return fmt.Errorf("%w: node %s has no secret ID", ErrBadRequest, node.ID)
+	case node.Datacenter == "":
+		return fmt.Errorf("%w: node %s has no datacenter", ErrBadRequest, node.ID)
+	}
+	existing, err := n.srv.fsm.State().NodeByID(nil, node.ID)
+	if err != nil {
+		return err
+	}
+	if existing != nil && existing.SecretID != node.SecretID {
+		return fmt.Errorf("%w: node %s is registered with another secret ID", ErrBadRequest, node.ID)
+	}
+	if node.Status == "" {
+		node.Status = structs.NodeStatusReady
+	}
+	if node.SchedulingEligibility == "" {
+		node.SchedulingEligibility = structs.NodeSchedulingEligible
+	}
+	if node.NodePool == "" {
+		node.NodePool = structs.DefaultNodePool
+	}
+	node.StatusUpdatedAt = time.Now().Unix()
+	index, err := n.srv.raftApply(structs.NodeRegisterRequestType, args)
+	if err != nil {
+		return err
+	}
+	n.srv.fillNodeReply(reply, node.ID, index)
+	return nil
+}
+
+// UpdateStatus changes a node's status; clients call it with their
+// current status as their heartbeat, which resets the node's TTL without
+// a raft write when nothing changed.
+func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *structs.NodeUpdateResponse) error {
+	return n.srv.write("Node.UpdateStatus", args, reply, func() error { return n.updateStatus(args, reply) })
+}
+
+func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *structs.NodeUpdateResponse) error {
+	switch args.Status {
+	case structs.NodeStatusInit, structs.NodeStatusReady, structs.NodeStatusDown:
+	default:
+		return fmt.Errorf("%w: node status %q is not one of initializing, ready, down", ErrBadRequest, args.Status)
+	}
+	node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+	if err != nil {
+		return err
+	}
+	if node == nil {
+		return fmt.Errorf("node %s %w; register it first", args.NodeID, structs.ErrNotFound)
+	}
+	if node.SecretID != args.SecretID {
+		return fmt.Errorf("%w: wrong secret ID for node %s", ErrBadRequest, args.NodeID)
+	}
+	index := node.ModifyIndex
+	if node.Status != args.Status {
+		args.UpdatedAt = time.Now().Unix()
+		args.Evals = nil
+		if args.Status == structs.NodeStatusDown || node.Status == structs.NodeStatusDown {
+			if args.Evals, err = n.srv.nodeEvals(args.NodeID); err != nil {
+				return err
+			}
+		}
+		if index, err = n.srv.raftApply(structs.NodeUpdateStatusRequestType, args); err != nil {
+			return err
+		}
+		for _, ev := range args.Evals {
+			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
+		}
+		if len(args.Evals) > 0 {
+			reply.EvalCreateIndex = index
+		}
+	}
+	if args.Status == structs.NodeStatusDown {
+		n.srv.forgetHeartbeat(args.NodeID)
+		reply.Index = index
+		return nil
+	}
+	n.srv.fillNodeReply(reply, args.NodeID, index)
+	return nil
+}
+
+// Deregister removes nodes.
+func (n *Node) Deregister(args *structs.NodeDeregisterRequest, reply *structs.GenericResponse) error {
+	return n.srv.write("Node.Deregister", args, reply, func() error {
+		if len(args.NodeIDs) == 0 {
+			return fmt.Errorf("%w: no node IDs given", ErrBadRequest)
+		}
+		index, err := n.srv.raftApply(structs.NodeDeregisterRequestType, args)
+		if err != nil {
+			return err
+		}
+		for _, id := range args.NodeIDs {
+			n.srv.forgetHeartbeat(id)
+		}
+		reply.Index = index
+		return nil
+	})
+}
+
+// fillNodeReply restarts the node's heartbeat timer and tells it when to
+// beat next and where the servers are.
+func (s *Server) fillNodeReply(reply *structs.NodeUpdateResponse, nodeID string, index uint64) {
+	nodes, _ := s.fsm.State().Nodes(nil)
+	ttl := s.heartbeatTTL(len(nodes))
+	s.resetHeartbeat(nodeID, ttl)
+	reply.HeartbeatTTL = ttl
+	reply.NodeModifyIndex = index
+	reply.Index = index
+	reply.LeaderRPCAddr = s.RPCAddr()
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			reply.Servers = append(reply.Servers, string(srv.Address))
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// heartbeats holds the leader's timer per client node: a node that does
+// not heartbeat within its TTL is marked down (and the jobs with
+// allocations on it are re-evaluated). Only the leader keeps timers; a new
+// leader starts them all with a grace period, so that clients are not
+// marked down en masse while they find it.
+type heartbeats struct {
+	mu     sync.Mutex
+	timers map[string]*time.Timer // node ID -> expiry; guarded by mu
+}
+
+// heartbeatTTL is the TTL handed to a node: at least MinHeartbeatTTL, and
+// long enough that all nodes together send at most MaxHeartbeatsPerSecond,
+// plus up to a quarter of jitter so that nodes do not beat in step.
+func (s *Server) heartbeatTTL(numNodes int) time.Duration {
+	ttl := s.config.MinHeartbeatTTL
+	if rate := s.config.MaxHeartbeatsPerSecond; rate > 0 {
+		ttl = max(ttl, time.Duration(float64(numNodes)/rate*float64(time.Second)))
+	}
+	return ttl + time.Duration(rand.Int64N(int64(ttl)/4+1))
+}
+
+// resetHeartbeat (re)starts a node's timer on the leader.
+func (s *Server) resetHeartbeat(nodeID string, ttl time.Duration) {
+	h := &s.heartbeats
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.timers == nil {
+		h.timers = map[string]*time.Timer{}
+	}
+	if t, ok := h.timers[nodeID]; ok {
+		t.Reset(ttl)
+		return
+	}
+	h.timers[nodeID] = time.AfterFunc(ttl, func() { s.heartbeatExpired(nodeID) })
+}
+
+// clearHeartbeats stops every timer (leadership lost, or shutdown).
+func (s *Server) clearHeartbeats() {
+	h := &s.heartbeats
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, t := range h.timers {
+		t.Stop()
+		delete(h.timers, id)
+	}
+}
+
+func (s *Server) forgetHeartbeat(nodeID string) {
+	h := &s.heartbeats
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.timers[nodeID]; ok {
+		t.Stop()
+		delete(h.timers, nodeID)
+	}
+}
+
+// initHeartbeats starts a timer for every node that is not down, with the
+// failover grace on top of its TTL. The leader calls it on taking office.
+func (s *Server) initHeartbeats() {
+	nodes, err := s.fsm.State().Nodes(nil)
+	if err != nil {
+		s.logger.Error("read nodes for heartbeat timers", "error", err)
+		return
+	}
+	for _, n := range nodes {
+		if n.Status == structs.NodeStatusDown {
+			continue
+		}
+		s.resetHeartbeat(n.ID, s.heartbeatTTL(len(nodes))+s.config.HeartbeatGrace)
+	}
+}
+
+// heartbeatExpired marks a silent node down through raft, with an
+// evaluation for every job that has allocations on it.
+func (s *Server) heartbeatExpired(nodeID string) {
+	s.forgetHeartbeat(nodeID)
+	if !s.IsLeader() {
+		return
+	}
+	node, err := s.fsm.State().NodeByID(nil, nodeID)
+	if err != nil || node == nil || node.Status == structs.NodeStatusDown {
+		return
+	}
+	s.logger.Warn("node missed its heartbeat; marking it down", "node_id", nodeID, "node", node.Name)
+	req := &structs.NodeUpdateStatusRequest{NodeID: nodeID, Status: structs.NodeStatusDown, UpdatedAt: time.Now().Unix()}
+	req.Evals, err = s.nodeEvals(nodeID)
+	if err != nil {
+		s.logger.Error("build evaluations for a down node", "node_id", nodeID, "error", err)
+	}
+	if _, err := s.raftApply(structs.NodeUpdateStatusRequestType, req); err != nil {
+		s.logger.Error("mark node down", "node_id", nodeID, "error", err)
+	}
+}
+
+// nodeEvals returns one node-update evaluation per job with a
+// non-terminal allocation on the node, and one per system job (which may
+// now place on, or must leave, the node).
+func (s *Server) nodeEvals(nodeID string) ([]*structs.Evaluation, error) {
+	snap := s.fsm.State().Snapshot()
+	allocs, err := snap.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[structs.NamespacedID]bool{}
+	var evals []*structs.Evaluation
+	now := time.Now().UnixNano()
+	add := func(job *structs.Job) {
+		key := job.NamespacedID()
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		evals = append(evals, &structs.Evaluation{
+			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
+			TriggeredBy: structs.EvalTriggerNodeUpdate, JobID: job.ID, NodeID: nodeID,
+			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
+		})
+	}
+	for _, a := range allocs {
+		if a.TerminalStatus() || a.Job == nil {
+			continue
+		}
+		add(a.Job)
+	}
+	jobs, err := snap.Jobs(nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		if !j.Stop && (j.Type == structs.JobTypeSystem || j.Type == structs.JobTypeSysBatch) {
+			add(j)
+		}
+	}
+	return evals, nil
+}
