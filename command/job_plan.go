@@ -52,7 +52,7 @@ func (c *JobPlanCommand) Run(args []string) int {
 	path := fs.Arg(0)
 	job, err := c.loadJob(path, &files)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "Error: job file %s is invalid:\n%s\n", path, indent(err.Error(), "  "))
+		reportJobFileError(c.stderr, path, err)
 		return exitPlanError
 	}
 	client, err := c.client()

@@ -69,7 +69,7 @@ func (c *JobRunCommand) Run(args []string) int {
 
 	job, err := c.loadJob(path, &files)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "Error: job file %s is invalid:\n%s\n", path, indent(err.Error(), "  "))
+		reportJobFileError(c.stderr, path, err)
 		return exitError
 	}
 	client, err := c.client()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skiffhq/skiff/jobspec"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -74,7 +75,7 @@ func TestJobRunExitCodes(t *testing.T) {
 			wantStdout: []string{`still "pending" after 1ms`, "skiff eval status " + evalID1}},
 		{name: "detach", evals: []*structs.Evaluation{pending}, args: []string{"-detach"}, wantCode: 0,
 			wantStdout: []string{"Evaluation ID: " + evalID1}},
-		{name: "bad file", evals: []*structs.Evaluation{complete}, parseErr: errors.New("web.hcl:3:5: unknown block \"grup\""),
+		{name: "bad file", evals: []*structs.Evaluation{complete}, parseErr: &jobspec.Error{Problems: []jobspec.Problem{{Filename: "web.hcl", Line: 3, Column: 5, Msg: `unknown block "grup"`}}},
 			wantCode: 1, wantStderr: []string{"job file", "web.hcl:3:5: unknown block"}},
 		{name: "agent down", wantCode: 1,
 			wantStderr: []string{`cannot reach the Skiff agent at http://127.0.0.1:`, `(connection refused); is "skiff agent" running?`}},
@@ -192,7 +193,10 @@ func TestJobValidate(t *testing.T) {
 	t.Cleanup(func() { parseJobFile = restore })
 	parseJobFile = func(path string, vars, varFiles, environ []string) (*structs.Job, error) {
 		if strings.Contains(path, "bad") {
-			return nil, errors.New("bad.hcl:3:5: group \"api\": count must be >= 0 (got -1)\nbad.hcl:9:1: unknown block \"grup\"")
+			return nil, &jobspec.Error{Problems: []jobspec.Problem{
+				{Filename: "bad.hcl", Line: 3, Column: 5, Msg: `group "api": count must be >= 0 (got -1)`},
+				{Filename: "bad.hcl", Line: 9, Column: 1, Msg: `unknown block "grup"`},
+			}}
 		}
 		if len(vars) != 1 || vars[0] != "image=nginx" {
 			return nil, errors.New("vars not passed")
@@ -206,5 +210,13 @@ func TestJobValidate(t *testing.T) {
 	res = runCLI(t, deadAddress(t), "job", "validate", "bad.hcl")
 	if res.code != 1 || !strings.Contains(res.stderr, "  bad.hcl:3:5: group") || !strings.Contains(res.stderr, "  bad.hcl:9:1: unknown") {
 		t.Errorf("invalid: got %d, stderr:\n%s", res.code, res.stderr)
+	}
+}
+
+func TestJobRunUnreadableFile(t *testing.T) {
+	var out, errb strings.Builder
+	code := RunWith([]string{"job", "run", "-detach", filepath.Join(t.TempDir(), "missing.hcl")}, &out, &errb, nil)
+	if code != 1 || !strings.Contains(errb.String(), "read job file") || strings.Contains(errb.String(), "is invalid") {
+		t.Fatalf("exit %d, stderr %q: want 1 and a read error, not \"is invalid\"", code, errb.String())
 	}
 }

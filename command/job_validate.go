@@ -26,7 +26,7 @@ func (c *JobValidateCommand) Run(args []string) int {
 	}
 	path := fs.Arg(0)
 	if _, err := c.loadJob(path, &files); err != nil {
-		fmt.Fprintf(c.stderr, "Error: job file %s is invalid:\n%s\n", path, indent(err.Error(), "  "))
+		reportJobFileError(c.stderr, path, err)
 		return exitError
 	}
 	fmt.Fprintln(c.stdout, "Job validation successful")

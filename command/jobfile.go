@@ -3,10 +3,13 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/skiffhq/skiff/jobspec"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -77,4 +80,15 @@ func decodeJSONJob(src []byte) (*structs.Job, error) {
 		return nil, fmt.Errorf("the job has no ID")
 	}
 	return &job, nil
+}
+
+// reportJobFileError prints why a job file could not be used: every
+// problem in it with its position, or why it could not be read.
+func reportJobFileError(w io.Writer, path string, err error) {
+	var perr *jobspec.Error
+	if errors.As(err, &perr) {
+		fmt.Fprintf(w, "Error: job file %s is invalid:\n%s\n", path, indent(err.Error(), "  "))
+		return
+	}
+	fmt.Fprintf(w, "Error: %v\n", err)
 }

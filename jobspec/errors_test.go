@@ -565,7 +565,7 @@ job "web" {
 func TestParseFileMissing(t *testing.T) {
 	_, err := ParseFile(filepath.Join(t.TempDir(), "nope.hcl"), Options{Filename: "nope.hcl"})
 	var perr *Error
-	if !errors.As(err, &perr) || len(perr.Problems) != 1 || !strings.HasPrefix(perr.Problems[0].Error(), "nope.hcl: read job file: ") {
-		t.Errorf("got %v, want one problem \"nope.hcl: read job file: ...\"", err)
+	if err == nil || errors.As(err, &perr) || !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "read job file: ") {
+		t.Errorf("got %v (%T), want a read error wrapping os.ErrNotExist, not a problem in the file", err, err)
 	}
 }

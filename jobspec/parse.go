@@ -1,6 +1,7 @@
 package jobspec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -59,7 +60,7 @@ func ParseFile(path string, opts Options) (*structs.Job, error) {
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &Error{Problems: []Problem{{Filename: opts.Filename, Msg: "read job file: " + err.Error()}}}
+		return nil, fmt.Errorf("read job file: %w", err) // not an *Error: nothing in the file is at fault
 	}
 	return Parse(src, opts)
 }
