@@ -123,16 +123,39 @@ func (n *Node) Deregister(args *structs.NodeDeregisterRequest, reply *structs.Ge
 // fillNodeReply restarts the node's heartbeat timer and tells it when to
 // beat next and where the servers are.
 func (s *Server) fillNodeReply(reply *structs.NodeUpdateResponse, nodeID string, index uint64) {
-	nodes, _ := s.fsm.State().Nodes(nil)
-	ttl := s.heartbeatTTL(len(nodes))
+	view := s.clusterView()
+	ttl := s.heartbeatTTL(view.nodes)
 	s.resetHeartbeat(nodeID, ttl)
 	reply.HeartbeatTTL = ttl
 	reply.NodeModifyIndex = index
 	reply.Index = index
 	reply.LeaderRPCAddr = s.RPCAddr()
+	reply.Servers = view.servers
+}
+
+// clusterSnapshot is what every heartbeat reply needs: the node count for
+// the TTL and the servers' addresses. Heartbeats are the hottest RPC, so
+// it is cached for a second rather than read (all nodes, and the raft
+// configuration through raft's loop) on every call.
+type clusterSnapshot struct {
+	at      time.Time
+	nodes   int
+	servers []string
+}
+
+func (s *Server) clusterView() *clusterSnapshot {
+	if v := s.cluster.Load(); v != nil && time.Since(v.at) < time.Second {
+		return v
+	}
+	v := &clusterSnapshot{at: time.Now()}
+	if nodes, err := s.fsm.State().Nodes(nil); err == nil {
+		v.nodes = len(nodes)
+	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
-			reply.Servers = append(reply.Servers, string(srv.Address))
+			v.servers = append(v.servers, string(srv.Address))
 		}
 	}
+	s.cluster.Store(v)
+	return v
 }

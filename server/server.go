@@ -49,6 +49,7 @@ type Server struct {
 	reconcileCh chan struct{}
 
 	heartbeats heartbeats
+	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
 
 	isLeader atomic.Bool
 	// consistentReads is set once a new leader has applied every entry of
