@@ -89,8 +89,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, msg
 	case structs.IsErr(err, structs.ErrNotFound):
 		return http.StatusNotFound, msg
-	case structs.IsErr(err, structs.ErrNoLeader):
+	case structs.IsErr(err, structs.ErrNoLeader), structs.IsErr(err, structs.ErrOutcomeUnknown):
 		return http.StatusServiceUnavailable, msg
+	case structs.IsErr(err, structs.ErrNodeSecret):
+		return http.StatusForbidden, msg
 	}
 	return http.StatusInternalServerError, msg
 }

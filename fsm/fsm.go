@@ -121,10 +121,34 @@ func decode(index uint64, body []byte, out any) {
 	}
 }
 
+// RegisterResult is the FSM's answer to a job registration.
+type RegisterResult struct {
+	JobModifyIndex uint64
+}
+
+// applyJobRegister registers a job. With EnforceIndex the check is made
+// here, against the state the entry is applied to, so that of concurrent
+// check-and-set registrations exactly one wins.
 func applyJobRegister(b *state.Batch, index uint64, body []byte) any {
 	var req structs.JobRegisterRequest
 	decode(index, body, &req)
 	job := req.Job
+	if req.EnforceIndex {
+		cur, err := b.JobByID(job.Namespace, job.ID)
+		if err != nil {
+			return fmt.Errorf("register job %q: %w", job.ID, err)
+		}
+		have := uint64(0)
+		if cur != nil {
+			have = cur.JobModifyIndex
+		}
+		if have != req.JobModifyIndex {
+			if req.JobModifyIndex == 0 {
+				return fmt.Errorf("%w: job %q already exists (job modify index %d); run without -check-index or pass that index", structs.ErrIndexMismatch, job.ID, have)
+			}
+			return fmt.Errorf("%w: job %q has job modify index %d, not %d: someone else changed it; inspect it and retry", structs.ErrIndexMismatch, job.ID, have, req.JobModifyIndex)
+		}
+	}
 	job.SubmitTime = req.SubmitTime
 	if err := b.UpsertJob(index, job); err != nil {
 		return fmt.Errorf("register job %q: %w", job.ID, err)
@@ -134,7 +158,11 @@ func applyJobRegister(b *state.Batch, index uint64, body []byte) any {
 			return fmt.Errorf("register job %q: create evaluation: %w", job.ID, err)
 		}
 	}
-	return nil
+	stored, err := b.JobByID(job.Namespace, job.ID)
+	if err != nil || stored == nil {
+		return fmt.Errorf("register job %q: read back: %v", job.ID, err)
+	}
+	return &RegisterResult{JobModifyIndex: stored.JobModifyIndex}
 }
 
 func applyJobDeregister(b *state.Batch, index uint64, body []byte) any {
@@ -169,9 +197,19 @@ func applyEvalUpdate(b *state.Batch, index uint64, body []byte) any {
 	return nil
 }
 
+// applyNodeRegister registers a node. The secret check is made here too,
+// so that of two machines registering one node ID at once only the first
+// gets it.
 func applyNodeRegister(b *state.Batch, index uint64, body []byte) any {
 	var req structs.NodeRegisterRequest
 	decode(index, body, &req)
+	cur, err := b.NodeByID(req.Node.ID)
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", req.Node.ID, err)
+	}
+	if cur != nil && cur.SecretID != req.Node.SecretID {
+		return fmt.Errorf("%w: node %s is registered with another secret ID", structs.ErrNodeSecret, req.Node.ID)
+	}
 	if err := b.UpsertNode(index, req.Node); err != nil {
 		return fmt.Errorf("register node %s: %w", req.Node.ID, err)
 	}

@@ -42,7 +42,7 @@ func populate(t testing.TB, f *FSM) {
 	idx := uint64(10)
 	for i, id := range []string{"a", "b", "c"} {
 		ev := &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: id, Status: structs.EvalStatusPending, Type: "service", Priority: 50}
-		if res := apply(t, f, idx, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob(id, i+1), Eval: ev, SubmitTime: 42}); res != nil {
+		if res := apply(t, f, idx, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob(id, i+1), Eval: ev, SubmitTime: 42}); isErr(res) {
 			t.Fatalf("apply register: %v", res)
 		}
 		idx++
@@ -171,7 +171,7 @@ func TestDeregisterStopsThenPurges(t *testing.T) {
 	if j, _ := f.State().JobByID(nil, "default", "web"); j != nil {
 		t.Fatalf("after purge: job = %+v, want none", j)
 	}
-	if res := apply(t, f, 4, structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "web", WriteRequest: structs.WriteRequest{Namespace: "default"}}); res == nil {
+	if res := apply(t, f, 4, structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "web", WriteRequest: structs.WriteRequest{Namespace: "default"}}); !isErr(res) {
 		t.Fatal("stopping a missing job returned no error")
 	}
 }
@@ -219,7 +219,7 @@ func BenchmarkApplyJobRegister(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := f.Apply(&raft.Log{Index: uint64(i + 1), Data: bufs[i]}); res != nil {
+		if res := f.Apply(&raft.Log{Index: uint64(i + 1), Data: bufs[i]}); isErr(res) {
 			b.Fatal(res)
 		}
 	}
@@ -268,14 +268,14 @@ func TestBatchEqualsOneByOne(t *testing.T) {
 			t.Fatalf("batches of %d end in a different state than one-by-one application", size)
 		}
 		for i := range res {
-			if (res[i] == nil) != (singleRes[i] == nil) {
+			if isErr(res[i]) != isErr(singleRes[i]) {
 				t.Fatalf("batches of %d: entry %d result %v, one by one %v", size, i, res[i], singleRes[i])
 			}
 		}
 	}
 	failed := 0
 	for _, r := range singleRes {
-		if r != nil {
+		if isErr(r) {
 			failed++
 		}
 	}
@@ -302,9 +302,37 @@ func BenchmarkApplyJobRegisterBatch64(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 64 {
 		for _, r := range f.ApplyBatch(logs[i:min(i+64, b.N)]) {
-			if r != nil {
+			if isErr(r) {
 				b.Fatal(r)
 			}
 		}
+	}
+}
+
+func isErr(res any) bool {
+	err, ok := res.(error)
+	return ok && err != nil
+}
+
+// TestEnforceIndexIsCheckedWhereApplied: of two check-and-set registrations
+// made against the same index, exactly one wins, even in one batch.
+func TestEnforceIndexIsCheckedWhereApplied(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	res := apply(t, f, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", 1), EnforceIndex: true})
+	first, ok := res.(*RegisterResult)
+	if !ok || first.JobModifyIndex != 1 {
+		t.Fatalf("first register = %v, want JobModifyIndex 1", res)
+	}
+	var logs []*raft.Log
+	for i, count := range []int{2, 3} {
+		buf, _ := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", count), EnforceIndex: true, JobModifyIndex: 1})
+		logs = append(logs, &raft.Log{Index: uint64(2 + i), Type: raft.LogCommand, Data: buf})
+	}
+	results := f.ApplyBatch(logs)
+	if isErr(results[0]) || !isErr(results[1]) || !errors.Is(results[1].(error), structs.ErrIndexMismatch) {
+		t.Fatalf("results = %v, want the first to win and the second to fail with an index mismatch", results)
+	}
+	if j, _ := f.State().JobByID(nil, "default", "web"); j.TaskGroups[0].Count != 2 {
+		t.Fatalf("count = %d, want 2 (the winner's)", j.TaskGroups[0].Count)
 	}
 }

@@ -262,10 +262,12 @@ func (p *Pool) session(ctx context.Context, addr string) (*yamux.Session, error)
 }
 
 // TransportError is a call that failed on the way, not in the endpoint:
-// the server could not be reached or the connection broke. The call may or
-// may not have run on the server.
+// the server could not be reached or the connection broke. When Sent is
+// false the request never left, so it certainly did not run; when Sent is
+// true it may or may not have run on the server.
 type TransportError struct {
 	Method, Addr string
+	Sent         bool
 	Err          error
 }
 
@@ -278,26 +280,47 @@ func (e *TransportError) Unwrap() error { return e.Err }
 func (p *Pool) Call(ctx context.Context, addr, method string, args, reply any) error {
 	sess, err := p.session(ctx, addr)
 	if err != nil {
-		return &TransportError{method, addr, err}
+		return &TransportError{Method: method, Addr: addr, Err: err}
 	}
 	stream, err := sess.Open()
 	if err != nil {
 		p.drop(addr, sess)
-		return &TransportError{method, addr, err}
+		return &TransportError{Method: method, Addr: addr, Err: err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = stream.SetDeadline(dl)
 	}
+	// Cancelling ctx ends the call: a caller that goes away (or a server
+	// that shuts down) does not wait for a long blocking query.
+	stop := context.AfterFunc(ctx, func() { stream.Close() })
+	defer stop()
 	codec := msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle)
-	err = msgpackrpc.CallWithCodec(codec, method, args, reply)
-	codec.Close()
-	var se rpc.ServerError
-	if err != nil && !errors.As(err, &se) {
-		p.drop(addr, sess)
-		return &TransportError{method, addr, err}
+	defer codec.Close()
+	fail := func(sent bool, err error) error {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else {
+			p.drop(addr, sess)
+		}
+		return &TransportError{Method: method, Addr: addr, Sent: sent, Err: err}
 	}
-	if err != nil {
-		return errors.New(string(se))
+	// The steps of msgpackrpc.CallWithCodec, apart so that a failure while
+	// sending (the server cannot have run an incomplete request) is told
+	// from one while waiting for the answer (it may have run).
+	req := rpc.Request{ServiceMethod: method, Seq: 1}
+	if err := codec.WriteRequest(&req, args); err != nil {
+		return fail(false, err)
+	}
+	var resp rpc.Response
+	if err := codec.ReadResponseHeader(&resp); err != nil {
+		return fail(true, err)
+	}
+	if resp.Error != "" {
+		_ = codec.ReadResponseBody(nil)
+		return errors.New(resp.Error) // the endpoint's own answer
+	}
+	if err := codec.ReadResponseBody(reply); err != nil {
+		return fail(true, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/skiffhq/skiff/fsm"
 	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
@@ -41,22 +42,10 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
 	job.Version, job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0, 0
 
-	snap := j.srv.fsm.State().Snapshot()
-	cur, err := snap.JobByID(nil, job.Namespace, job.ID)
+	// EnforceIndex is checked by the FSM, where the write is applied.
+	cur, err := j.srv.fsm.State().JobByID(nil, job.Namespace, job.ID)
 	if err != nil {
 		return err
-	}
-	if args.EnforceIndex {
-		have := uint64(0)
-		if cur != nil {
-			have = cur.JobModifyIndex
-		}
-		if have != args.JobModifyIndex {
-			if args.JobModifyIndex == 0 {
-				return fmt.Errorf("%w: job %q already exists (job modify index %d); run without -check-index or pass that index", structs.ErrIndexMismatch, job.ID, have)
-			}
-			return fmt.Errorf("%w: job %q has job modify index %d, not %d: someone else changed it; inspect it and retry", structs.ErrIndexMismatch, job.ID, have, args.JobModifyIndex)
-		}
 	}
 	if args.PreserveCounts && cur != nil {
 		for _, tg := range job.TaskGroups {
@@ -75,7 +64,7 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 			Status: structs.EvalStatusPending, CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
 		}
 	}
-	index, err := j.srv.raftApply(structs.JobRegisterRequestType, args)
+	index, resp, err := j.srv.raftApplyResult(structs.JobRegisterRequestType, args)
 	if err != nil {
 		return err
 	}
@@ -83,8 +72,8 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	if args.Eval != nil {
 		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
 	}
-	if stored, err := j.srv.fsm.State().JobByID(nil, job.Namespace, job.ID); err == nil && stored != nil {
-		reply.JobModifyIndex = stored.JobModifyIndex
+	if r, ok := resp.(*fsm.RegisterResult); ok {
+		reply.JobModifyIndex = r.JobModifyIndex // this write's, not a later writer's
 	}
 	return nil
 }

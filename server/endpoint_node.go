@@ -26,13 +26,7 @@ func (n *Node) register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 	case node.Datacenter == "":
 		return fmt.Errorf("%w: node %s has no datacenter", ErrBadRequest, node.ID)
 	}
-	existing, err := n.srv.fsm.State().NodeByID(nil, node.ID)
-	if err != nil {
-		return err
-	}
-	if existing != nil && existing.SecretID != node.SecretID {
-		return fmt.Errorf("%w: node %s is registered with another secret ID", ErrBadRequest, node.ID)
-	}
+	// The secret check is made by the FSM, where the write is applied.
 	if node.Status == "" {
 		node.Status = structs.NodeStatusReady
 	}
@@ -72,7 +66,7 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 		return fmt.Errorf("node %s %w; register it first", args.NodeID, structs.ErrNotFound)
 	}
 	if node.SecretID != args.SecretID {
-		return fmt.Errorf("%w: wrong secret ID for node %s", ErrBadRequest, args.NodeID)
+		return fmt.Errorf("%w: wrong secret ID for node %s", structs.ErrNodeSecret, args.NodeID)
 	}
 	index := node.ModifyIndex
 	if node.Status != args.Status {

@@ -31,6 +31,9 @@ func (s *Server) monitorLeadership() {
 				var ctx context.Context
 				ctx, stop = context.WithCancel(s.shutdownCtx)
 				done = make(chan struct{})
+				// Not until this term's barrier: a flag left over from an
+				// earlier term would let reads miss writes of the term between.
+				s.consistentReads.Store(false)
 				s.isLeader.Store(true)
 				go func() {
 					defer close(done)
@@ -42,6 +45,8 @@ func (s *Server) monitorLeadership() {
 				s.consistentReads.Store(false)
 				stop()
 				<-done
+				// The old loop may have set it after the first Store.
+				s.consistentReads.Store(false)
 				stop, done = nil, nil
 				s.logger.Info("cluster leadership lost")
 			}
@@ -65,6 +70,9 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			return
 		case <-time.After(time.Second):
 		}
+	}
+	if ctx.Err() != nil {
+		return // leadership ended while the barrier ran
 	}
 	s.consistentReads.Store(true)
 	s.initHeartbeats()

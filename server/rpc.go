@@ -40,19 +40,23 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 	for {
 		if s.IsLeader() {
 			if !info.IsRead() {
+				// A new leader answers writes only once it has applied the
+				// log of earlier terms: they check against its state.
+				if s.consistentReads.Load() {
+					return false, nil
+				}
+				lastErr = fmt.Errorf("%w: new leader is still applying the log", structs.ErrNoLeader)
+			} else if err := s.verifyLeader(); err == nil {
 				return false, nil
+			} else {
+				lastErr = err
 			}
-			err := s.verifyLeader()
-			if err == nil {
-				return false, nil
-			}
-			lastErr = err
 		} else if addr := s.Leader(); addr != "" {
 			info.SetForwarded()
 			ctx, cancel := context.WithTimeout(s.shutdownCtx, maxQueryTime+time.Minute)
 			err := s.pool.Call(ctx, addr, method, args, reply)
 			cancel()
-			if err == nil || !retryable(err) {
+			if err == nil || !retryable(err, info.IsRead()) {
 				return true, err
 			}
 			lastErr = err
@@ -68,12 +72,20 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 	}
 }
 
-// retryable reports whether a forwarded call failed for want of a leader
-// or on the way to it, rather than with the endpoint's own answer. Writes
-// are retried too: the ones that exist (register, stop) are idempotent.
-func retryable(err error) bool {
+// retryable reports whether a forwarded call may be sent again: it failed
+// for want of a leader, or on the way to it. A read may always be sent
+// again; a write only when it certainly did not reach the leader (the
+// connection failed before the request was sent). A write whose outcome is
+// unknown is reported, never repeated.
+func retryable(err error, isRead bool) bool {
+	if structs.IsErr(err, structs.ErrOutcomeUnknown) {
+		return false
+	}
 	var te *skiffrpc.TransportError
-	return errors.As(err, &te) || structs.IsErr(err, structs.ErrNoLeader)
+	if errors.As(err, &te) {
+		return isRead || !te.Sent
+	}
+	return structs.IsErr(err, structs.ErrNoLeader)
 }
 
 func (s *Server) noLeaderError(cause error) error {
@@ -101,7 +113,7 @@ func (s *Server) verifyLeader() error {
 		return fmt.Errorf("%w: new leader is still applying the log", structs.ErrNoLeader)
 	}
 	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %v", structs.ErrNoLeader, err)
+		return fmt.Errorf("%w: %w", structs.ErrNoLeader, err)
 	}
 	return nil
 }
@@ -109,24 +121,32 @@ func (s *Server) verifyLeader() error {
 // raftApply commits one entry and returns its index. It returns the FSM's
 // error for the entry, if any.
 func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
+	index, _, err := s.raftApplyResult(t, msg)
+	return index, err
+}
+
+// raftApplyResult commits one entry and returns its index and the FSM's
+// response to it (an error is returned as err).
+func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
 	buf, err := structs.Encode(t, msg)
 	if err != nil {
-		return 0, fmt.Errorf("encode %T: %w", msg, err)
+		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
 	future := s.raft.Apply(buf, raftApplyTimeout)
 	if err := future.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
-			return 0, errNotApplied
+			return 0, nil, errNotApplied
 		}
 		if errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: leadership changed while committing; the write may or may not have been applied: check, then retry", structs.ErrNoLeader)
+			return 0, nil, fmt.Errorf("%w: leadership changed while committing; the write may or may not have been applied: check, then retry", structs.ErrOutcomeUnknown)
 		}
-		return 0, fmt.Errorf("commit to raft: %w", err)
+		return 0, nil, fmt.Errorf("commit to raft: %w", err)
 	}
-	if err, ok := future.Response().(error); ok && err != nil {
-		return future.Index(), err
+	resp := future.Response()
+	if err, ok := resp.(error); ok && err != nil {
+		return future.Index(), nil, err
 	}
-	return future.Index(), nil
+	return future.Index(), resp, nil
 }
 
 // errNotApplied: this server stopped leading before the entry was

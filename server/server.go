@@ -233,10 +233,12 @@ func (s *Server) Shutdown() {
 		if s.transport != nil {
 			_ = s.transport.Close()
 		}
+		// Calls forwarded to other servers end first, so the handlers that
+		// made them return and the listener's Close does not wait for them.
+		s.pool.Close()
 		if s.listener != nil {
 			_ = s.listener.Close()
 		}
-		s.pool.Close()
 		s.wg.Wait()
 		if s.raftStore != nil {
 			_ = s.raftStore.Close()

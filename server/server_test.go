@@ -2,11 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	skiffrpc "github.com/skiffhq/skiff/rpc"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -245,5 +247,67 @@ func TestFiveServersTolerateTwoFailures(t *testing.T) {
 		if getJob(t, s, "before", false) == nil || getJob(t, s, "after", false) == nil {
 			t.Fatalf("%s misses a job with two of five servers down (index %d)", s.config.NodeName, reply.Index)
 		}
+	}
+}
+
+// TestConcurrentCheckIndexHasOneWinner: 16 clients register the same job
+// with -check-index against the same index; exactly one may win.
+func TestConcurrentCheckIndexHasOneWinner(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	first := register(t, s, testJob("cas"))
+	results := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			job := testJob("cas")
+			job.TaskGroups[0].Count = 10 + i
+			var reply structs.JobRegisterResponse
+			results <- s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job, EnforceIndex: true, JobModifyIndex: first.JobModifyIndex}, &reply)
+		}()
+	}
+	wins := 0
+	for range 16 {
+		err := <-results
+		switch {
+		case err == nil:
+			wins++
+		case !structs.IsErr(err, structs.ErrIndexMismatch):
+			t.Errorf("loser failed with %v, want an index mismatch", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d check-index registrations won, want exactly 1", wins)
+	}
+}
+
+// TestShutdownDoesNotWaitForForwardedBlockingQueries: a follower holding a
+// long blocking query forwarded to the leader still shuts down promptly.
+func TestShutdownDoesNotWaitForForwardedBlockingQueries(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	reply := register(t, l, testJob("w"))
+	f := c.follower()
+	returned := make(chan error, 1)
+	client := skiffrpc.NewPool(time.Second) // a client reaching the follower over TCP
+	defer client.Close()
+	go func() {
+		var r structs.SingleJobResponse
+		args := &structs.JobSpecificRequest{JobID: "w", QueryOptions: structs.QueryOptions{MinQueryIndex: reply.Index, MaxQueryTime: 2 * time.Minute}}
+		returned <- client.Call(context.Background(), f.RPCAddr(), "Job.GetJob", args, &r)
+	}()
+	time.Sleep(300 * time.Millisecond) // let it reach the leader and block
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { f.Shutdown(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("follower shutdown still waiting after 10s for a forwarded blocking query")
+	}
+	t.Logf("shutdown took %s", time.Since(start))
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked call never returned after shutdown")
 	}
 }

@@ -116,6 +116,18 @@ func (b *Batch) Commit() error {
 // Abort drops every write of the batch.
 func (b *Batch) Abort() { b.t.Abort() }
 
+// JobByID reads a job as the batch sees it: with the batch's own writes.
+// The FSM uses it for checks that must be made where the write is applied
+// (check-and-set), not against an older state on the leader.
+func (b *Batch) JobByID(namespace, id string) (*structs.Job, error) {
+	return first[structs.Job](nil, b.t.Txn, TableJobs, indexID, namespace, id)
+}
+
+// NodeByID reads a node as the batch sees it.
+func (b *Batch) NodeByID(id string) (*structs.Node, error) {
+	return first[structs.Node](nil, b.t.Txn, TableNodes, indexID, id)
+}
+
 // Snapshot returns a view of the latest state. It costs a few pointer
 // copies, whatever the size of the state.
 func (s *Store) Snapshot() *Snapshot {

@@ -11,7 +11,12 @@ var (
 	ErrNoLeader       = errors.New("no cluster leader")
 	ErrNotFound       = errors.New("not found")
 	ErrIndexMismatch  = errors.New("index mismatch")
-	ErrNotReadyForRPC = errors.New("server not ready")
+	// ErrNodeSecret: a node request carried the wrong secret ID.
+	ErrNodeSecret = errors.New("bad node secret")
+	// ErrOutcomeUnknown: a write may or may not have been applied (the
+	// leader lost leadership while committing it, or the connection broke
+	// after the request was sent). It is never retried automatically.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // IsErr reports whether err is, or came over the wire as, target.
