@@ -20,8 +20,8 @@ func (c *JobRunCommand) Help() string {
 Parses the job file, registers the job with the cluster, and follows the
 evaluation that the change created until the scheduler has processed it.
 
-Exit codes: 0 the job was placed (or its evaluation is still pending when
--monitor-timeout ends), 2 placement failed, 1 any other error. With
+Exit codes: 0 the job was placed, 2 placement failed, 1 any other error,
+including an evaluation still pending when -monitor-timeout ends. With
 -detach, 0 once the job is registered.`, `  -detach
     Return once the job is registered, printing "Evaluation ID: <id>".
 
@@ -31,7 +31,7 @@ Exit codes: 0 the job was placed (or its evaluation is still pending when
 
   -monitor-timeout=<duration>
     How long to follow the evaluation (default 5s). An evaluation still
-    pending then is reported, with exit code 0.
+    pending then is reported, with exit code 1.
 
   -verbose
     Print full IDs.

@@ -56,9 +56,12 @@ func (mon *monitor) run(evalID string) int {
 		ev, err := mon.waitEval(ctx, evalID)
 		if err != nil {
 			if ev != nil && errors.Is(err, context.DeadlineExceeded) && mon.ctx.Err() == nil {
-				fmt.Fprintf(mon.stdout, "==> Evaluation %q still %q after %s: no scheduler has processed it yet.\n"+
+				fmt.Fprintf(mon.stderr, "==> Evaluation %q still %q after %s: no scheduler has processed it yet.\n"+
 					"    Follow it with \"skiff eval status %s\".\n", shortID(evalID, mon.verbose), ev.Status, mon.timeout, ev.ID)
-				return exitOK
+				if mon.listAllocs {
+					return exitError // job run: nothing is placed yet, so not 0
+				}
+				return exitOK // job stop: the stop is committed
 			}
 			return mon.fail(err, "following evaluation %q", shortID(evalID, mon.verbose))
 		}

@@ -38,6 +38,9 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	if err := job.Validate(); err != nil {
 		return err
 	}
+	if job.Region != j.srv.config.Region {
+		return fmt.Errorf("%w: the job's region %q is not this cluster's region %q", ErrBadRequest, job.Region, j.srv.config.Region)
+	}
 	// Server-managed fields are never taken from the request.
 	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
 	job.Version, job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0, 0
@@ -225,11 +228,9 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 		if err != nil {
 			return 0, err
 		}
-		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
-		for _, a := range allocs {
-			reply.Allocations = append(reply.Allocations, a.Stub())
-		}
-		return maxIndex(snap, state.TableAllocs), nil
+		reply.Allocations = stubs(allocs)
+		// Which allocations count depends on the job's incarnation too.
+		return maxIndex(snap, state.TableAllocs, state.TableJobs), nil
 	})
 }
 

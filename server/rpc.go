@@ -32,6 +32,9 @@ const (
 // forwards the request to the leader, retrying for RPCHoldTimeout while
 // there is none, and returns handled=true with the leader's answer in reply.
 func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (bool, error) {
+	if r := info.RequestRegion(); r != "" && r != s.config.Region {
+		return true, fmt.Errorf("%w: region %q is not this cluster's region %q (Skiff does not federate regions yet)", ErrBadRequest, r, s.config.Region)
+	}
 	if info.IsRead() && info.IsStale() {
 		return false, nil
 	}
@@ -195,7 +198,7 @@ func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMe
 	run := func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		idx, err := fn(ws, snap)
 		if idx == 0 {
-			idx = 1 // never 0, so clients that block on it do not spin
+			idx = 1 // never 0, so clients that block on it do not spin (as state.MaxIndex)
 		}
 		meta.Index = idx
 		return idx, err

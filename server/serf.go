@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,10 +85,18 @@ func (s *Server) setupSerf() error {
 // it counts servers toward bootstrap_expect; on the leader it wakes the
 // member reconciliation.
 func (s *Server) serfEventLoop() {
+	// Until raft is bootstrapped, also retry on a timer: the last join event
+	// may have come while a peer's RPC port was not answering yet.
+	retry := time.NewTicker(s.config.RetryInterval)
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.shutdownCtx.Done():
 			return
+		case <-retry.C:
+			if s.config.BootstrapExpect > 1 && !s.bootstrapped.Load() {
+				s.maybeBootstrap()
+			}
 		case e := <-s.serfEventCh:
 			me, ok := e.(serf.MemberEvent)
 			if !ok {
@@ -238,13 +245,4 @@ func (s *Server) Members() *structs.ServerMembersResponse {
 		})
 	}
 	return resp
-}
-
-func hostPort(addr string) (string, int) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr, 0
-	}
-	n, _ := strconv.Atoi(p)
-	return h, n
 }

@@ -103,6 +103,10 @@ func writeTarFile(tw *tar.Writer, name string, mod time.Time, size int64, r io.R
 	return nil
 }
 
+// maxSnapshotStateBytes bounds what a snapshot file may unpack to, so that
+// a small upload cannot expand until the leader runs out of memory.
+const maxSnapshotStateBytes = 4 << 30
+
 // ErrBadSnapshot marks snapshot files that cannot be restored.
 var ErrBadSnapshot = errors.New("snapshot file cannot be restored")
 
@@ -116,6 +120,7 @@ func readArchive(r io.Reader) (*raft.SnapshotMeta, []byte, error) {
 		return nil, nil, bad("not a gzip file (%v)", err)
 	}
 	files := map[string][]byte{}
+	var total int64
 	tr := tar.NewReader(gz)
 	for {
 		hdr, err := tr.Next()
@@ -125,8 +130,15 @@ func readArchive(r io.Reader) (*raft.SnapshotMeta, []byte, error) {
 		if err != nil {
 			return nil, nil, bad("the archive is damaged or truncated (%v)", err)
 		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
+		if _, known := map[string]bool{archiveMeta: true, archiveState: true, archiveSums: true}[hdr.Name]; !known {
+			return nil, nil, bad("it holds an unexpected file %q", hdr.Name)
+		}
+		total += hdr.Size
+		if hdr.Size < 0 || total > maxSnapshotStateBytes {
+			return nil, nil, bad("it unpacks to more than %d bytes", maxSnapshotStateBytes)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
+		if err != nil || int64(len(b)) != hdr.Size {
 			return nil, nil, bad("the archive is damaged or truncated (%v)", err)
 		}
 		files[hdr.Name] = b
@@ -136,6 +148,7 @@ func readArchive(r io.Reader) (*raft.SnapshotMeta, []byte, error) {
 			return nil, nil, bad("it has no %s (truncated?)", name)
 		}
 	}
+	summed := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(files[archiveSums])), "\n") {
 		sum, name, ok := strings.Cut(line, "  ")
 		if !ok {
@@ -149,6 +162,10 @@ func readArchive(r io.Reader) (*raft.SnapshotMeta, []byte, error) {
 		if hex.EncodeToString(h[:]) != sum {
 			return nil, nil, bad("%s does not match its checksum", name)
 		}
+		summed[name] = true
+	}
+	if !summed[archiveMeta] || !summed[archiveState] {
+		return nil, nil, bad("%s does not cover both %s and %s", archiveSums, archiveMeta, archiveState)
 	}
 	var meta raft.SnapshotMeta
 	if err := json.Unmarshal(files[archiveMeta], &meta); err != nil {
