@@ -1,0 +1,216 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Descriptions given to the allocations a plan stops.
+const (
+	descJobStopped   = "alloc not needed as job is stopped"
+	descNotNeeded    = "alloc not needed due to job update"
+	descNodeLost     = "alloc is lost since its node is down"
+	descUpdating     = "alloc is being updated due to job update"
+	descMigrating    = "alloc is being migrated"
+	descRescheduled  = "alloc was rescheduled because it failed"
+	descNotFeasible  = "alloc not needed as node is no longer feasible"
+	descGroupRemoved = "alloc not needed as its task group was removed"
+)
+
+// planCtx is the working state of one plan attempt: what was read, what
+// the plan already does, and the per-node bookkeeping placement needs. It
+// belongs to one Process call and one goroutine.
+type planCtx struct {
+	state         State
+	eval          *structs.Evaluation
+	job           *structs.Job
+	now           time.Time
+	typ           string
+	rng           *rand.Rand
+	snapshotIndex uint64
+	plan          *structs.Plan
+
+	allocs []*structs.Allocation // the job's allocations, sorted by ID
+	// nodes are the ready nodes in the job's datacenters and node pool,
+	// shuffled; offset is where the next placement starts looking.
+	nodes   []*structs.Node
+	offset  int
+	inPool  int
+	dcAvail map[string]int
+
+	nodeOf  map[string]*structs.Node // node lookups, nil for gone nodes
+	stopped map[string]bool          // alloc IDs the plan stops
+	usage   map[string]*nodeUsage    // by node ID, filled lazily
+	usageAt []*nodeUsage             // the same, by position in nodes
+	// jobOn holds, by node ID, the job's allocations that will be running
+	// once the plan applies (existing minus stopped, plus placed).
+	jobOn map[string][]*structs.Allocation
+
+	classOK   map[string]bool // node class -> feasible for some group
+	queued    map[string]int
+	failed    map[string]*structs.AllocMetric
+	followUps []*structs.Evaluation
+}
+
+// newID returns a UUID drawn from the attempt's seeded generator.
+func (c *planCtx) newID() string {
+	var b [16]byte
+	hi, lo := c.rng.Uint64(), c.rng.Uint64()
+	for i := range 8 {
+		b[i] = byte(hi >> (8 * i))
+		b[8+i] = byte(lo >> (8 * i))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// node returns a node by ID (nil when gone), memoised for the attempt.
+func (c *planCtx) node(id string) (*structs.Node, error) {
+	if n, ok := c.nodeOf[id]; ok {
+		return n, nil
+	}
+	n, err := c.state.NodeByID(nil, id)
+	if err != nil {
+		return nil, fmt.Errorf("read node %s: %w", id, err)
+	}
+	c.nodeOf[id] = n
+	return n, nil
+}
+
+// loadAllocs reads the job's allocations and indexes the live ones by node.
+func (c *planCtx) loadAllocs() error {
+	allocs, err := c.state.AllocsByJob(nil, c.eval.Namespace, c.eval.JobID, false)
+	if err != nil {
+		return fmt.Errorf("read allocations of job: %w", err)
+	}
+	c.allocs = slices.Clone(allocs)
+	slices.SortFunc(c.allocs, func(a, b *structs.Allocation) int { return strings.Compare(a.ID, b.ID) })
+	c.jobOn = map[string][]*structs.Allocation{}
+	for _, a := range c.allocs {
+		if !a.TerminalStatus() {
+			c.jobOn[a.NodeID] = append(c.jobOn[a.NodeID], a)
+		}
+	}
+	return nil
+}
+
+// loadNodes reads the nodes the job may use: ready, in one of its
+// datacenters and in its node pool; then shuffles them.
+func (c *planCtx) loadNodes() error {
+	all, err := c.state.Nodes(nil)
+	if err != nil {
+		return fmt.Errorf("read nodes: %w", err)
+	}
+	pool := c.job.NodePool
+	if pool == "" {
+		pool = structs.DefaultNodePool
+	}
+	c.dcAvail = map[string]int{}
+	for _, dc := range c.job.Datacenters {
+		if !strings.ContainsAny(dc, "*?[") {
+			c.dcAvail[dc] = 0
+		}
+	}
+	dcOK := map[string]bool{} // datacenter -> matches the job's patterns
+	for _, n := range all {
+		np := n.NodePool
+		if np == "" {
+			np = structs.DefaultNodePool
+		}
+		if pool != "all" && np != pool {
+			continue
+		}
+		c.inPool++
+		if !n.Ready() {
+			continue
+		}
+		ok, seen := dcOK[n.Datacenter]
+		if !seen {
+			ok = dcMatch(c.job.Datacenters, n.Datacenter)
+			dcOK[n.Datacenter] = ok
+		}
+		if !ok {
+			continue
+		}
+		c.dcAvail[n.Datacenter]++
+		c.nodes = append(c.nodes, n)
+	}
+	byID := func(a, b *structs.Node) int { return strings.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(c.nodes, byID) {
+		slices.SortFunc(c.nodes, byID)
+	}
+	c.rng.Shuffle(len(c.nodes), func(i, j int) { c.nodes[i], c.nodes[j] = c.nodes[j], c.nodes[i] })
+	c.usageAt = make([]*nodeUsage, len(c.nodes))
+	return nil
+}
+
+// dcMatch reports whether dc matches one of the job's datacenter patterns
+// (globs such as "*" or "dc*"). No datacenters means any.
+func dcMatch(patterns []string, dc string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, err := path.Match(p, dc); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stop adds a stop of a to the plan and forgets a on its node.
+func (c *planCtx) stop(a *structs.Allocation, desc, clientStatus string) {
+	if c.stopped[a.ID] {
+		return
+	}
+	c.plan.AppendStoppedAlloc(a, desc, clientStatus)
+	c.stopped[a.ID] = true
+	c.jobOn[a.NodeID] = slices.DeleteFunc(slices.Clone(c.jobOn[a.NodeID]), func(x *structs.Allocation) bool { return x.ID == a.ID })
+	if u := c.usage[a.NodeID]; u != nil && !a.TerminalStatus() {
+		u.release(a)
+	}
+}
+
+// stopAll stops every live allocation of the job (the job is gone or stopped).
+func (c *planCtx) stopAll() {
+	for _, a := range c.allocs {
+		if !a.TerminalStatus() {
+			c.stop(a, descJobStopped, "")
+		}
+	}
+}
+
+// classEligibility reports, by node class, whether nodes of that class were
+// feasible for some group (used to wake blocked evaluations selectively).
+func (c *planCtx) classEligibility() map[string]bool {
+	if len(c.classOK) == 0 {
+		return nil
+	}
+	return c.classOK
+}
+
+// allocName is the name of the index-th instance of a group.
+func allocName(jobID, group string, index int) string {
+	return jobID + "." + group + "[" + strconv.Itoa(index) + "]"
+}
+
+// allocIndex parses the instance index out of an allocation name, or -1.
+func allocIndex(name string) int {
+	i := strings.LastIndexByte(name, '[')
+	if i < 0 || !strings.HasSuffix(name, "]") {
+		return -1
+	}
+	n, err := strconv.Atoi(name[i+1 : len(name)-1])
+	if err != nil {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,303 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Resource dimensions, as recorded in AllocMetric.DimensionExhausted.
+const (
+	dimCPU    = "cpu"
+	dimMemory = "memory"
+	dimDisk   = "disk"
+	dimPorts  = "ports"
+)
+
+// Default dynamic port range of a node that does not set one.
+const (
+	defaultMinDynamicPort = 20000
+	defaultMaxDynamicPort = 32000
+)
+
+// ask is what one allocation of a group needs.
+type ask struct {
+	cpu, mem, disk int64
+	tasks          map[string]*structs.AllocatedTaskResources
+	// networks to give ports to: the group's (shared) and each task's.
+	groupNets []*structs.NetworkResource
+	taskNets  map[string][]*structs.NetworkResource
+	needPorts bool
+}
+
+func newAsk(tg *structs.TaskGroup) *ask {
+	a := &ask{tasks: map[string]*structs.AllocatedTaskResources{}, taskNets: map[string][]*structs.NetworkResource{}}
+	for _, t := range tg.Tasks {
+		r := t.Resources
+		if r == nil {
+			r = &structs.Resources{}
+		}
+		a.cpu += int64(r.CPU)
+		a.mem += int64(r.MemoryMB)
+		a.tasks[t.Name] = &structs.AllocatedTaskResources{
+			Cpu:    structs.AllocatedCpuResources{CpuShares: int64(r.CPU)},
+			Memory: structs.AllocatedMemoryResources{MemoryMB: int64(r.MemoryMB), MemoryMaxMB: int64(r.MemoryMaxMB)},
+		}
+		if len(r.Networks) > 0 {
+			a.taskNets[t.Name] = r.Networks
+			a.needPorts = true
+		}
+	}
+	if tg.EphemeralDisk != nil {
+		a.disk = int64(tg.EphemeralDisk.SizeMB)
+	}
+	a.groupNets = tg.Networks
+	if len(tg.Networks) > 0 {
+		a.needPorts = true
+	}
+	return a
+}
+
+// resources returns the allocated resources of one allocation, without ports.
+func (a *ask) resources() *structs.AllocatedResources {
+	res := &structs.AllocatedResources{Tasks: make(map[string]*structs.AllocatedTaskResources, len(a.tasks)),
+		Shared: structs.AllocatedSharedResources{DiskMB: a.disk}}
+	for name, t := range a.tasks {
+		cp := *t
+		res.Tasks[name] = &cp
+	}
+	return res
+}
+
+// nodeUsage is what is used on a node once the plan applies.
+type nodeUsage struct {
+	cpu, mem, disk int64
+	ports          map[int]bool // nil until a group asks for ports
+	allocs         []*structs.Allocation
+}
+
+func (u *nodeUsage) add(a *structs.Allocation) {
+	r := a.AllocatedResources
+	if r != nil {
+		for _, t := range r.Tasks {
+			u.cpu += t.Cpu.CpuShares
+			u.mem += t.Memory.MemoryMB
+		}
+		u.disk += r.Shared.DiskMB
+	}
+	u.allocs = append(u.allocs, a)
+	if u.ports != nil {
+		forPorts(a, func(p int) { u.ports[p] = true })
+	}
+}
+
+func (u *nodeUsage) release(a *structs.Allocation) {
+	i := slices.IndexFunc(u.allocs, func(x *structs.Allocation) bool { return x.ID == a.ID })
+	if i < 0 {
+		return
+	}
+	u.allocs = slices.Delete(u.allocs, i, i+1)
+	if r := a.AllocatedResources; r != nil {
+		for _, t := range r.Tasks {
+			u.cpu -= t.Cpu.CpuShares
+			u.mem -= t.Memory.MemoryMB
+		}
+		u.disk -= r.Shared.DiskMB
+	}
+	if u.ports != nil {
+		forPorts(a, func(p int) { delete(u.ports, p) })
+	}
+}
+
+// forPorts calls fn with every host port an allocation holds.
+func forPorts(a *structs.Allocation, fn func(int)) {
+	r := a.AllocatedResources
+	if r == nil {
+		return
+	}
+	for _, p := range r.Shared.Ports {
+		fn(p.Value)
+	}
+	nets := slices.Clone(r.Shared.Networks)
+	for _, t := range r.Tasks {
+		nets = append(nets, t.Networks...)
+	}
+	for _, n := range nets {
+		for _, p := range n.ReservedPorts {
+			fn(p.Value)
+		}
+		for _, p := range n.DynamicPorts {
+			fn(p.Value)
+		}
+	}
+}
+
+// nodeUsage returns the usage of node n, reading its allocations once.
+func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
+	if u := c.usage[n.ID]; u != nil {
+		return u, nil
+	}
+	allocs, err := c.state.AllocsByNode(nil, n.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read allocations of node %s: %w", n.ID, err)
+	}
+	u := &nodeUsage{}
+	for _, a := range allocs {
+		if !a.TerminalStatus() && !c.stopped[a.ID] {
+			u.add(a)
+		}
+	}
+	c.usage[n.ID] = u
+	return u, nil
+}
+
+// capacity is what a node offers to allocations, after its reservations.
+func capacity(n *structs.Node) (cpu, mem, disk int64) {
+	if r := n.NodeResources; r != nil {
+		cpu, mem, disk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
+	}
+	if r := n.ReservedResources; r != nil {
+		cpu -= r.Cpu.CpuShares
+		mem -= r.Memory.MemoryMB
+		disk -= r.Disk.DiskMB
+	}
+	return cpu, mem, disk
+}
+
+// fit checks whether a fits on n given u; it returns the exhausted
+// dimension, or "" and the allocated resources (with ports assigned).
+func (c *planCtx) fit(n *structs.Node, u *nodeUsage, a *ask) (string, *structs.AllocatedResources) {
+	cpu, mem, disk := capacity(n)
+	switch {
+	case u.cpu+a.cpu > cpu:
+		return dimCPU, nil
+	case u.mem+a.mem > mem:
+		return dimMemory, nil
+	case u.disk+a.disk > disk:
+		return dimDisk, nil
+	}
+	if !a.needPorts {
+		return "", nil // resources are built for the chosen node only
+	}
+	res := a.resources()
+	if !c.assignPorts(n, u, a, res) {
+		return dimPorts, nil
+	}
+	return "", res
+}
+
+// assignPorts gives the asked static and dynamic ports to res, none of
+// them used on the node or reserved by it. Dynamic ports are drawn at
+// random from the node's dynamic range.
+func (c *planCtx) assignPorts(n *structs.Node, u *nodeUsage, a *ask, res *structs.AllocatedResources) bool {
+	if u.ports == nil {
+		u.ports = map[int]bool{}
+		for _, x := range u.allocs {
+			forPorts(x, func(p int) { u.ports[p] = true })
+		}
+	}
+	taken := map[int]bool{}
+	if n.ReservedResources != nil {
+		for _, p := range parsePortList(n.ReservedResources.Networks.ReservedHostPorts) {
+			taken[p] = true
+		}
+	}
+	used := func(p int) bool { return u.ports[p] || taken[p] }
+	lo, hi := defaultMinDynamicPort, defaultMaxDynamicPort
+	if r := n.NodeResources; r != nil && r.MinDynamicPort > 0 && r.MaxDynamicPort >= r.MinDynamicPort {
+		lo, hi = r.MinDynamicPort, r.MaxDynamicPort
+	}
+	assign := func(in *structs.NetworkResource) (*structs.NetworkResource, bool) {
+		out := *in
+		out.ReservedPorts = slices.Clone(in.ReservedPorts)
+		out.DynamicPorts = slices.Clone(in.DynamicPorts)
+		for _, p := range out.ReservedPorts {
+			if used(p.Value) {
+				return nil, false
+			}
+			taken[p.Value] = true
+			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: p.Label, Value: p.Value, To: p.To})
+		}
+		for i := range out.DynamicPorts {
+			p, ok := pickPort(c, lo, hi, used)
+			if !ok {
+				return nil, false
+			}
+			taken[p] = true
+			out.DynamicPorts[i].Value = p
+			to := out.DynamicPorts[i].To
+			if to == -1 {
+				to = p
+			}
+			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: out.DynamicPorts[i].Label, Value: p, To: to})
+		}
+		return &out, true
+	}
+	for _, nw := range a.groupNets {
+		out, ok := assign(nw)
+		if !ok {
+			return false
+		}
+		res.Shared.Networks = append(res.Shared.Networks, out)
+	}
+	names := make([]string, 0, len(a.taskNets))
+	for name := range a.taskNets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, nw := range a.taskNets[name] {
+			out, ok := assign(nw)
+			if !ok {
+				return false
+			}
+			res.Tasks[name].Networks = append(res.Tasks[name].Networks, out)
+		}
+	}
+	return true
+}
+
+// pickPort draws a free port in [lo, hi]: a few random tries, then a scan.
+func pickPort(c *planCtx, lo, hi int, used func(int) bool) (int, bool) {
+	span := hi - lo + 1
+	for range 20 {
+		if p := lo + c.rng.IntN(span); !used(p) {
+			return p, true
+		}
+	}
+	for p := lo; p <= hi; p++ {
+		if !used(p) {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// parsePortList parses "22,80,8000-8010".
+func parsePortList(s string) []int {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		if err != nil {
+			continue
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil || b < a {
+				continue
+			}
+		}
+		for p := a; p <= b; p++ {
+			out = append(out, p)
+		}
+	}
+	return out
+}
