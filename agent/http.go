@@ -182,6 +182,7 @@ func parseQuery(r *http.Request, q *structs.QueryOptions) error {
 	q.Namespace = v.Get("namespace")
 	q.Region = v.Get("region")
 	q.AuthToken = token(r)
+	q.SetContext(r.Context()) // a client that goes away ends its blocking query
 	return nil
 }
 

@@ -292,7 +292,12 @@ func (p *Pool) Call(ctx context.Context, addr, method string, args, reply any) e
 	}
 	// Cancelling ctx ends the call: a caller that goes away (or a server
 	// that shuts down) does not wait for a long blocking query.
-	stop := context.AfterFunc(ctx, func() { stream.Close() })
+	// (yamux's Close only half-closes: an expired deadline is what ends a
+	// Read that waits for the answer.)
+	stop := context.AfterFunc(ctx, func() {
+		_ = stream.SetDeadline(time.Now())
+		stream.Close()
+	})
 	defer stop()
 	codec := msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle)
 	defer codec.Close()

@@ -17,6 +17,15 @@ type Echo struct{}
 
 type EchoArgs struct{ Msg string }
 
+// release unblocks Echo.Slow.
+var release = make(chan struct{})
+
+func (Echo) Slow(args *EchoArgs, reply *string) error {
+	<-release
+	*reply = "late"
+	return nil
+}
+
 func (Echo) Say(args *EchoArgs, reply *string) error {
 	if args.Msg == "fail" {
 		return errors.New("endpoint refused: fail")
@@ -131,5 +140,29 @@ func TestRaftConnectionsReachTheRaftLayer(t *testing.T) {
 	bad.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := bad.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection of unknown type stayed open")
+	}
+}
+
+func TestCallEndsWhenItsContextIsCancelled(t *testing.T) {
+	l, addr := serve(t, "127.0.0.1:0")
+	defer func() { close(release); l.Close() }()
+	p := NewPool(time.Second)
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var reply string
+		done <- p.Call(ctx, addr, "Echo.Slow", &EchoArgs{}, &reply)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		var te *TransportError
+		if !errors.As(err, &te) || !te.Sent || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want a sent TransportError wrapping context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("call still waiting 3s after its context was cancelled")
 	}
 }

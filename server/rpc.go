@@ -56,11 +56,14 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 			}
 		} else if addr := s.Leader(); addr != "" {
 			info.SetForwarded()
-			ctx, cancel := context.WithTimeout(s.shutdownCtx, maxQueryTime+time.Minute)
+			ctx, cancel := s.callerContext(info.Context(), maxQueryTime+time.Minute)
 			err := s.pool.Call(ctx, addr, method, args, reply)
 			cancel()
 			if err == nil || !retryable(err, info.IsRead()) {
 				return true, err
+			}
+			if cerr := info.Context().Err(); cerr != nil {
+				return true, cerr // the caller went away: nobody to retry for
 			}
 			lastErr = err
 		}
@@ -70,6 +73,8 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 		select {
 		case <-s.shutdownCtx.Done():
 			return true, errors.New("server is shutting down")
+		case <-info.Context().Done():
+			return true, info.Context().Err()
 		case <-time.After(leaderPoll):
 		}
 	}
@@ -203,10 +208,14 @@ func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMe
 		meta.Index = idx
 		return idx, err
 	}
+	// Slack beyond wait: the store's own timer must end an unchanged query
+	// (with its result), not this context (with an error).
+	ctx, cancel := s.callerContext(opts.Context(), wait+time.Minute)
+	defer cancel()
 	var err error
 	for {
 		st := s.fsm.State()
-		err = st.Block(s.shutdownCtx, opts.MinQueryIndex, time.Until(deadline), run)
+		err = st.Block(ctx, opts.MinQueryIndex, time.Until(deadline), run)
 		// The store was replaced by a snapshot restore: read the new one.
 		select {
 		case <-st.AbandonCh():
@@ -219,6 +228,14 @@ func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMe
 	}
 	s.setQueryMeta(meta)
 	return err
+}
+
+// callerContext ends when the caller's context does, the server shuts
+// down, or timeout passes.
+func (s *Server) callerContext(caller context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(caller, timeout)
+	stop := context.AfterFunc(s.shutdownCtx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 func (s *Server) setQueryMeta(meta *structs.QueryMeta) {

@@ -311,3 +311,37 @@ func TestShutdownDoesNotWaitForForwardedBlockingQueries(t *testing.T) {
 		t.Fatal("the blocked call never returned after shutdown")
 	}
 }
+
+// TestBlockingQueryEndsWhenTheCallerGoesAway: an HTTP client that
+// disconnects must not leave its query blocked on the server, locally or
+// forwarded to the leader.
+func TestBlockingQueryEndsWhenTheCallerGoesAway(t *testing.T) {
+	c := newTestCluster(t, 3)
+	reply := register(t, c.leader(), testJob("w"))
+	for _, s := range []*Server{c.leader(), c.follower()} {
+		ctx, cancel := context.WithCancel(context.Background())
+		args := &structs.JobSpecificRequest{JobID: "w", QueryOptions: structs.QueryOptions{MinQueryIndex: reply.Index, MaxQueryTime: 2 * time.Minute}}
+		args.SetContext(ctx)
+		done := make(chan error, 1)
+		go func() {
+			var r structs.SingleJobResponse
+			done <- s.RPC("Job.GetJob", args, &r)
+		}()
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: cancelled query returned no error", s.config.NodeName)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: blocking query still running 5s after its caller went away", s.config.NodeName)
+		}
+	}
+	// An unchanged query that times out still answers normally.
+	var r structs.SingleJobResponse
+	args := &structs.JobSpecificRequest{JobID: "w", QueryOptions: structs.QueryOptions{MinQueryIndex: reply.Index, MaxQueryTime: 100 * time.Millisecond}}
+	if err := c.leader().RPC("Job.GetJob", args, &r); err != nil || r.Job == nil {
+		t.Fatalf("timed-out blocking query: err %v, job %v; want the unchanged job", err, r.Job)
+	}
+}

@@ -1,6 +1,7 @@
 package structs
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -53,6 +54,22 @@ type QueryOptions struct {
 	MaxQueryTime  time.Duration // how long to block at most
 	AllowStale    bool          // any server may answer from its own state
 	Forwarded     bool          // set by a server that forwarded the call
+
+	// ctx is the caller's context, for calls made in process (the HTTP
+	// API): a blocking query ends when the caller goes away. It is never
+	// encoded.
+	ctx context.Context
+}
+
+// SetContext attaches the caller's context to an in-process call.
+func (q *QueryOptions) SetContext(ctx context.Context) { q.ctx = ctx }
+
+// Context returns the caller's context, or Background.
+func (q *QueryOptions) Context() context.Context {
+	if q.ctx == nil {
+		return context.Background()
+	}
+	return q.ctx
 }
 
 // RequestRegion returns the region the request is for.
@@ -100,6 +117,9 @@ func (w *WriteRequest) SetForwarded() { w.Forwarded = true }
 // IsForwarded reports whether a server already forwarded the request.
 func (w *WriteRequest) IsForwarded() bool { return w.Forwarded }
 
+// Context is Background: writes are short and must not be cut off midway.
+func (w *WriteRequest) Context() context.Context { return context.Background() }
+
 // WriteMeta is returned with every write.
 type WriteMeta struct {
 	Index uint64 // raft index at which the write was applied
@@ -112,6 +132,7 @@ type RPCInfo interface {
 	IsStale() bool
 	SetForwarded()
 	IsForwarded() bool
+	Context() context.Context
 }
 
 // JobRegisterRequest registers or updates a job. The leader fills in Eval
