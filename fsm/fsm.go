@@ -109,6 +109,7 @@ var appliers = map[structs.MessageType]applier{
 	structs.NodeRegisterRequestType:     applyNodeRegister,
 	structs.NodeUpdateStatusRequestType: applyNodeUpdateStatus,
 	structs.NodeDeregisterRequestType:   applyNodeDeregister,
+	structs.ApplyPlanResultsRequestType: applyPlanResults,
 	structs.NoopRequestType:             func(*state.Batch, uint64, []byte) any { return nil },
 }
 
@@ -183,13 +184,8 @@ func applyJobDeregister(b *state.Batch, index uint64, body []byte) any {
 	return nil
 }
 
-// EvalUpdateRequest upserts evaluations.
-type EvalUpdateRequest struct {
-	Evals []*structs.Evaluation
-}
-
 func applyEvalUpdate(b *state.Batch, index uint64, body []byte) any {
-	var req EvalUpdateRequest
+	var req structs.EvalUpdateRequest
 	decode(index, body, &req)
 	if err := b.UpsertEvals(index, req.Evals); err != nil {
 		return fmt.Errorf("update evaluations: %w", err)
@@ -235,6 +231,23 @@ func applyNodeDeregister(b *state.Batch, index uint64, body []byte) any {
 	decode(index, body, &req)
 	if err := b.DeleteNodes(index, req.NodeIDs); err != nil {
 		return fmt.Errorf("deregister nodes: %w", err)
+	}
+	return nil
+}
+
+// applyPlanResults writes the allocations of a plan the leader verified.
+func applyPlanResults(b *state.Batch, index uint64, body []byte) any {
+	var req structs.ApplyPlanResultsRequest
+	decode(index, body, &req)
+	if len(req.Allocs) > 0 {
+		if err := b.UpsertAllocs(index, req.Allocs); err != nil {
+			return fmt.Errorf("apply plan of evaluation %s: %w", req.EvalID, err)
+		}
+	}
+	if req.Deployment != nil {
+		if err := b.UpsertDeployment(index, req.Deployment); err != nil {
+			return fmt.Errorf("apply plan of evaluation %s: deployment: %w", req.EvalID, err)
+		}
 	}
 	return nil
 }

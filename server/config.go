@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,11 @@ type Config struct {
 	MaxHeartbeatsPerSecond float64
 	HeartbeatGrace         time.Duration
 
+	// Scheduling: workers on the leader, and how evaluations are retried.
+	NumSchedulers     int
+	EvalNackTimeout   time.Duration
+	EvalDeliveryLimit int
+
 	// GossipProfile "lan" (default) or "local" (faster failure detection,
 	// for tests on one machine).
 	GossipProfile string
@@ -76,6 +82,9 @@ func DefaultConfig() *Config {
 		RaftMaxAppendEntries:   512,
 		RPCHoldTimeout:         7 * time.Second,
 		ReconcileInterval:      10 * time.Second,
+		NumSchedulers:          runtime.NumCPU(),
+		EvalNackTimeout:        60 * time.Second,
+		EvalDeliveryLimit:      3,
 		MinHeartbeatTTL:        2 * time.Second,
 		MaxHeartbeatsPerSecond: 50,
 		HeartbeatGrace:         10 * time.Second,

@@ -74,6 +74,7 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	reply.Index = index
 	if args.Eval != nil {
 		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
+		j.srv.enqueueEvals(index, args.Eval)
 	}
 	if r, ok := resp.(*fsm.RegisterResult); ok {
 		reply.JobModifyIndex = r.JobModifyIndex // this write's, not a later writer's
@@ -114,6 +115,7 @@ func (j *Job) deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 	reply.JobModifyIndex = index
 	if args.Eval != nil {
 		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
+		j.srv.enqueueEvals(index, args.Eval)
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 		for _, ev := range args.Evals {
 			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
 		}
+		n.srv.enqueueEvals(index, args.Evals...)
 		if len(args.Evals) > 0 {
 			reply.EvalCreateIndex = index
 		}

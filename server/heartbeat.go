@@ -98,9 +98,12 @@ func (s *Server) heartbeatExpired(nodeID string) {
 	if err != nil {
 		s.logger.Error("build evaluations for a down node", "node_id", nodeID, "error", err)
 	}
-	if _, err := s.raftApply(structs.NodeUpdateStatusRequestType, req); err != nil {
+	index, err := s.raftApply(structs.NodeUpdateStatusRequestType, req)
+	if err != nil {
 		s.logger.Error("mark node down", "node_id", nodeID, "error", err)
+		return
 	}
+	s.enqueueEvals(index, req.Evals...)
 }
 
 // nodeEvals returns one node-update evaluation per job with a

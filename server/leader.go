@@ -77,6 +77,9 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.consistentReads.Store(true)
 	s.initHeartbeats()
 	defer s.clearHeartbeats()
+	scheduling := make(chan struct{})
+	go func() { defer close(scheduling); s.runScheduling(ctx) }()
+	defer func() { <-scheduling }()
 
 	ticker := time.NewTicker(s.config.ReconcileInterval)
 	defer ticker.Stop()

@@ -141,7 +141,18 @@ func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, e
 		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
 	future := s.raft.Apply(buf, raftApplyTimeout)
-	if err := future.Error(); err != nil {
+	// raft (1.7, with BatchApplyCh) may take an entry into its buffered apply
+	// channel after it shut down, and then never answer its future: wait for
+	// our own shutdown too, so that no worker or handler hangs forever.
+	done := make(chan error, 1)
+	go func() { done <- future.Error() }()
+	var ferr error
+	select {
+	case ferr = <-done:
+	case <-s.shutdownCtx.Done():
+		return 0, nil, fmt.Errorf("%w: server is shutting down", structs.ErrOutcomeUnknown)
+	}
+	if err := ferr; err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, errNotApplied
 		}

@@ -48,6 +48,9 @@ type Server struct {
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 
+	broker    *evalBroker
+	planQueue chan *pendingPlan
+
 	heartbeats heartbeats
 	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
 
@@ -87,6 +90,8 @@ func New(cfg *Config) (_ *Server, err error) {
 		serfEventCh:    make(chan serf.Event, 256),
 		reconcileCh:    make(chan struct{}, 1),
 		pool:           skiffrpc.NewPool(5 * time.Second),
+		broker:         newEvalBroker(cfg.EvalNackTimeout, cfg.EvalDeliveryLimit),
+		planQueue:      make(chan *pendingPlan),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 	}

@@ -70,3 +70,19 @@ func (r *PlanResult) FullCommit(p *Plan) (bool, int, int) {
 	}
 	return expected == actual, expected, actual
 }
+
+// ApplyPlanResultsRequest is the raft entry of a committed plan: the
+// allocations it stops and the ones it places or updates, and the
+// evaluation's status (set in the same entry when the plan is its last).
+type ApplyPlanResultsRequest struct {
+	Allocs     []*Allocation
+	Deployment *Deployment
+	EvalID     string
+	WriteRequest
+}
+
+// EvalUpdateRequest upserts evaluations (status changes, follow-ups).
+type EvalUpdateRequest struct {
+	Evals []*Evaluation
+	WriteRequest
+}

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+func liveAllocs(t *testing.T, s *Server, jobID string) []*structs.Allocation {
+	t.Helper()
+	all, err := s.State().AllocsByJob(nil, "default", jobID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []*structs.Allocation
+	for _, a := range all {
+		if !a.TerminalStatus() {
+			live = append(live, a)
+		}
+	}
+	return live
+}
+
+// TestJobsArePlacedThroughRaft: register nodes and a job on a 3-server
+// cluster; the leader's workers schedule it, the plan applier commits the
+// allocations, and every server sees them. Scaling down and stopping the
+// job stop allocations.
+func TestJobsArePlacedThroughRaft(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	var nodes []*structs.Node
+	for i := range 3 {
+		n := testNode()
+		n.Name = fmt.Sprintf("n%d", i)
+		nodes = append(nodes, n)
+		var reply structs.NodeUpdateResponse
+		if err := f.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the nodes heartbeat
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			for _, n := range nodes {
+				_, _ = heartbeat(f, n)
+			}
+		}
+	}()
+
+	job := testJob("web")
+	job.TaskGroups[0].Count = 5
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 500, MemoryMB: 256}
+	reply := register(t, f, job)
+	var live []*structs.Allocation
+	waitFor(t, 10*time.Second, "5 allocations placed", func() bool {
+		live = liveAllocs(t, c.leader(), "web")
+		return len(live) == 5
+	})
+	perNode := map[string]int{}
+	names := map[string]bool{}
+	for _, a := range live {
+		perNode[a.NodeID]++
+		names[a.Name] = true
+		if a.ClientStatus != structs.AllocClientStatusPending || a.EvalID != reply.EvalID {
+			t.Errorf("alloc %s: client status %q eval %s, want pending and eval %s", a.Name, a.ClientStatus, a.EvalID, reply.EvalID)
+		}
+	}
+	for i := range 5 {
+		if !names[fmt.Sprintf("web.web[%d]", i)] {
+			t.Errorf("no allocation named web.web[%d]; have %v", i, names)
+		}
+	}
+	if len(perNode) < 2 {
+		t.Errorf("allocations on %d node(s); anti-affinity should use more than one of 3", len(perNode))
+	}
+	waitFor(t, 5*time.Second, "the evaluation to complete", func() bool {
+		ev, _ := c.leader().State().EvalByID(nil, reply.EvalID)
+		return ev != nil && ev.Status == structs.EvalStatusComplete
+	})
+	// Every server has the same allocations.
+	idx, _ := c.leader().State().LatestIndex()
+	c.waitForIndex(idx)
+	for _, s := range c.servers {
+		if got := len(liveAllocs(t, s, "web")); got != 5 {
+			t.Errorf("%s sees %d live allocations, want 5", s.config.NodeName, got)
+		}
+	}
+
+	job.TaskGroups[0].Count = 2
+	register(t, f, job)
+	waitFor(t, 10*time.Second, "scale down to 2", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 2 })
+
+	var dereg structs.JobDeregisterResponse
+	if err := f.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web"}, &dereg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "all allocations stopped", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 0 })
+}
+
+// TestPlacementFailureIsExplained: a job asking more memory than any node
+// has is not placed, and its evaluation says why.
+func TestPlacementFailureIsExplained(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	var nr structs.NodeUpdateResponse
+	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &nr); err != nil {
+		t.Fatal(err)
+	}
+	job := testJob("huge")
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64000}
+	reply := register(t, s, job)
+	var ev *structs.Evaluation
+	waitFor(t, 10*time.Second, "the evaluation to complete", func() bool {
+		ev, _ = s.State().EvalByID(nil, reply.EvalID)
+		return ev != nil && ev.Status == structs.EvalStatusComplete
+	})
+	m := ev.FailedTGAllocs["web"]
+	if m == nil || m.DimensionExhausted["memory"] == 0 || ev.BlockedEval == "" {
+		t.Fatalf("eval = %+v, want a memory failure for group web and a blocked eval", ev)
+	}
+	if got := len(liveAllocs(t, s, "huge")); got != 0 {
+		t.Fatalf("%d allocations placed for a job that cannot fit", got)
+	}
+}
+
+// TestPlanApplierRefusesOvercommit: two plans made against the same
+// snapshot that each fit alone but not together: the second is refused
+// for that node and told to refresh.
+func TestPlanApplierRefusesOvercommit(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	n.NodeResources.Cpu.CpuShares = 1000
+	var nr structs.NodeUpdateResponse
+	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &nr); err != nil {
+		t.Fatal(err)
+	}
+	idle := testJob("a")
+	idle.TaskGroups[0].Count = 0 // the workers place nothing; the test's plans do
+	register(t, s, idle)
+	job, _ := s.State().JobByID(nil, "default", "a")
+	alloc := func(name string) *structs.Allocation {
+		return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
+			Name: name, NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
+			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
+				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 600}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
+	}
+	first := &structs.Plan{EvalID: "e1", Job: job}
+	first.AppendAlloc(alloc("a.web[0]"))
+	second := &structs.Plan{EvalID: "e2", Job: job}
+	second.AppendAlloc(alloc("a.web[1]"))
+
+	r1, err := s.applyPlan(first)
+	if err != nil || r1.RefreshIndex != 0 || len(r1.NodeAllocation[n.ID]) != 1 {
+		t.Fatalf("first plan: %+v %v, want it committed", r1, err)
+	}
+	r2, err := s.applyPlan(second)
+	if err != nil || r2.RefreshIndex == 0 || len(r2.NodeAllocation[n.ID]) != 0 {
+		t.Fatalf("second plan: %+v %v, want the node refused and a refresh index", r2, err)
+	}
+	if got := len(liveAllocs(t, s, "a")); got != 1 {
+		t.Fatalf("%d allocations committed, want 1 (the node has room for one)", got)
+	}
+}

@@ -1,0 +1,34 @@
+package structs
+
+import "testing"
+
+func TestAllocsFit(t *testing.T) {
+	node := &Node{NodeResources: &NodeResources{Cpu: NodeCpuResources{CpuShares: 1000}, Memory: NodeMemoryResources{MemoryMB: 1000}, Disk: NodeDiskResources{DiskMB: 1000}},
+		ReservedResources: &NodeReservedResources{Cpu: NodeCpuResources{CpuShares: 100}}}
+	alloc := func(cpu, mem, disk int64, ports ...int) *Allocation {
+		r := &AllocatedResources{Tasks: map[string]*AllocatedTaskResources{"t": {Cpu: AllocatedCpuResources{CpuShares: cpu}, Memory: AllocatedMemoryResources{MemoryMB: mem}}},
+			Shared: AllocatedSharedResources{DiskMB: disk}}
+		for _, p := range ports {
+			r.Shared.Ports = append(r.Shared.Ports, AllocatedPortMapping{Label: "p", Value: p})
+		}
+		return &Allocation{AllocatedResources: r}
+	}
+	cases := []struct {
+		name   string
+		allocs []*Allocation
+		fits   bool
+		dim    string
+	}{
+		{"fits", []*Allocation{alloc(400, 500, 500, 8080), alloc(500, 500, 500, 8081)}, true, ""},
+		{"cpu after reservation", []*Allocation{alloc(500, 100, 100), alloc(401, 100, 100)}, false, "cpu"},
+		{"memory", []*Allocation{alloc(100, 600, 100), alloc(100, 401, 100)}, false, "memory"},
+		{"disk", []*Allocation{alloc(100, 100, 1001)}, false, "disk"},
+		{"port twice", []*Allocation{alloc(100, 100, 100, 8080), alloc(100, 100, 100, 8080)}, false, "ports"},
+	}
+	for _, c := range cases {
+		fits, dim := AllocsFit(node, c.allocs)
+		if fits != c.fits || dim != c.dim {
+			t.Errorf("%s: got (%v, %q), want (%v, %q)", c.name, fits, dim, c.fits, c.dim)
+		}
+	}
+}
