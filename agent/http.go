@@ -115,8 +115,8 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/job/{id}/allocations", a.jobAllocations)
 	h("GET /v1/job/{id}/evaluations", a.jobEvaluations)
 	h("GET /v1/job/{id}/summary", a.jobSummary)
-	h("PUT /v1/job/{id}/plan", a.notYet("job plan needs the scheduler"))
-	h("POST /v1/job/{id}/plan", a.notYet("job plan needs the scheduler"))
+	h("PUT /v1/job/{id}/plan", a.notYet("job plan needs a dry run of the scheduler"))
+	h("POST /v1/job/{id}/plan", a.notYet("job plan needs a dry run of the scheduler"))
 
 	h("GET /v1/evaluations", a.evalList)
 	h("GET /v1/evaluation/{id}", a.evalGet)
@@ -149,7 +149,7 @@ func (a *Agent) routes() http.Handler {
 // serve yet with 501 and what it needs.
 func (a *Agent) notYet(what string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return nil, &httpError{http.StatusNotImplemented, fmt.Sprintf("%s %s is not available in this version of Skiff: %s, which arrives with the scheduling work", r.Method, r.URL.Path, what)}
+		return nil, &httpError{http.StatusNotImplemented, fmt.Sprintf("%s %s is not available in this version of Skiff: %s, which is not served yet", r.Method, r.URL.Path, what)}
 	}
 }
 

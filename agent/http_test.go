@@ -150,7 +150,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown path", "GET", "/v1/nope", nil, 404, "no such endpoint"},
 		{"truncated snapshot", "PUT", "/v1/operator/snapshot", strings.NewReader("\x1f\x8b\x08\x00garbage"), 400, "nothing was changed"},
 		{"remove unknown peer", "DELETE", "/v1/operator/raft/peer?id=nope", nil, 404, `raft peer "nope" not found`},
-		{"plan before the scheduler", "PUT", "/v1/job/web/plan", strings.NewReader(`{}`), 501, "needs the scheduler"},
+		{"plan not served yet", "PUT", "/v1/job/web/plan", strings.NewReader(`{}`), 501, "needs a dry run of the scheduler"},
 		{"another region", "GET", "/v1/jobs?region=mars", nil, 400, `region "mars" is not this cluster's region "global"`},
 		{"job of another region", "PUT", "/v1/jobs", strings.NewReader(`{"Job": {"ID": "x", "Region": "mars", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}}]}]}}`), 400, `the job's region "mars"`},
 	}
