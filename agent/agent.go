@@ -31,13 +31,13 @@ const (
 
 // Agent is a running agent.
 type Agent struct {
-	config *Config
-	logger hclog.Logger
-	server *server.Server
+	config    *Config
+	logger    hclog.Logger
+	server    *server.Server
 	http      *http.Server
 	httpLn    net.Listener
 	telemetry *telemetry
-	devDir string // removed on shutdown in dev mode
+	devDir    string // removed on shutdown in dev mode
 }
 
 type stringsFlag []string

@@ -271,7 +271,9 @@ type TransportError struct {
 	Err          error
 }
 
-func (e *TransportError) Error() string { return fmt.Sprintf("rpc %s to %s: %v", e.Method, e.Addr, e.Err) }
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("rpc %s to %s: %v", e.Method, e.Addr, e.Err)
+}
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // Call makes one RPC to the server at addr. It returns the endpoint's

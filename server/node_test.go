@@ -13,7 +13,7 @@ func testNode() *structs.Node {
 		ID: structs.GenerateUUID(), SecretID: structs.GenerateUUID(), Name: "n1", Datacenter: "dc1",
 		NodeResources: &structs.NodeResources{Cpu: structs.NodeCpuResources{CpuShares: 14000}, Memory: structs.NodeMemoryResources{MemoryMB: 32000},
 			Disk: structs.NodeDiskResources{DiskMB: 100000}},
-		Drivers:       map[string]*structs.DriverInfo{"containerd": {Detected: true, Healthy: true}},
+		Drivers: map[string]*structs.DriverInfo{"containerd": {Detected: true, Healthy: true}},
 	}
 }
 

@@ -165,4 +165,3 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, st
 	}
 	return true, "", nil
 }
-

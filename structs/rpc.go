@@ -9,9 +9,9 @@ import (
 // Errors callers branch on. They cross the RPC boundary as strings, so
 // compare with IsErr, not errors.Is, when they may have come from a peer.
 var (
-	ErrNoLeader       = errors.New("no cluster leader")
-	ErrNotFound       = errors.New("not found")
-	ErrIndexMismatch  = errors.New("index mismatch")
+	ErrNoLeader      = errors.New("no cluster leader")
+	ErrNotFound      = errors.New("not found")
+	ErrIndexMismatch = errors.New("index mismatch")
 	// ErrNodeSecret: a node request carried the wrong secret ID.
 	ErrNodeSecret = errors.New("bad node secret")
 	// ErrOutcomeUnknown: a write may or may not have been applied (the
