@@ -217,17 +217,27 @@ func (b *evalBroker) takeLocked(schedulers []string) (*structs.Evaluation, strin
 	return ev, token
 }
 
+// outstandingLocked returns the in-flight evaluation evalID if token is
+// the one it was delivered with.
+func (b *evalBroker) outstandingLocked(op, evalID, token string) (*unackedEval, error) {
+	u, ok := b.unack[evalID]
+	if !ok {
+		return nil, fmt.Errorf("%s %s: %w", op, evalID, errNotOutstanding)
+	}
+	if u.token != token {
+		return nil, fmt.Errorf("%s %s: %w", op, evalID, errTokenMismatch)
+	}
+	return u, nil
+}
+
 // OutstandingReset restarts an in-flight evaluation's nack timer; workers
 // call it while a long evaluation is still being planned.
 func (b *evalBroker) OutstandingReset(evalID, token string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return errNotOutstanding
-	}
-	if u.token != token {
-		return errTokenMismatch
+	u, err := b.outstandingLocked("reset", evalID, token)
+	if err != nil {
+		return err
 	}
 	u.timer.Reset(b.nackTimeout)
 	return nil
@@ -238,12 +248,9 @@ func (b *evalBroker) OutstandingReset(evalID, token string) error {
 func (b *evalBroker) Ack(evalID, token string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return fmt.Errorf("ack %s: %w", evalID, errNotOutstanding)
-	}
-	if u.token != token {
-		return fmt.Errorf("ack %s: %w", evalID, errTokenMismatch)
+	u, err := b.outstandingLocked("ack", evalID, token)
+	if err != nil {
+		return err
 	}
 	u.timer.Stop()
 	delete(b.unack, evalID)
@@ -269,12 +276,9 @@ func (b *evalBroker) Ack(evalID, token string) error {
 func (b *evalBroker) Nack(evalID, token string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return fmt.Errorf("nack %s: %w", evalID, errNotOutstanding)
-	}
-	if u.token != token {
-		return fmt.Errorf("nack %s: %w", evalID, errTokenMismatch)
+	u, err := b.outstandingLocked("nack", evalID, token)
+	if err != nil {
+		return err
 	}
 	u.timer.Stop()
 	delete(b.unack, evalID)

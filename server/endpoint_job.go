@@ -127,17 +127,6 @@ func namespaceOf(ns string) string {
 	return ns
 }
 
-// maxIndex returns the largest index of the given tables.
-func maxIndex(snap *state.Snapshot, tables ...string) uint64 {
-	var m uint64
-	for _, t := range tables {
-		if i, err := snap.Index(t); err == nil && i > m {
-			m = i
-		}
-	}
-	return m
-}
-
 // GetJob returns one job (nil if absent), blocking if asked.
 func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobResponse) error {
 	if done, err := j.srv.forward("Job.GetJob", args, args, reply); done {
@@ -152,7 +141,7 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 		if job != nil {
 			return job.ModifyIndex, nil
 		}
-		return maxIndex(snap, state.TableJobs), nil
+		return snap.MaxIndex(state.TableJobs)
 	})
 }
 
@@ -176,7 +165,7 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 			out = append(out, job.Stub(sum))
 		}
 		reply.Jobs = out
-		return maxIndex(snap, state.TableJobs, state.TableJobSummary), nil
+		return snap.MaxIndex(state.TableJobs, state.TableJobSummary)
 	})
 }
 
@@ -191,12 +180,12 @@ func (j *Job) GetJobVersions(args *structs.JobSpecificRequest, reply *structs.Jo
 			return 0, err
 		}
 		reply.Versions = versions
+		if len(versions) == 0 {
+			return snap.MaxIndex(state.TableJobVersions)
+		}
 		var idx uint64
 		for _, v := range versions {
 			idx = max(idx, v.ModifyIndex)
-		}
-		if idx == 0 {
-			idx = maxIndex(snap, state.TableJobVersions)
 		}
 		return idx, nil
 	})
@@ -216,7 +205,7 @@ func (j *Job) Summary(args *structs.JobSpecificRequest, reply *structs.JobSummar
 		if sum != nil {
 			return sum.ModifyIndex, nil
 		}
-		return maxIndex(snap, state.TableJobSummary), nil
+		return snap.MaxIndex(state.TableJobSummary)
 	})
 }
 
@@ -232,7 +221,7 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 		}
 		reply.Allocations = stubs(allocs)
 		// Which allocations count depends on the job's incarnation too.
-		return maxIndex(snap, state.TableAllocs, state.TableJobs), nil
+		return snap.MaxIndex(state.TableAllocs, state.TableJobs)
 	})
 }
 
@@ -248,6 +237,6 @@ func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEv
 		}
 		sort.Slice(evals, func(a, b int) bool { return evals[a].CreateIndex > evals[b].CreateIndex })
 		reply.Evaluations = evals
-		return maxIndex(snap, state.TableEvals), nil
+		return snap.MaxIndex(state.TableEvals)
 	})
 }

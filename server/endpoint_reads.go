@@ -24,7 +24,7 @@ func (e *Eval) GetEval(args *structs.EvalSpecificRequest, reply *structs.SingleE
 		if ev != nil {
 			return ev.ModifyIndex, nil
 		}
-		return maxIndex(snap, state.TableEvals), nil
+		return snap.MaxIndex(state.TableEvals)
 	})
 }
 
@@ -39,7 +39,7 @@ func (e *Eval) List(args *structs.GenericRequest, reply *structs.EvalListRespons
 			return 0, err
 		}
 		reply.Evaluations = evals
-		return maxIndex(snap, state.TableEvals), nil
+		return snap.MaxIndex(state.TableEvals)
 	})
 }
 
@@ -54,7 +54,7 @@ func (e *Eval) Allocations(args *structs.EvalSpecificRequest, reply *structs.Job
 			return 0, err
 		}
 		reply.Allocations = stubs(allocs)
-		return maxIndex(snap, state.TableAllocs), nil
+		return snap.MaxIndex(state.TableAllocs)
 	})
 }
 
@@ -95,7 +95,7 @@ func (a *Alloc) GetAlloc(args *AllocSpecificRequest, reply *SingleAllocResponse)
 		if al != nil {
 			return al.ModifyIndex, nil
 		}
-		return maxIndex(snap, state.TableAllocs), nil
+		return snap.MaxIndex(state.TableAllocs)
 	})
 }
 
@@ -110,7 +110,7 @@ func (a *Alloc) List(args *structs.GenericRequest, reply *structs.JobAllocations
 			return 0, err
 		}
 		reply.Allocations = stubs(allocs)
-		return maxIndex(snap, state.TableAllocs), nil
+		return snap.MaxIndex(state.TableAllocs)
 	})
 }
 
@@ -149,7 +149,7 @@ func (n *Node) GetNode(args *NodeSpecificRequest, reply *SingleNodeResponse) err
 		if node != nil {
 			return node.ModifyIndex, nil
 		}
-		return maxIndex(snap, state.TableNodes), nil
+		return snap.MaxIndex(state.TableNodes)
 	})
 }
 
@@ -167,6 +167,6 @@ func (n *Node) List(args *structs.GenericRequest, reply *NodeListResponse) error
 		for _, node := range nodes {
 			reply.Nodes = append(reply.Nodes, node.Stub())
 		}
-		return maxIndex(snap, state.TableNodes), nil
+		return snap.MaxIndex(state.TableNodes)
 	})
 }
