@@ -153,6 +153,21 @@ func (a *Agent) notYet(what string) handlerFunc {
 	}
 }
 
+// read serves a read through the server: the request's query parameters
+// (index, wait, stale, prefix, ...) into q, the RPC, and the answer's
+// X-Nomad-* headers from m. q and m are the QueryOptions and QueryMeta
+// embedded in args and reply.
+func (a *Agent) read(w http.ResponseWriter, r *http.Request, method string, args any, q *structs.QueryOptions, reply any, m *structs.QueryMeta) error {
+	if err := parseQuery(r, q); err != nil {
+		return err
+	}
+	if err := a.server.RPC(method, args, reply); err != nil {
+		return err
+	}
+	setMeta(w, m)
+	return nil
+}
+
 // parseQuery reads Nomad's query parameters: index, wait, stale,
 // prefix, namespace, region, and the token.
 func parseQuery(r *http.Request, q *structs.QueryOptions) error {

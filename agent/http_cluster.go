@@ -14,14 +14,10 @@ import (
 
 func (a *Agent) evalGet(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.EvalSpecificRequest{EvalID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.SingleEvalResponse
-	if err := a.server.RPC("Eval.GetEval", &args, &reply); err != nil {
+	if err := a.read(w, r, "Eval.GetEval", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if reply.Eval == nil {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("evaluation %q not found", args.EvalID)}
 	}
@@ -30,40 +26,28 @@ func (a *Agent) evalGet(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) evalList(w http.ResponseWriter, r *http.Request) (any, error) {
 	var args structs.GenericRequest
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.EvalListResponse
-	if err := a.server.RPC("Eval.List", &args, &reply); err != nil {
+	if err := a.read(w, r, "Eval.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Evaluations, nil
 }
 
 func (a *Agent) evalAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.EvalSpecificRequest{EvalID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobAllocationsResponse
-	if err := a.server.RPC("Eval.Allocations", &args, &reply); err != nil {
+	if err := a.read(w, r, "Eval.Allocations", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Allocations, nil
 }
 
 func (a *Agent) allocGet(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := server.AllocSpecificRequest{AllocID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply server.SingleAllocResponse
-	if err := a.server.RPC("Alloc.GetAlloc", &args, &reply); err != nil {
+	if err := a.read(w, r, "Alloc.GetAlloc", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if reply.Alloc == nil {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("allocation %q not found", args.AllocID)}
 	}
@@ -72,27 +56,19 @@ func (a *Agent) allocGet(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) allocList(w http.ResponseWriter, r *http.Request) (any, error) {
 	var args structs.GenericRequest
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobAllocationsResponse
-	if err := a.server.RPC("Alloc.List", &args, &reply); err != nil {
+	if err := a.read(w, r, "Alloc.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Allocations, nil
 }
 
 func (a *Agent) nodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := server.NodeSpecificRequest{NodeID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply server.SingleNodeResponse
-	if err := a.server.RPC("Node.GetNode", &args, &reply); err != nil {
+	if err := a.read(w, r, "Node.GetNode", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if reply.Node == nil {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("node %q not found", args.NodeID)}
 	}
@@ -101,14 +77,10 @@ func (a *Agent) nodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) nodeList(w http.ResponseWriter, r *http.Request) (any, error) {
 	var args structs.GenericRequest
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply server.NodeListResponse
-	if err := a.server.RPC("Node.List", &args, &reply); err != nil {
+	if err := a.read(w, r, "Node.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Nodes, nil
 }
 
@@ -200,14 +172,10 @@ func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) (any, err
 
 func (a *Agent) snapshotSave(w http.ResponseWriter, r *http.Request) (any, error) {
 	var args structs.GenericRequest
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.SnapshotResponse
-	if err := a.server.RPC("Operator.SnapshotSave", &args, &reply); err != nil {
+	if err := a.read(w, r, "Operator.SnapshotSave", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(reply.Snapshot)))
 	_, _ = io.Copy(w, bytes.NewReader(reply.Snapshot))

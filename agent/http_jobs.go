@@ -117,14 +117,10 @@ func (a *Agent) jobParse(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.SingleJobResponse
-	if err := a.server.RPC("Job.GetJob", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.GetJob", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if reply.Job == nil {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
 	}
@@ -133,14 +129,10 @@ func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (any, error) {
 	var args structs.JobListRequest
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobListResponse
-	if err := a.server.RPC("Job.List", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Jobs, nil
 }
 
@@ -158,14 +150,10 @@ func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (any, erro
 
 func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobVersionsResponse
-	if err := a.server.RPC("Job.GetJobVersions", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.GetJobVersions", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if len(reply.Versions) == 0 {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
 	}
@@ -174,40 +162,28 @@ func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (any, error)
 
 func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id"), All: r.URL.Query().Get("all") == "true"}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobAllocationsResponse
-	if err := a.server.RPC("Job.Allocations", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.Allocations", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Allocations, nil
 }
 
 func (a *Agent) jobEvaluations(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobEvaluationsResponse
-	if err := a.server.RPC("Job.Evaluations", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.Evaluations", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	return reply.Evaluations, nil
 }
 
 func (a *Agent) jobSummary(w http.ResponseWriter, r *http.Request) (any, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
 	var reply structs.JobSummaryResponse
-	if err := a.server.RPC("Job.Summary", &args, &reply); err != nil {
+	if err := a.read(w, r, "Job.Summary", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
 	if reply.JobSummary == nil {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
 	}
