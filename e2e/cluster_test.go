@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/testutil"
 )
 
 // TestLeaderKillLosesNoAcknowledgedWrite kills the leader with SIGKILL
@@ -45,7 +47,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "some acknowledged writes", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "some acknowledged writes", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= 50
@@ -55,7 +57,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()
-	waitFor(t, 15*time.Second, "a write acknowledged after the leader died", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a write acknowledged after the leader died", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) > before+20
@@ -102,7 +104,7 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 		}
 		last = idx
 	}
-	waitFor(t, 20*time.Second, "the leader to snapshot and compact its log", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the leader to snapshot and compact its log", func() bool {
 		entries, _ := os.ReadDir(filepath.Join(leader.dir, "data", "raft", "snapshots"))
 		return len(entries) > 0
 	})
@@ -198,7 +200,7 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	}
 	snapDir := filepath.Join(a.dir, "data", "raft", "snapshots")
 	var stateFile string
-	waitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool {
 		matches, _ := filepath.Glob(filepath.Join(snapDir, "*", "state.bin"))
 		if len(matches) > 0 {
 			stateFile = matches[len(matches)-1]

@@ -222,23 +222,11 @@ func call(ctx context.Context, method, url string, body, out any) (http.Header, 
 	return resp.Header, nil
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // leader waits until the running agents agree on a leader and returns it.
 func (c *cluster) leader() *agentProc {
 	c.t.Helper()
 	var l *agentProc
-	waitFor(c.t, 20*time.Second, "an agreed leader", func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, "an agreed leader", func() bool {
 		var addr string
 		for _, a := range c.agents {
 			if !a.running() {
@@ -298,7 +286,7 @@ func jobIDs(t testing.TB, a *agentProc) map[string]bool {
 // waitApplied waits until a's own state has reached index.
 func waitApplied(t testing.TB, a *agentProc, index uint64) {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%s to apply index %d", a.name, index), func() bool {
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%s to apply index %d", a.name, index), func() bool {
 		h, err := call(context.Background(), "GET", a.addr()+"/v1/jobs?stale", nil, nil)
 		if err != nil {
 			return false

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testutil"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -70,23 +72,11 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return c
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // leader returns the live server that leads.
 func (c *testCluster) leader() *Server {
 	c.t.Helper()
 	var l *Server
-	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, "a leader", func() bool {
 		for _, s := range c.servers {
 			if s.shutdownCtx.Err() == nil && s.IsLeader() && s.consistentReads.Load() {
 				l = s
@@ -111,7 +101,7 @@ func (c *testCluster) follower() *Server {
 
 func (c *testCluster) waitForVoters(n int) {
 	c.t.Helper()
-	waitFor(c.t, 15*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
+	testutil.WaitFor(c.t, 15*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
 		for _, s := range c.servers {
 			if s.shutdownCtx.Err() == nil && s.IsLeader() {
 				f := s.raft.GetConfiguration()
@@ -136,7 +126,7 @@ func (c *testCluster) waitForVoters(n int) {
 // to the FSM, before the FSM has applied them.)
 func (c *testCluster) waitForIndex(index uint64) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, fmt.Sprintf("index %d everywhere", index), func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, fmt.Sprintf("index %d everywhere", index), func() bool {
 		for _, s := range c.servers {
 			if s.shutdownCtx.Err() != nil {
 				continue

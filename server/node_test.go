@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -60,7 +61,7 @@ func TestNodeHeartbeatKeepsReadyAndSilenceMarksDown(t *testing.T) {
 	}
 	// Silence: down within the TTL plus its jitter (a quarter).
 	silent := time.Now()
-	waitFor(t, 3*time.Second, "the silent node to be marked down", func() bool {
+	testutil.WaitFor(t, 3*time.Second, "the silent node to be marked down", func() bool {
 		return nodeStatus(t, s, n.ID) == structs.NodeStatusDown
 	})
 	if took := time.Since(silent); took > 2*reply.HeartbeatTTL {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -60,7 +61,7 @@ func TestJobsArePlacedThroughRaft(t *testing.T) {
 	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 500, MemoryMB: 256}
 	reply := register(t, f, job)
 	var live []*structs.Allocation
-	waitFor(t, 10*time.Second, "5 allocations placed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "5 allocations placed", func() bool {
 		live = liveAllocs(t, c.leader(), "web")
 		return len(live) == 5
 	})
@@ -81,7 +82,7 @@ func TestJobsArePlacedThroughRaft(t *testing.T) {
 	if len(perNode) < 2 {
 		t.Errorf("allocations on %d node(s); anti-affinity should use more than one of 3", len(perNode))
 	}
-	waitFor(t, 5*time.Second, "the evaluation to complete", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the evaluation to complete", func() bool {
 		ev, _ := c.leader().State().EvalByID(nil, reply.EvalID)
 		return ev != nil && ev.Status == structs.EvalStatusComplete
 	})
@@ -96,13 +97,13 @@ func TestJobsArePlacedThroughRaft(t *testing.T) {
 
 	job.TaskGroups[0].Count = 2
 	register(t, f, job)
-	waitFor(t, 10*time.Second, "scale down to 2", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 2 })
+	testutil.WaitFor(t, 10*time.Second, "scale down to 2", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 2 })
 
 	var dereg structs.JobDeregisterResponse
 	if err := f.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web"}, &dereg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "all allocations stopped", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 0 })
+	testutil.WaitFor(t, 10*time.Second, "all allocations stopped", func() bool { return len(liveAllocs(t, c.leader(), "web")) == 0 })
 }
 
 // TestPlacementFailureIsExplained: a job asking more memory than any node
@@ -119,7 +120,7 @@ func TestPlacementFailureIsExplained(t *testing.T) {
 	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64000}
 	reply := register(t, s, job)
 	var ev *structs.Evaluation
-	waitFor(t, 10*time.Second, "the evaluation to complete", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the evaluation to complete", func() bool {
 		ev, _ = s.State().EvalByID(nil, reply.EvalID)
 		return ev != nil && ev.Status == structs.EvalStatusComplete
 	})

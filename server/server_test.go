@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testutil"
 	skiffrpc "github.com/skiffhq/skiff/rpc"
 	"github.com/skiffhq/skiff/structs"
 )
@@ -212,7 +213,7 @@ func TestLeftServerIsRemovedFromRaft(t *testing.T) {
 	if err := f.Leave(); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
-	waitFor(t, 15*time.Second, "the server that left to be removed from raft", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the server that left to be removed from raft", func() bool {
 		l := c.leader()
 		fut := l.raft.GetConfiguration()
 		if fut.Error() != nil {
