@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	sockaddr "github.com/hashicorp/go-sockaddr"
 
 	"github.com/skiffhq/skiff/server"
 )
@@ -254,6 +255,15 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 	}
 	sc.RPCAddr = &net.TCPAddr{IP: bindIP, Port: cfg.Ports.RPC}
 	sc.SerfBindAddr, sc.SerfBindPort = cfg.BindAddr, cfg.Ports.Serf
+	if bindIP.IsUnspecified() && (cfg.Advertise == nil || cfg.Advertise.RPC == "") {
+		// Bound to every interface: peers dial this machine's private IP,
+		// as gossip already advertises it.
+		ip, err := sockaddr.GetPrivateIP()
+		if err != nil || ip == "" {
+			return nil, fmt.Errorf("bind_addr is %s and this machine has no private IP to advertise to other servers (%v); set bind_addr, or advertise { rpc = \"ip:port\" }", cfg.BindAddr, err)
+		}
+		sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(ip), Port: cfg.Ports.RPC}
+	}
 	if adv := cfg.Advertise; adv != nil {
 		if adv.RPC != "" {
 			addr, err := advertiseAddr(adv.RPC, cfg.Ports.RPC)

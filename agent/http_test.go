@@ -272,3 +272,22 @@ func TestMetricsIncludeRaft(t *testing.T) {
 		t.Fatalf("prometheus while off: %d %s", resp.StatusCode, out)
 	}
 }
+
+// TestBindAllAdvertisesAPrivateIP: bound to every interface, the agent
+// advertises a dialable address to other servers, or says why it cannot.
+func TestBindAllAdvertisesAPrivateIP(t *testing.T) {
+	cfg, err := ParseFlags([]string{"-server", "-data-dir", t.TempDir(), "-bootstrap-expect", "1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := serverConfig(cfg, nil)
+	if err != nil {
+		if !strings.Contains(err.Error(), "no private IP") {
+			t.Fatalf("err = %v, want a private-IP explanation", err)
+		}
+		return
+	}
+	if sc.RPCAdvertise == nil || sc.RPCAdvertise.IP.IsUnspecified() || sc.RPCAdvertise.Port != 4647 {
+		t.Fatalf("RPC advertise = %v, want a specific IP on port 4647", sc.RPCAdvertise)
+	}
+}
