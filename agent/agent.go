@@ -67,9 +67,22 @@ func Run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-sigs
-	fmt.Fprintf(stderr, "==> Caught %s; shutting down (again to force)\n", sig)
+	leave := (sig == syscall.SIGINT && isTrue(a.config.LeaveOnInterrupt)) || (sig == syscall.SIGTERM && isTrue(a.config.LeaveOnTerminate))
+	what := "shutting down"
+	if leave {
+		what = "leaving the cluster and shutting down"
+	}
+	fmt.Fprintf(stderr, "==> Caught %s; %s (again to force)\n", sig, what)
 	done := make(chan struct{})
-	go func() { a.Shutdown(); close(done) }()
+	go func() {
+		if leave {
+			if err := a.server.Leave(); err != nil {
+				fmt.Fprintf(stderr, "Error leaving the cluster: %v\n", err)
+			}
+		}
+		a.Shutdown()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return 0
@@ -77,6 +90,8 @@ func Run(args []string, stderr io.Writer) int {
 		return 1
 	}
 }
+
+func isTrue(b *bool) bool { return b != nil && *b }
 
 // ParseFlags turns "skiff agent" arguments into a config: files first
 // (-config, repeatable, later wins), then flags over them.

@@ -17,21 +17,26 @@ import (
 // Config is the agent configuration file, HCL. Several files (or a
 // directory of *.hcl) may be given; later values win.
 type Config struct {
-	DataDir    string           `hcl:"data_dir,optional"`
-	BindAddr   string           `hcl:"bind_addr,optional"`
-	Region     string           `hcl:"region,optional"`
-	Datacenter string           `hcl:"datacenter,optional"`
-	Name       string           `hcl:"name,optional"`
-	LogLevel   string           `hcl:"log_level,optional"`
-	LogJSON    *bool            `hcl:"log_json,optional"`
-	Ports      *Ports           `hcl:"ports,block"`
-	Advertise  *Advertise       `hcl:"advertise,block"`
-	Server     *ServerConfig    `hcl:"server,block"`
-	Client     *ClientConfig    `hcl:"client,block"`
-	TLS        *EnabledBlock    `hcl:"tls,block"`
-	ACL        *EnabledBlock    `hcl:"acl,block"`
-	Telemetry  *TelemetryConfig `hcl:"telemetry,block"`
-	Limits     *LimitsConfig    `hcl:"limits,block"`
+	DataDir    string `hcl:"data_dir,optional"`
+	BindAddr   string `hcl:"bind_addr,optional"`
+	Region     string `hcl:"region,optional"`
+	Datacenter string `hcl:"datacenter,optional"`
+	Name       string `hcl:"name,optional"`
+	LogLevel   string `hcl:"log_level,optional"`
+	LogJSON    *bool  `hcl:"log_json,optional"`
+	// LeaveOnInterrupt / LeaveOnTerminate: on SIGINT / SIGTERM the server
+	// leaves the cluster (the leader removes it from raft) instead of only
+	// stopping (it stays a voter and rejoins when restarted).
+	LeaveOnInterrupt *bool            `hcl:"leave_on_interrupt,optional"`
+	LeaveOnTerminate *bool            `hcl:"leave_on_terminate,optional"`
+	Ports            *Ports           `hcl:"ports,block"`
+	Advertise        *Advertise       `hcl:"advertise,block"`
+	Server           *ServerConfig    `hcl:"server,block"`
+	Client           *ClientConfig    `hcl:"client,block"`
+	TLS              *EnabledBlock    `hcl:"tls,block"`
+	ACL              *EnabledBlock    `hcl:"acl,block"`
+	Telemetry        *TelemetryConfig `hcl:"telemetry,block"`
+	Limits           *LimitsConfig    `hcl:"limits,block"`
 
 	dev bool // set by -dev
 }
@@ -206,6 +211,12 @@ func (c *Config) merge(o *Config) {
 	setStr(&c.LogLevel, o.LogLevel)
 	if o.LogJSON != nil {
 		c.LogJSON = o.LogJSON
+	}
+	if o.LeaveOnInterrupt != nil {
+		c.LeaveOnInterrupt = o.LeaveOnInterrupt
+	}
+	if o.LeaveOnTerminate != nil {
+		c.LeaveOnTerminate = o.LeaveOnTerminate
 	}
 	if o.Ports != nil {
 		if c.Ports == nil {

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testutil"
+	"github.com/skiffhq/skiff/structs"
 )
 
 // TestLeaderKillLosesNoAcknowledgedWrite kills the leader with SIGKILL
@@ -240,4 +242,41 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	if !strings.Contains(logs, "snapshot") || !strings.Contains(logs, "move") {
 		t.Fatalf("error does not explain the damaged snapshot and the way out:\n%s", logs)
 	}
+}
+
+// TestLeaveOnInterruptRemovesTheServer: a server with leave_on_interrupt
+// that gets SIGINT leaves gossip, and the leader removes it from raft.
+func TestLeaveOnInterruptRemovesTheServer(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{})
+	leader := c.leader()
+	var leaving *agentProc
+	for _, a := range c.agents {
+		if a != leader {
+			leaving = a
+			break
+		}
+	}
+	if err := os.WriteFile(leaving.configPath+".leave.hcl", []byte("leave_on_interrupt = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Restart it with the extra config file, then interrupt it.
+	leaving.kill()
+	leaving.extraArgs = []string{"-config", leaving.configPath + ".leave.hcl"}
+	leaving.start()
+	c.leader()
+	if err := syscall.Kill(leaving.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-leaving.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not exit after SIGINT")
+	}
+	testutil.WaitFor(t, 20*time.Second, "the leader to remove the server that left", func() bool {
+		var conf structs.RaftConfigurationResponse
+		if _, err := call(context.Background(), "GET", leader.addr()+"/v1/operator/raft/configuration", nil, &conf); err != nil {
+			return false
+		}
+		return len(conf.Servers) == 2
+	})
 }

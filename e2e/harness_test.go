@@ -50,6 +50,7 @@ type agentProc struct {
 	configPath      string
 	http, rpc, serf int
 	cmd             *exec.Cmd
+	extraArgs       []string // more agent flags, e.g. another -config
 	logs            *bytes.Buffer
 	exited          chan struct{}
 	mu              sync.Mutex
@@ -128,7 +129,7 @@ func (a *agentProc) start() {
 	if a.logs == nil {
 		a.logs = &bytes.Buffer{}
 	}
-	cmd := exec.Command(skiffBin, "agent", "-config", a.configPath)
+	cmd := exec.Command(skiffBin, append([]string{"agent", "-config", a.configPath}, a.extraArgs...)...)
 	cmd.Stdout = lockedWriter{&a.mu, a.logs}
 	cmd.Stderr = lockedWriter{&a.mu, a.logs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
