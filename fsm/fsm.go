@@ -106,11 +106,12 @@ var appliers = map[structs.MessageType]applier{
 	structs.JobDeregisterRequestType: applyJobDeregister,
 	structs.EvalUpdateRequestType:    applyEvalUpdate,
 
-	structs.NodeRegisterRequestType:     applyNodeRegister,
-	structs.NodeUpdateStatusRequestType: applyNodeUpdateStatus,
-	structs.NodeDeregisterRequestType:   applyNodeDeregister,
-	structs.ApplyPlanResultsRequestType: applyPlanResults,
-	structs.NoopRequestType:             func(*state.Batch, uint64, []byte) any { return nil },
+	structs.NodeRegisterRequestType:      applyNodeRegister,
+	structs.NodeUpdateStatusRequestType:  applyNodeUpdateStatus,
+	structs.NodeDeregisterRequestType:    applyNodeDeregister,
+	structs.ApplyPlanResultsRequestType:  applyPlanResults,
+	structs.AllocClientUpdateRequestType: applyAllocClientUpdate,
+	structs.NoopRequestType:              func(*state.Batch, uint64, []byte) any { return nil },
 }
 
 // decode decodes a body or panics: a committed entry that does not decode
@@ -209,6 +210,11 @@ func applyNodeRegister(b *state.Batch, index uint64, body []byte) any {
 	if err := b.UpsertNode(index, req.Node); err != nil {
 		return fmt.Errorf("register node %s: %w", req.Node.ID, err)
 	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("register node %s: create evaluations: %w", req.Node.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -231,6 +237,22 @@ func applyNodeDeregister(b *state.Batch, index uint64, body []byte) any {
 	decode(index, body, &req)
 	if err := b.DeleteNodes(index, req.NodeIDs); err != nil {
 		return fmt.Errorf("deregister nodes: %w", err)
+	}
+	return nil
+}
+
+// applyAllocClientUpdate records what a client reports about its
+// allocations, and the evaluations the leader created for failed ones.
+func applyAllocClientUpdate(b *state.Batch, index uint64, body []byte) any {
+	var req structs.AllocUpdateRequest
+	decode(index, body, &req)
+	if err := b.UpdateAllocsFromClient(index, req.Alloc); err != nil {
+		return fmt.Errorf("update allocations of node %s: %w", req.NodeID, err)
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("update allocations of node %s: create evaluations: %w", req.NodeID, err)
+		}
 	}
 	return nil
 }

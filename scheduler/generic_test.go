@@ -121,8 +121,8 @@ func TestResourceExhaustion(t *testing.T) {
 				h.created[0].TriggeredBy != structs.EvalTriggerQueuedAllocs || h.created[0].PreviousEval != eval.ID {
 				t.Fatalf("blocked eval: got %+v (BlockedEval %q)", h.created, eval.BlockedEval)
 			}
-			if !h.created[0].ClassEligibility["standard"] {
-				t.Errorf("ClassEligibility: got %v, want standard: true", h.created[0].ClassEligibility)
+			if !h.created[0].ClassEligibility["class:standard"] { // nodes without a computed class
+				t.Errorf("ClassEligibility: got %v, want class:standard: true", h.created[0].ClassEligibility)
 			}
 			want := "3 nodes exhausted on " + c.dim
 			if got := Explain(m); !slices.Contains(got, want) {

@@ -222,6 +222,7 @@ func (s *scheduler) blockedEval(st State, eval *structs.Evaluation, c *planCtx) 
 	}
 	if c.job != nil {
 		b.JobModifyIndex = c.job.JobModifyIndex
+		b.EscapedComputedClass = structs.JobEscapesComputedClass(c.job)
 	}
 	return b, nil
 }

@@ -113,6 +113,7 @@ func (j *Job) deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 	}
 	reply.Index = index
 	reply.JobModifyIndex = index
+	j.srv.blocked.Untrack(structs.NamespacedID{Namespace: ns, ID: job.ID})
 	if args.Eval != nil {
 		reply.EvalID, reply.EvalCreateIndex = args.Eval.ID, index
 		j.srv.enqueueEvals(index, args.Eval)

@@ -37,9 +37,32 @@ func (n *Node) register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 		node.NodePool = structs.DefaultNodePool
 	}
 	node.StatusUpdatedAt = time.Now().Unix()
+	node.ComputeClass()
+	prev, err := n.srv.fsm.State().NodeByID(nil, node.ID)
+	if err != nil {
+		return err
+	}
+	// A node that is new or comes back ready may take system jobs.
+	becameReady := node.Status == structs.NodeStatusReady && (prev == nil || prev.Status != structs.NodeStatusReady)
+	args.Evals = nil
+	if becameReady {
+		if args.Evals, err = n.srv.nodeEvals(node.ID); err != nil {
+			return err
+		}
+	}
 	index, err := n.srv.raftApply(structs.NodeRegisterRequestType, args)
 	if err != nil {
 		return err
+	}
+	n.srv.enqueueEvals(index, args.Evals...)
+	for _, ev := range args.Evals {
+		reply.EvalIDs = append(reply.EvalIDs, ev.ID)
+	}
+	if len(args.Evals) > 0 {
+		reply.EvalCreateIndex = index
+	}
+	if becameReady || prev == nil || prev.ComputedClass != node.ComputedClass {
+		n.srv.blocked.Unblock(node.ComputedClass, index)
 	}
 	n.srv.fillNodeReply(reply, node.ID, index)
 	return nil
@@ -72,7 +95,8 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 	if node.Status != args.Status {
 		args.UpdatedAt = time.Now().Unix()
 		args.Evals = nil
-		if args.Status == structs.NodeStatusDown || node.Status == structs.NodeStatusDown {
+		toReady := args.Status == structs.NodeStatusReady && node.Status != structs.NodeStatusReady
+		if args.Status == structs.NodeStatusDown || toReady {
 			if args.Evals, err = n.srv.nodeEvals(args.NodeID); err != nil {
 				return err
 			}
@@ -86,6 +110,9 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 		n.srv.enqueueEvals(index, args.Evals...)
 		if len(args.Evals) > 0 {
 			reply.EvalCreateIndex = index
+		}
+		if args.Status == structs.NodeStatusReady {
+			n.srv.blocked.Unblock(classOfNode(node), index)
 		}
 	}
 	if args.Status == structs.NodeStatusDown {

@@ -111,7 +111,33 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 		return nil, fmt.Errorf("commit plan of evaluation %s: %w", plan.EvalID, err)
 	}
 	result.AllocIndex = index
+	for id, stops := range result.NodeUpdate {
+		if len(stops) > 0 {
+			s.unblockNode(snap, id, index)
+		}
+	}
 	return result, nil
+}
+
+// unblockNode wakes the blocked evaluations that could use capacity that
+// appeared on a node at index.
+func (s *Server) unblockNode(snap *state.Snapshot, nodeID string, index uint64) {
+	node, err := snap.NodeByID(nil, nodeID)
+	if err != nil || node == nil {
+		return
+	}
+	if n := s.blocked.Unblock(classOfNode(node), index); n > 0 {
+		s.logger.Debug("capacity appeared; woke blocked evaluations", "node_id", nodeID, "evals", n)
+	}
+}
+
+// classOfNode is the class blocked evaluations are keyed by (as the
+// scheduler records it).
+func classOfNode(n *structs.Node) string {
+	if n.ComputedClass != "" {
+		return n.ComputedClass
+	}
+	return "class:" + n.NodeClass
 }
 
 // nodeFits checks one node of a plan against the newest state: the node

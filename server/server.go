@@ -49,6 +49,7 @@ type Server struct {
 	reconcileCh chan struct{}
 
 	broker    *evalBroker
+	blocked   *blockedEvals
 	planQueue chan *pendingPlan
 
 	heartbeats heartbeats
@@ -95,6 +96,7 @@ func New(cfg *Config) (_ *Server, err error) {
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 	}
+	s.blocked = newBlockedEvals(s.broker)
 	defer func() {
 		if err != nil {
 			s.Shutdown()

@@ -19,7 +19,9 @@ var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch, stru
 // them stopped, when ctx ends.
 func (s *Server) runScheduling(ctx context.Context) {
 	s.broker.SetEnabled(true)
+	s.blocked.SetEnabled(true)
 	defer s.broker.SetEnabled(false)
+	defer s.blocked.SetEnabled(false)
 	if err := s.restoreEvals(); err != nil {
 		s.logger.Error("refill the evaluation broker", "error", err)
 	}
@@ -39,15 +41,19 @@ func (s *Server) runScheduling(ctx context.Context) {
 	wg.Wait()
 }
 
-// restoreEvals enqueues every pending evaluation of the state.
+// restoreEvals enqueues every pending evaluation of the state and tracks
+// the blocked ones.
 func (s *Server) restoreEvals() error {
 	evals, err := s.fsm.State().Evals(nil)
 	if err != nil {
 		return err
 	}
 	for _, ev := range evals {
-		if ev.Status == structs.EvalStatusPending {
+		switch ev.Status {
+		case structs.EvalStatusPending:
 			s.broker.Enqueue(ev)
+		case structs.EvalStatusBlocked:
+			s.blocked.Block(ev)
 		}
 	}
 	return nil
@@ -60,12 +66,17 @@ func (s *Server) enqueueEvals(index uint64, evals ...*structs.Evaluation) {
 		return
 	}
 	for _, ev := range evals {
-		if ev == nil || ev.Status != structs.EvalStatusPending {
+		if ev == nil {
 			continue
 		}
 		c := ev.Copy()
 		c.CreateIndex, c.ModifyIndex = index, index
-		s.broker.Enqueue(c)
+		switch ev.Status {
+		case structs.EvalStatusPending:
+			s.broker.Enqueue(c)
+		case structs.EvalStatusBlocked:
+			s.blocked.Block(c)
+		}
 	}
 }
 
@@ -153,7 +164,7 @@ func (s *Server) reapEvals(ctx context.Context) {
 			failed.StatusDescription = fmt.Sprintf("evaluation failed %d times; giving up (see the server log)", s.config.EvalDeliveryLimit)
 			updates = append(updates, failed)
 		}
-		for _, c := range s.broker.Cancelable() {
+		for _, c := range append(s.broker.Cancelable(), s.blocked.Cancelable()...) {
 			canceled := c.Copy()
 			canceled.Status = structs.EvalStatusCanceled
 			canceled.StatusDescription = "superseded by a newer evaluation of the job"

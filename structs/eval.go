@@ -46,13 +46,16 @@ type Evaluation struct {
 	PreviousEval      string
 	BlockedEval       string
 	FailedTGAllocs    map[string]*AllocMetric
-	ClassEligibility  map[string]bool
-	QueuedAllocations map[string]int
-	SnapshotIndex     uint64
-	CreateIndex       uint64
-	ModifyIndex       uint64
-	CreateTime        int64
-	ModifyTime        int64
+	ClassEligibility  map[string]bool // computed class -> feasible (blocked evals)
+	// EscapedComputedClass is set on a blocked evaluation whose job has a
+	// constraint on node-unique values: any new capacity wakes it.
+	EscapedComputedClass bool
+	QueuedAllocations    map[string]int
+	SnapshotIndex        uint64
+	CreateIndex          uint64
+	ModifyIndex          uint64
+	CreateTime           int64
+	ModifyTime           int64
 }
 
 // TerminalStatus reports whether the evaluation is finished.

@@ -23,6 +23,7 @@ type Node struct {
 	Name                  string
 	Datacenter            string
 	NodeClass             string
+	ComputedClass         string // set by the servers: see ComputeClass
 	NodePool              string
 	HTTPAddr              string
 	Attributes            map[string]string
@@ -109,6 +110,7 @@ type NodeListStub struct {
 	Name                  string
 	Datacenter            string
 	NodeClass             string
+	ComputedClass         string // set by the servers: see ComputeClass
 	NodePool              string
 	Address               string
 	Version               string

@@ -303,6 +303,10 @@ type ServerMembersResponse struct {
 // NodeRegisterRequest registers (or re-registers) a client node.
 type NodeRegisterRequest struct {
 	Node *Node
+	// Evals are added by the leader when the node is new or becomes ready:
+	// one per system job, which may now place on it, and one per job that
+	// blocked waiting for capacity is woken separately.
+	Evals []*Evaluation
 	WriteRequest
 }
 
@@ -334,4 +338,44 @@ type NodeUpdateResponse struct {
 	LeaderRPCAddr   string
 	Servers         []string
 	QueryMeta
+}
+
+// NodeClientAllocsRequest is a client's blocking pull of its allocations.
+// SecretID proves the caller is the node.
+type NodeClientAllocsRequest struct {
+	NodeID   string
+	SecretID string
+	QueryOptions
+}
+
+// NodeClientAllocsResponse maps each allocation on the node to its
+// AllocModifyIndex, so the client fetches only what changed.
+type NodeClientAllocsResponse struct {
+	Allocs map[string]uint64
+	QueryMeta
+}
+
+// AllocsGetRequest reads allocations by ID. With MinQueryIndex, the
+// answering server first waits until its state reaches that index (so a
+// client reading from a follower sees what the pull told it about).
+type AllocsGetRequest struct {
+	AllocIDs []string
+	QueryOptions
+}
+
+// AllocsGetResponse returns the allocations found, in request order.
+type AllocsGetResponse struct {
+	Allocs []*Allocation
+	QueryMeta
+}
+
+// AllocUpdateRequest carries a client's allocation status updates (client
+// status, task states, deployment health), batched. The leader adds Evals
+// (rescheduling of failed allocations) to the same raft entry.
+type AllocUpdateRequest struct {
+	NodeID   string
+	SecretID string
+	Alloc    []*Allocation
+	Evals    []*Evaluation
+	WriteRequest
 }

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/testutil"
+	"github.com/skiffhq/skiff/structs"
+)
+
+func registerNode(t *testing.T, s *Server, n *structs.Node) *structs.NodeUpdateResponse {
+	t.Helper()
+	var reply structs.NodeUpdateResponse
+	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
+		t.Fatalf("register node %s: %v", n.Name, err)
+	}
+	return &reply
+}
+
+func smallNode(name string) *structs.Node {
+	n := testNode()
+	n.Name = name
+	n.NodeResources.Cpu.CpuShares = 1000
+	n.NodeResources.Memory.MemoryMB = 1024
+	return n
+}
+
+// TestBlockedEvalWakesWhenANodeJoins: a job that does not fit blocks; a
+// node joining places the rest.
+func TestBlockedEvalWakesWhenANodeJoins(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	registerNode(t, s, smallNode("n1"))
+	job := testJob("web")
+	job.TaskGroups[0].Count = 2
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 800, MemoryMB: 512}
+	register(t, s, job)
+	testutil.WaitFor(t, 10*time.Second, "one allocation placed and one blocked eval", func() bool {
+		return len(liveAllocs(t, s, "web")) == 1 && s.blocked.Len() == 1
+	})
+	registerNode(t, s, smallNode("n2"))
+	testutil.WaitFor(t, 10*time.Second, "the second allocation placed after n2 joined", func() bool {
+		return len(liveAllocs(t, s, "web")) == 2
+	})
+	evals, _ := s.State().EvalsByJob(nil, "default", "web")
+	for _, ev := range evals {
+		if ev.Status == structs.EvalStatusBlocked {
+			testutil.WaitFor(t, 5*time.Second, "the woken blocked eval completes", func() bool {
+				e, _ := s.State().EvalByID(nil, ev.ID)
+				return e.Status == structs.EvalStatusComplete
+			})
+		}
+	}
+}
+
+// TestBlockedEvalWakesWhenCapacityFrees: a batch job that does not fit
+// waits for another's allocation to complete on the node.
+func TestBlockedEvalWakesWhenCapacityFrees(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	first := testJob("first")
+	first.Type = structs.JobTypeBatch
+	first.TaskGroups[0].Count = 1
+	first.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 800, MemoryMB: 512}
+	register(t, s, first)
+	testutil.WaitFor(t, 10*time.Second, "first placed", func() bool { return len(liveAllocs(t, s, "first")) == 1 })
+	second := testJob("second")
+	second.Type = structs.JobTypeBatch
+	second.TaskGroups[0].Count = 1
+	second.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 800, MemoryMB: 512}
+	register(t, s, second)
+	testutil.WaitFor(t, 10*time.Second, "second blocked", func() bool { return s.blocked.Len() == 1 })
+
+	done := liveAllocs(t, s, "first")[0]
+	var reply structs.GenericResponse
+	err := s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID,
+		Alloc: []*structs.Allocation{{ID: done.ID, ClientStatus: structs.AllocClientStatusComplete}}}, &reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "second placed once first completed", func() bool {
+		return len(liveAllocs(t, s, "second")) == 1
+	})
+}
+
+// TestSystemJobPlacesOnNodesThatJoinLater: a system job runs on every
+// ready node, including one registered after the job.
+func TestSystemJobPlacesOnNodesThatJoinLater(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	registerNode(t, s, smallNode("n1"))
+	job := testJob("agent")
+	job.Type = structs.JobTypeSystem
+	job.TaskGroups[0].Count = 1
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64}
+	register(t, s, job)
+	testutil.WaitFor(t, 10*time.Second, "system alloc on n1", func() bool { return len(liveAllocs(t, s, "agent")) == 1 })
+	n2 := smallNode("n2")
+	reply := registerNode(t, s, n2)
+	if len(reply.EvalIDs) != 1 {
+		t.Errorf("register of a new node created %d evals, want 1 (the system job)", len(reply.EvalIDs))
+	}
+	testutil.WaitFor(t, 10*time.Second, "system alloc on n2", func() bool {
+		for _, a := range liveAllocs(t, s, "agent") {
+			if a.NodeID == n2.ID {
+				return true
+			}
+		}
+		return false
+	})
+	// Re-registering a node that is already ready creates no evaluation.
+	if again := registerNode(t, s, n2); len(again.EvalIDs) != 0 {
+		t.Errorf("re-register of a ready node created evals %v, want none", again.EvalIDs)
+	}
+}
+
+// TestClientPullsAndReportsAllocations: the client RPCs through a
+// follower: a blocking pull wakes on a placement, the changed allocations
+// are fetched, status reports land in state, and a failed allocation is
+// rescheduled.
+func TestClientPullsAndReportsAllocations(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	n := testNode()
+	registerNode(t, f, n)
+	var pull structs.NodeClientAllocsResponse
+	req := &structs.NodeClientAllocsRequest{NodeID: n.ID, SecretID: n.SecretID}
+	if err := f.RPC("Node.GetClientAllocs", req, &pull); err != nil || len(pull.Allocs) != 0 {
+		t.Fatalf("first pull: %v %v, want no allocations", pull.Allocs, err)
+	}
+
+	woke := make(chan error, 1)
+	var blocked structs.NodeClientAllocsResponse
+	go func() {
+		r := &structs.NodeClientAllocsRequest{NodeID: n.ID, SecretID: n.SecretID,
+			QueryOptions: structs.QueryOptions{MinQueryIndex: pull.Index, MaxQueryTime: 20 * time.Second}}
+		woke <- f.RPC("Node.GetClientAllocs", r, &blocked)
+	}()
+	job := testJob("web")
+	job.TaskGroups[0].Count = 1
+	job.TaskGroups[0].ReschedulePolicy = &structs.ReschedulePolicy{Unlimited: true, Delay: time.Millisecond, DelayFunction: "constant"}
+	register(t, f, job)
+	select {
+	case err := <-woke:
+		if err != nil || len(blocked.Allocs) != 1 {
+			t.Fatalf("blocking pull: %v %v, want one allocation", blocked.Allocs, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("blocking pull did not wake on the placement")
+	}
+	var ids []string
+	for id := range blocked.Allocs {
+		ids = append(ids, id)
+	}
+	var got structs.AllocsGetResponse
+	err := f.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{AllocIDs: ids,
+		QueryOptions: structs.QueryOptions{MinQueryIndex: blocked.Index - 1, AllowStale: true}}, &got)
+	if err != nil || len(got.Allocs) != 1 || got.Allocs[0].Job == nil {
+		t.Fatalf("GetAllocs: %v %v, want the allocation with its job", got.Allocs, err)
+	}
+	first := got.Allocs[0]
+
+	update := func(secret, status string) error {
+		var r structs.GenericResponse
+		return f.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: secret,
+			Alloc: []*structs.Allocation{{ID: first.ID, ClientStatus: status,
+				TaskStates: map[string]*structs.TaskState{"server": {State: "running"}}}}}, &r)
+	}
+	if err := update("wrong", structs.AllocClientStatusRunning); err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("update with a wrong secret: %v, want a secret error", err)
+	}
+	if err := update(n.SecretID, structs.AllocClientStatusRunning); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "running recorded on the leader", func() bool {
+		a, _ := c.leader().State().AllocByID(nil, first.ID)
+		return a.ClientStatus == structs.AllocClientStatusRunning && a.TaskStates["server"] != nil
+	})
+	if err := update(n.SecretID, structs.AllocClientStatusFailed); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "a replacement for the failed allocation", func() bool {
+		for _, a := range liveAllocs(t, c.leader(), "web") {
+			if a.ID != first.ID && a.PreviousAllocation == first.ID {
+				return true
+			}
+		}
+		return false
+	})
+}
