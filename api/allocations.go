@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -33,4 +36,42 @@ func (a *Allocations) List(ctx context.Context, q *QueryOptions) ([]*structs.All
 // Resolve returns the full ID of the one allocation whose ID starts with id.
 func (a *Allocations) Resolve(ctx context.Context, id string, q *QueryOptions) (string, error) {
 	return resolve(ctx, "allocation", id, true, q, a.List, func(s *structs.AllocListStub) string { return s.ID })
+}
+
+// LogsOptions selects what Logs streams.
+type LogsOptions struct {
+	Task   string // needed when the allocation has several tasks
+	Stderr bool   // stderr instead of stdout
+	Follow bool   // keep streaming until the task ends or ctx is done
+	Tail   bool   // start Offset bytes before the end instead of at the start
+	Offset int64
+}
+
+// Logs streams a task's output (GET /v1/client/fs/logs/:alloc, plain
+// text). Any agent answers: it proxies to the node that runs the
+// allocation. The caller closes the reader; cancel ctx to stop following.
+func (a *Allocations) Logs(ctx context.Context, allocID string, o LogsOptions) (io.ReadCloser, error) {
+	r := a.c.newRequest(http.MethodGet, "/v1/client/fs/logs/"+url.PathEscape(allocID))
+	r.params.Set("plain", "true")
+	if o.Task != "" {
+		r.params.Set("task", o.Task)
+	}
+	r.params.Set("type", "stdout")
+	if o.Stderr {
+		r.params.Set("type", "stderr")
+	}
+	if o.Follow {
+		r.params.Set("follow", "true")
+	}
+	if o.Tail {
+		r.params.Set("origin", "end")
+	}
+	if o.Offset > 0 {
+		r.params.Set("offset", strconv.FormatInt(o.Offset, 10))
+	}
+	resp, _, err := a.c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }

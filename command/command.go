@@ -87,6 +87,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 		"operator snapshot":         group("operator snapshot <subcommand> [options] FILE", "Save and restore cluster state"),
 		"server":                    group("server <subcommand> [options] [args]", "Inspect and join servers"),
 		"agent":                     mk(func(m Meta) runner { return &AgentCommand{Meta: m} }),
+		"alloc logs":                mk(func(m Meta) runner { return &AllocLogsCommand{Meta: m} }),
 		"alloc status":              mk(func(m Meta) runner { return &AllocStatusCommand{Meta: m} }),
 		"eval status":               mk(func(m Meta) runner { return &EvalStatusCommand{Meta: m} }),
 		"job history":               mk(func(m Meta) runner { return &JobHistoryCommand{Meta: m} }),

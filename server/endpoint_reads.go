@@ -170,3 +170,19 @@ func (n *Node) List(args *structs.GenericRequest, reply *NodeListResponse) error
 		return snap.MaxIndex(state.TableNodes)
 	})
 }
+
+// GetAllocs returns the allocations placed on one node, in full (as
+// Nomad's /v1/node/:id/allocations does).
+func (n *Node) GetAllocs(args *NodeSpecificRequest, reply *structs.AllocsGetResponse) error {
+	if done, err := n.srv.forward("Node.GetAllocs", args, args, reply); done {
+		return err
+	}
+	return n.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		allocs, err := snap.AllocsByNode(ws, args.NodeID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Allocs = allocs
+		return snap.MaxIndex(state.TableAllocs)
+	})
+}

@@ -10,5 +10,6 @@ func (s *Server) endpoints() map[string]any {
 		"Alloc":    &Alloc{srv: s},
 		"Node":     &Node{srv: s},
 		"Operator": &Operator{srv: s},
+		"Plan":     &Plan{srv: s},
 	}
 }

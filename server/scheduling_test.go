@@ -172,3 +172,38 @@ func TestPlanApplierRefusesOvercommit(t *testing.T) {
 		t.Fatalf("%d allocations committed, want 1 (the node has room for one)", got)
 	}
 }
+
+// TestWorkersScheduleOnEveryServer: followers' workers take evaluations
+// from the leader's broker, schedule on their own state and commit
+// through the leader's plan applier.
+func TestWorkersScheduleOnEveryServer(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	n := testNode()
+	registerNode(t, l, n)
+	const jobs = 20
+	for i := range jobs {
+		job := testJob(fmt.Sprintf("j%02d", i))
+		job.TaskGroups[0].Count = 1
+		job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 10, MemoryMB: 10}
+		register(t, l, job)
+	}
+	testutil.WaitFor(t, 20*time.Second, "every job placed", func() bool {
+		for i := range jobs {
+			if len(liveAllocs(t, l, fmt.Sprintf("j%02d", i))) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	var byFollowers uint64
+	for _, s := range c.servers {
+		if s != l {
+			byFollowers += s.evalsProcessed.Load()
+		}
+	}
+	if byFollowers == 0 {
+		t.Fatalf("followers' workers processed no evaluation of %d (leader: %d)", jobs, l.evalsProcessed.Load())
+	}
+	t.Logf("evaluations processed: by followers %d, by the leader %d", byFollowers, l.evalsProcessed.Load())
+}

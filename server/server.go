@@ -50,6 +50,8 @@ type Server struct {
 
 	broker    *evalBroker
 	blocked   *blockedEvals
+
+	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
 	planQueue chan *pendingPlan
 
 	heartbeats heartbeats
@@ -119,6 +121,9 @@ func New(cfg *Config) (_ *Server, err error) {
 	}
 	if err := s.setupSerf(); err != nil {
 		return nil, err
+	}
+	for range cfg.NumSchedulers {
+		s.goFunc(s.worker)
 	}
 	s.goFunc(s.monitorLeadership)
 	s.goFunc(s.serfEventLoop)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,10 +14,11 @@ import (
 // schedulerTypes are the evaluation types the workers serve.
 var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch, structs.JobTypeSystem, structs.JobTypeSysBatch}
 
-// runScheduling is the leader's scheduling for one term of leadership: the
-// broker refilled from state, the plan applier, the workers, and the
+// runScheduling is the leader's part of scheduling for one term of
+// leadership: the broker refilled from state, the plan applier, and the
 // reaper of failed and superseded evaluations. It returns, with all of
-// them stopped, when ctx ends.
+// them stopped, when ctx ends. The workers run on every server all the
+// time (see worker).
 func (s *Server) runScheduling(ctx context.Context) {
 	s.broker.SetEnabled(true)
 	s.blocked.SetEnabled(true)
@@ -35,9 +37,6 @@ func (s *Server) runScheduling(ctx context.Context) {
 	}
 	run(s.planApplier)
 	run(s.reapEvals)
-	for range s.config.NumSchedulers {
-		run(s.worker)
-	}
 	wg.Wait()
 }
 
@@ -80,19 +79,79 @@ func (s *Server) enqueueEvals(index uint64, evals ...*structs.Evaluation) {
 	}
 }
 
-// worker processes evaluations until ctx ends.
-func (s *Server) worker(ctx context.Context) {
-	for {
-		ev, token, err := s.broker.Dequeue(ctx, schedulerTypes)
+// Worker pacing.
+const (
+	dequeueWait     = time.Second            // one long poll of the leader's broker
+	workerBackoff   = 200 * time.Millisecond // after an error (no leader yet, ...)
+	stateCatchUpMax = 5 * time.Second        // how long a worker waits for its state to reach an eval
+)
+
+// worker processes evaluations until the server shuts down. Workers run
+// on every server: each dequeues from the leader's broker (through the
+// Eval.Dequeue RPC, in process on the leader), schedules against its own
+// state once that state has reached the evaluation's index, and submits
+// plans to the leader's plan applier. Spreading scheduling over the
+// servers spreads its CPU; the applier keeps it consistent.
+func (s *Server) worker() {
+	ctx := s.shutdownCtx
+	for ctx.Err() == nil {
+		var resp structs.EvalDequeueResponse
+		err := s.RPC("Eval.Dequeue", &structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: dequeueWait}, &resp)
 		if err != nil {
-			return // leadership or the server ended
-		}
-		if err := s.processEval(ctx, ev, token); err != nil {
-			s.logger.Warn("evaluation failed; it will be retried", "eval_id", ev.ID, "job_id", ev.JobID, "error", err)
-			_ = s.broker.Nack(ev.ID, token)
+			if ctx.Err() == nil {
+				s.logger.Trace("dequeue an evaluation", "error", err)
+			}
+			sleepCtx(ctx, workerBackoff)
 			continue
 		}
-		_ = s.broker.Ack(ev.ID, token)
+		ev := resp.Eval
+		if ev == nil {
+			continue
+		}
+		err = s.waitForState(ctx, resp.WaitIndex)
+		if err == nil {
+			err = s.processEval(ctx, ev, resp.Token)
+		}
+		method := "Eval.Ack"
+		if err != nil {
+			s.logger.Warn("evaluation failed; it will be retried", "eval_id", ev.ID, "job_id", ev.JobID, "error", err)
+			method = "Eval.Nack"
+		}
+		var reply structs.GenericResponse
+		if err := s.RPC(method, &structs.EvalAckRequest{EvalID: ev.ID, Token: resp.Token}, &reply); err != nil && ctx.Err() == nil {
+			s.logger.Warn("report an evaluation to the broker", "eval_id", ev.ID, "method", method, "error", err)
+		}
+		s.evalsProcessed.Add(1)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// waitForState waits until this server's state has applied index.
+func (s *Server) waitForState(ctx context.Context, index uint64) error {
+	deadline := time.Now().Add(stateCatchUpMax)
+	for {
+		latest, err := s.fsm.State().LatestIndex()
+		if err != nil {
+			return err
+		}
+		if latest >= index {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("this server's state is at index %d, behind the evaluation's %d", latest, index)
+		}
+		sleepCtx(ctx, 2*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 }
 
@@ -109,7 +168,7 @@ func (s *Server) processEval(ctx context.Context, ev *structs.Evaluation, token 
 }
 
 // workerPlanner is how a scheduler acts from a worker: plans go to the
-// plan applier, evaluations through raft.
+// leader's plan applier, evaluations through raft, both by RPC.
 type workerPlanner struct {
 	srv   *Server
 	ctx   context.Context
@@ -120,13 +179,19 @@ type workerPlanner struct {
 var _ scheduler.Planner = (*workerPlanner)(nil)
 
 func (p *workerPlanner) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, scheduler.State, error) {
-	_ = p.srv.broker.OutstandingReset(p.eval.ID, p.token)
 	plan.EvalID = p.eval.ID
-	res, err := p.srv.submitPlan(p.ctx, plan)
-	if err != nil {
+	var resp structs.PlanSubmitResponse
+	if err := p.srv.RPC("Plan.Submit", &structs.PlanSubmitRequest{Plan: plan, EvalToken: p.token}, &resp); err != nil {
 		return nil, nil, err
 	}
+	res := resp.Result
+	if res == nil {
+		return nil, nil, errors.New("the plan applier returned no result")
+	}
 	if res.RefreshIndex != 0 {
+		if err := p.srv.waitForState(p.ctx, res.RefreshIndex); err != nil {
+			return nil, nil, err
+		}
 		return res, p.srv.fsm.State().Snapshot(), nil
 	}
 	return res, nil, nil
@@ -134,19 +199,18 @@ func (p *workerPlanner) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, sch
 
 func (p *workerPlanner) UpdateEval(ev *structs.Evaluation) error {
 	ev.ModifyTime = time.Now().UnixNano()
-	_, err := p.srv.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{ev}})
-	return err
+	return p.writeEvals(ev)
 }
 
 func (p *workerPlanner) CreateEval(ev *structs.Evaluation) error {
 	now := time.Now().UnixNano()
 	ev.CreateTime, ev.ModifyTime = now, now
-	index, err := p.srv.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{ev}})
-	if err != nil {
-		return err
-	}
-	p.srv.enqueueEvals(index, ev)
-	return nil
+	return p.writeEvals(ev)
+}
+
+func (p *workerPlanner) writeEvals(evals ...*structs.Evaluation) error {
+	var reply structs.GenericResponse
+	return p.srv.RPC("Eval.Update", &structs.EvalUpdateRequest{Evals: evals}, &reply)
 }
 
 // reapEvals marks evaluations failed that used up their deliveries, and

@@ -95,3 +95,8 @@ func equalValues(a, b reflect.Value) bool {
 		return false
 	}
 }
+
+// SpecEqual reports whether two versions of a job have the same spec,
+// ignoring the fields the servers manage (version, indexes, status): a
+// register of an equal spec makes no new version.
+func SpecEqual(a, b *structs.Job) bool { return specEqual(a, b) }

@@ -1,5 +1,7 @@
 package structs
 
+import "time"
+
 // Plan is what the scheduler wants changed for one evaluation: allocations
 // to stop and allocations to place (or update in place), grouped by node.
 // The leader's plan applier re-checks every node against the newest state
@@ -85,4 +87,79 @@ type ApplyPlanResultsRequest struct {
 type EvalUpdateRequest struct {
 	Evals []*Evaluation
 	WriteRequest
+}
+
+// JobPlanRequest asks what registering Job would change, without
+// changing anything.
+type JobPlanRequest struct {
+	Job  *Job
+	Diff bool
+	WriteRequest
+}
+
+// JobPlanResponse is the scheduler's dry run of a register.
+type JobPlanResponse struct {
+	// JobModifyIndex is the job's current modify index (0 if new): pass it
+	// to a check-and-set register so it applies only if nothing changed.
+	JobModifyIndex uint64
+	Annotations    *PlanAnnotations
+	FailedTGAllocs map[string]*AllocMetric
+	CreatedEvals   []*Evaluation
+	Warnings       string
+	WriteMeta
+}
+
+// PlanAnnotations explain a plan per task group.
+type PlanAnnotations struct {
+	DesiredTGUpdates map[string]*DesiredUpdates
+}
+
+// DesiredUpdates counts what a plan would do to one group's allocations.
+type DesiredUpdates struct {
+	Ignore            uint64
+	Place             uint64
+	Migrate           uint64
+	Stop              uint64
+	InPlaceUpdate     uint64
+	DestructiveUpdate uint64
+	Canary            uint64
+	Preemptions       uint64
+}
+
+// EvalDequeueRequest is a scheduler worker's long poll for an evaluation,
+// answered by the leader's broker.
+type EvalDequeueRequest struct {
+	Schedulers []string
+	Timeout    time.Duration
+	WriteRequest
+}
+
+// EvalDequeueResponse carries an evaluation to schedule, or none when the
+// timeout passed. WaitIndex is the index the worker's state must reach
+// before it schedules (the evaluation's own).
+type EvalDequeueResponse struct {
+	Eval      *Evaluation
+	Token     string
+	WaitIndex uint64
+	WriteMeta
+}
+
+// EvalAckRequest acks or nacks a dequeued evaluation.
+type EvalAckRequest struct {
+	EvalID string
+	Token  string
+	WriteRequest
+}
+
+// PlanSubmitRequest hands a worker's plan to the leader's plan applier.
+type PlanSubmitRequest struct {
+	Plan      *Plan
+	EvalToken string
+	WriteRequest
+}
+
+// PlanSubmitResponse is the applier's verdict.
+type PlanSubmitResponse struct {
+	Result *PlanResult
+	WriteMeta
 }
