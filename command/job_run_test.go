@@ -1,6 +1,7 @@
 package command
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/jobspec"
 	"github.com/skiffhq/skiff/structs"
@@ -33,6 +35,12 @@ func writeJobJSON(t *testing.T) string {
 // serveRegister answers a register with evalID, then reads of the
 // evaluation with evals in turn (the last one repeats).
 func serveRegister(f *fakeAgent, evals ...*structs.Evaluation) {
+	serveRegisterLater(f, "running", evals...)
+}
+
+// serveRegisterLater is serveRegister whose pending allocation turns to
+// status later.
+func serveRegisterLater(f *fakeAgent, later string, evals ...*structs.Evaluation) {
 	f.json("PUT /v1/jobs", 12, &structs.JobRegisterResponse{EvalID: evalID1, EvalCreateIndex: 12, JobModifyIndex: 12})
 	n := 0
 	f.handle("GET /v1/evaluation/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +48,27 @@ func serveRegister(f *fakeAgent, evals ...*structs.Evaluation) {
 		n++
 		reply(w, ev.ModifyIndex, ev)
 	})
-	f.json("GET /v1/evaluation/{id}/allocations", 14, fixtureAllocs())
+	serveEvalAllocs(f, later)
+}
+
+// serveEvalAllocs serves the fixture allocations of the evaluation (one
+// running, one pending), then, from the second read on, the pending one
+// with status later.
+func serveEvalAllocs(f *fakeAgent, later string) {
+	reads := 0
+	f.handle("GET /v1/evaluation/{id}/allocations", func(w http.ResponseWriter, r *http.Request) {
+		allocs := fixtureAllocs()
+		if reads > 0 {
+			allocs[1].ClientStatus = later
+			if later == "failed" {
+				allocs[1].ClientDescription = "Failed tasks: server"
+				allocs[1].TaskStates = map[string]*structs.TaskState{"server": {State: "dead", Failed: true,
+					Events: []*structs.TaskEvent{{Type: "Driver Failure", Time: 5, Message: "pull 127.0.0.1:5000/nope: not found"}}}}
+			}
+		}
+		reads++
+		reply(w, uint64(14+reads), allocs)
+	})
 }
 
 func TestJobRunExitCodes(t *testing.T) {
@@ -56,6 +84,7 @@ func TestJobRunExitCodes(t *testing.T) {
 	tests := []struct {
 		name       string
 		evals      []*structs.Evaluation // nil: no agent listening
+		later      string                // the pending allocation's status on the next read; "" running
 		args       []string
 		parseErr   error // from the HCL parser
 		wantCode   int
@@ -63,8 +92,14 @@ func TestJobRunExitCodes(t *testing.T) {
 		wantStderr []string
 	}{
 		{name: "placed", evals: []*structs.Evaluation{pending, complete}, wantCode: 0,
-			wantStdout: []string{`Evaluation "5f2c1a3b" finished with status "complete"`, `Allocation "a1b2c3d4" created: node "9e8d7c6b", group "api"`},
+			wantStdout: []string{`Evaluation "5f2c1a3b" finished with status "complete"`, `Allocation "a1b2c3d4" created: node "9e8d7c6b", group "api"`,
+				`Allocation "a1b2c3d5" running`, "All allocations are running"},
 			wantStderr: []string{`==> Job "web" registered: evaluation ID 5f2c1a3b, index 12`, `Evaluation status changed: "pending" -> "complete"`}},
+		{name: "alloc failed", evals: []*structs.Evaluation{complete}, later: "failed", wantCode: 2,
+			wantStdout: []string{`Allocation "a1b2c3d5" failed: Failed tasks: server (task "server": Driver Failure: pull 127.0.0.1:5000/nope: not found)`,
+				"1 allocation failed"}},
+		{name: "placed, not yet running", evals: []*structs.Evaluation{complete}, later: "pending", wantCode: 0,
+			wantStderr: []string{"Allocations placed but not all running after"}},
 		{name: "placement failure", evals: []*structs.Evaluation{failedPlacement}, wantCode: 2,
 			wantStdout: []string{`Task Group "api" (failed to place 1 allocation)`, `Resources exhausted on 3 nodes`,
 				`Dimension "cpu" exhausted on 3 nodes`, `Evaluation "5f2c1a3c" waiting for additional capacity`}},
@@ -95,7 +130,13 @@ func TestJobRunExitCodes(t *testing.T) {
 			addr := deadAddress(t)
 			if tt.evals != nil {
 				f := newFakeAgent(t)
-				serveRegister(f, tt.evals...)
+				later := cmp.Or(tt.later, "running")
+				serveRegisterLater(f, later, tt.evals...)
+				if later == "pending" {
+					restore := allocWait
+					allocWait = 300 * time.Millisecond
+					t.Cleanup(func() { allocWait = restore })
+				}
 				addr = f.srv.URL
 			}
 			args := append([]string{"job", "run"}, tt.args...)

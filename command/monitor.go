@@ -161,8 +161,89 @@ func (mon *monitor) report(ev *structs.Evaluation) int {
 	}
 	if len(allocs) == 0 {
 		fmt.Fprintln(mon.stdout, "    No allocations needed to change")
+		return exitOK
 	}
-	return exitOK
+	return mon.waitRunning(ev.ID)
+}
+
+// allocWait bounds how long "job run" follows placed allocations until
+// they run (an image pull may take a while).
+var allocWait = time.Minute
+
+// waitRunning follows the allocations an evaluation placed until each
+// runs (or completed), printing their status changes. A failed
+// allocation exits 2, like a failed deployment; allocations still pending
+// when allocWait ends are reported and exit 0 (they are placed).
+func (mon *monitor) waitRunning(evalID string) int {
+	ctx, cancel := context.WithTimeout(mon.ctx, allocWait)
+	defer cancel()
+	seen := map[string]string{}
+	var index uint64
+	for {
+		q := &api.QueryOptions{WaitIndex: index, WaitTime: blockingWait(ctx)}
+		allocs, qm, err := mon.client.Evaluations().Allocations(ctx, evalID, q)
+		if err != nil {
+			if ctx.Err() != nil && mon.ctx.Err() == nil {
+				fmt.Fprintf(mon.stderr, "==> Allocations placed but not all running after %s; follow them with \"skiff job status\"\n", allocWait)
+				return exitOK
+			}
+			return mon.fail(err, "following the allocations of evaluation %q", shortID(evalID, mon.verbose))
+		}
+		slices.SortFunc(allocs, func(a, b *structs.AllocListStub) int { return cmp.Compare(a.Name, b.Name) })
+		waiting, failed := 0, 0
+		for _, a := range allocs {
+			if a.DesiredStatus != structs.AllocDesiredStatusRun {
+				continue
+			}
+			if seen[a.ID] != a.ClientStatus {
+				seen[a.ID] = a.ClientStatus
+				msg := ""
+				if a.ClientStatus == structs.AllocClientStatusFailed {
+					msg = ": " + orDash(a.ClientDescription) + lastTaskEvent(a)
+				}
+				fmt.Fprintf(mon.stdout, "    Allocation %q %s%s\n", shortID(a.ID, mon.verbose), a.ClientStatus, msg)
+			}
+			switch a.ClientStatus {
+			case structs.AllocClientStatusRunning, structs.AllocClientStatusComplete:
+			case structs.AllocClientStatusFailed, structs.AllocClientStatusLost:
+				failed++
+			default:
+				waiting++
+			}
+		}
+		if failed > 0 {
+			fmt.Fprintf(mon.stdout, "==> %s failed; see \"skiff alloc status\"\n", plural(failed, "allocation"))
+			return exitPlacementFailure
+		}
+		if waiting == 0 {
+			fmt.Fprintln(mon.stdout, "==> All allocations are running")
+			return exitOK
+		}
+		if qm.LastIndex <= index && qm.RequestTime < pollInterval {
+			select {
+			case <-ctx.Done():
+			case <-time.After(pollInterval):
+			}
+		}
+		index = qm.LastIndex
+	}
+}
+
+// lastTaskEvent describes the newest task event of a stub, for a failure.
+func lastTaskEvent(a *structs.AllocListStub) string {
+	var last *structs.TaskEvent
+	task := ""
+	for name, ts := range a.TaskStates {
+		for _, e := range ts.Events {
+			if last == nil || e.Time > last.Time {
+				last, task = e, name
+			}
+		}
+	}
+	if last == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (task %q: %s: %s)", task, last.Type, cmp.Or(last.DisplayMessage, last.Message))
 }
 
 // printPlacementFailures explains, per task group, why the scheduler could

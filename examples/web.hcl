@@ -24,10 +24,10 @@ job "web" {
   group "web" {
     count = 2
 
+    # Tasks share the host's network for now (bridge networking comes
+    # later): each instance listens on the port the scheduler picked.
     network {
-      port "http" {
-        to = 8080
-      }
+      port "http" {}
     }
 
     service {
@@ -46,9 +46,14 @@ job "web" {
 
       config {
         image   = var.image
-        command = "httpd"
-        args    = ["-f", "-p", "8080"]
-        ports   = ["http"]
+        command = "sh"
+        args = ["-c", <<-EOT
+          echo "hello from allocation $NOMAD_ALLOC_ID" > /local/index.html
+          echo "serving on port ${NOMAD_PORT_http}"
+          exec httpd -f -p ${NOMAD_PORT_http} -h /local
+        EOT
+        ]
+        ports = ["http"]
       }
 
       resources {
