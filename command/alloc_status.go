@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -88,6 +89,19 @@ func (c *AllocStatusCommand) Run(args []string) int {
 		rows = append(rows, kv{"Deployment ID", shortID(a.DeploymentID, verbose)}, kv{"Deployment Health", health})
 	}
 	printKV(w, rows)
+	if r := a.AllocatedResources; r != nil && len(r.Shared.Ports) > 0 {
+		fmt.Fprintln(w, "\nAllocation Addresses")
+		t := newTable(w, "Label", "Address", "To")
+		for _, p := range r.Shared.Ports {
+			host := cmp.Or(p.HostIP, "127.0.0.1")
+			to := "-"
+			if p.To > 0 {
+				to = strconv.Itoa(p.To)
+			}
+			t.row("*"+p.Label, net.JoinHostPort(host, strconv.Itoa(p.Value)), to)
+		}
+		t.flush()
+	}
 
 	for _, name := range slices.Sorted(maps.Keys(a.TaskStates)) {
 		ts := a.TaskStates[name]

@@ -210,6 +210,8 @@ func (c *planCtx) assignPorts(n *structs.Node, u *nodeUsage, a *ask, res *struct
 	if r := n.NodeResources; r != nil && r.MinDynamicPort > 0 && r.MaxDynamicPort >= r.MinDynamicPort {
 		lo, hi = r.MinDynamicPort, r.MaxDynamicPort
 	}
+	// hostIP is where the node's ports answer (its fingerprinted address).
+	hostIP := n.Attributes["unique.network.ip-address"]
 	assign := func(in *structs.NetworkResource) (*structs.NetworkResource, bool) {
 		out := *in
 		out.ReservedPorts = slices.Clone(in.ReservedPorts)
@@ -219,7 +221,7 @@ func (c *planCtx) assignPorts(n *structs.Node, u *nodeUsage, a *ask, res *struct
 				return nil, false
 			}
 			taken[p.Value] = true
-			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: p.Label, Value: p.Value, To: p.To})
+			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: p.Label, Value: p.Value, To: p.To, HostIP: hostIP})
 		}
 		for i := range out.DynamicPorts {
 			p, ok := pickPort(c, lo, hi, used)
@@ -232,7 +234,7 @@ func (c *planCtx) assignPorts(n *structs.Node, u *nodeUsage, a *ask, res *struct
 			if to == -1 {
 				to = p
 			}
-			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: out.DynamicPorts[i].Label, Value: p, To: to})
+			res.Shared.Ports = append(res.Shared.Ports, structs.AllocatedPortMapping{Label: out.DynamicPorts[i].Label, Value: p, To: to, HostIP: hostIP})
 		}
 		return &out, true
 	}

@@ -18,20 +18,21 @@ func AllocsFit(node *Node, allocs []*Allocation) (bool, string) {
 	var cpu, mem, disk int64
 	ports := map[int]bool{}
 	dup := false
+	// An allocation lists its ports in several places (Shared.Ports and the
+	// networks they came from): collect each allocation's set, then check
+	// it against the others'.
+	var mine map[int]bool
 	use := func(p int) {
-		if p == 0 {
-			return
+		if p != 0 {
+			mine[p] = true
 		}
-		if ports[p] {
-			dup = true
-		}
-		ports[p] = true
 	}
 	for _, a := range allocs {
 		r := a.AllocatedResources
 		if r == nil {
 			continue
 		}
+		mine = map[int]bool{}
 		for _, t := range r.Tasks {
 			cpu += t.Cpu.CpuShares
 			mem += t.Memory.MemoryMB
@@ -55,6 +56,12 @@ func AllocsFit(node *Node, allocs []*Allocation) (bool, string) {
 			for _, p := range n.DynamicPorts {
 				use(p.Value)
 			}
+		}
+		for p := range mine {
+			if ports[p] {
+				dup = true
+			}
+			ports[p] = true
 		}
 	}
 	switch {

@@ -24,6 +24,9 @@ func TestAllocsFit(t *testing.T) {
 		{"memory", []*Allocation{alloc(100, 600, 100), alloc(100, 401, 100)}, false, "memory"},
 		{"disk", []*Allocation{alloc(100, 100, 1001)}, false, "disk"},
 		{"port twice", []*Allocation{alloc(100, 100, 100, 8080), alloc(100, 100, 100, 8080)}, false, "ports"},
+		// The scheduler records a port both in Shared.Ports and in the
+		// network it came from: one allocation, one use.
+		{"port listed twice by one alloc", []*Allocation{withNetworkPort(alloc(100, 100, 100, 20001), 20001)}, true, ""},
 	}
 	for _, c := range cases {
 		fits, dim := AllocsFit(node, c.allocs)
@@ -31,4 +34,12 @@ func TestAllocsFit(t *testing.T) {
 			t.Errorf("%s: got (%v, %q), want (%v, %q)", c.name, fits, dim, c.fits, c.dim)
 		}
 	}
+}
+
+// withNetworkPort also lists port as a dynamic port of a shared network,
+// as the scheduler does.
+func withNetworkPort(a *Allocation, port int) *Allocation {
+	a.AllocatedResources.Shared.Networks = append(a.AllocatedResources.Shared.Networks,
+		&NetworkResource{DynamicPorts: []Port{{Label: "p", Value: port}}})
+	return a
 }
