@@ -20,6 +20,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	sockaddr "github.com/hashicorp/go-sockaddr"
 
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/driver/containerd"
 	"github.com/skiffhq/skiff/server"
 )
 
@@ -35,6 +37,8 @@ type Agent struct {
 	config    *Config
 	logger    hclog.Logger
 	server    *server.Server
+	client    *client.Client
+	private   *containerd.Private // dev mode's own containerd, if it started one
 	http      *http.Server
 	httpLn    net.Listener
 	telemetry *telemetry
@@ -62,12 +66,19 @@ func Run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error starting agent: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "==> Skiff agent started. HTTP API on http://%s, RPC on %s, data in %s\n", a.HTTPAddr(), a.server.RPCAddr(), a.config.DataDir)
+	started := "HTTP API on http://" + a.HTTPAddr()
+	if a.server != nil {
+		started += ", RPC on " + a.server.RPCAddr()
+	}
+	if a.client != nil {
+		started += ", client node " + a.client.NodeID()
+	}
+	fmt.Fprintf(stderr, "==> Skiff agent started. %s, data in %s\n", started, a.config.DataDir)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-sigs
-	leave := (sig == syscall.SIGINT && isTrue(a.config.LeaveOnInterrupt)) || (sig == syscall.SIGTERM && isTrue(a.config.LeaveOnTerminate))
+	leave := a.server != nil && ((sig == syscall.SIGINT && isTrue(a.config.LeaveOnInterrupt)) || (sig == syscall.SIGTERM && isTrue(a.config.LeaveOnTerminate)))
 	what := "shutting down"
 	if leave {
 		what = "leaving the cluster and shutting down"
@@ -107,7 +118,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.Var(&configs, "config", "config file or directory (repeatable; later wins)")
 	fs.BoolVar(&dev, "dev", false, "development mode: one server with state in a temporary directory, bound to 127.0.0.1")
 	fs.BoolVar(&srv, "server", false, "run a server")
-	fs.BoolVar(&client, "client", false, "run a client (not available in this version)")
+	fs.BoolVar(&client, "client", false, "run a client: run allocations on this machine through containerd")
 	fs.IntVar(&bootstrapExpect, "bootstrap-expect", 0, "servers to wait for before bootstrapping raft")
 	fs.Var(&retryJoin, "retry-join", "gossip address of a server to join (repeatable)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses to join")
@@ -147,10 +158,18 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 			over.Server.ServerJoin = &ServerJoin{RetryJoin: retryJoin}
 		}
 	}
-	if client || len(servers) > 0 {
-		over.Client = &ClientConfig{Enabled: new(client), Servers: servers}
-	}
 	cfg.merge(over)
+	if client || len(servers) > 0 {
+		if cfg.Client == nil {
+			cfg.Client = &ClientConfig{}
+		}
+		if client {
+			cfg.Client.Enabled = new(true)
+		}
+		if len(servers) > 0 {
+			cfg.Client.Servers = servers
+		}
+	}
 	if dev {
 		cfg.dev = true
 	}
@@ -169,11 +188,20 @@ func (c *Config) finish() error {
 		c.Server.Enabled = new(true)
 		c.Server.BootstrapExpect = 1
 	}
-	if c.Client != nil && c.Client.Enabled != nil && *c.Client.Enabled {
-		return errors.New("client mode is not available in this version of Skiff yet (it arrives with the client agent); run servers only")
+	if c.dev {
+		// Dev mode runs a client too, unless the config turns it off.
+		if c.Client == nil {
+			c.Client = &ClientConfig{}
+		}
+		if c.Client.Enabled == nil {
+			c.Client.Enabled = new(true)
+		}
 	}
-	if c.Server == nil || c.Server.Enabled == nil || !*c.Server.Enabled {
-		return errors.New("nothing to run: pass -server (or server { enabled = true } in a config file), or -dev")
+	if !c.serverEnabled() && !c.clientEnabled() {
+		return errors.New("nothing to run: pass -server and/or -client (or server/client { enabled = true } in a config file), or -dev")
+	}
+	if c.clientEnabled() && !c.serverEnabled() && len(c.Client.Servers) == 0 {
+		return errors.New("a client without a server in the same agent needs the servers' RPC addresses: -servers host:4647 or client { servers = [\"host:4647\"] }")
 	}
 	if c.DataDir == "" && !c.dev {
 		return errors.New("a data_dir is required (flag -data-dir or data_dir in the config file); use -dev for a throwaway agent")
@@ -208,7 +236,7 @@ func (c *Config) finish() error {
 	if c.Ports.Serf == 0 {
 		c.Ports.Serf = DefaultSerfPort
 	}
-	if c.Server.BootstrapExpect < 0 {
+	if c.Server != nil && c.Server.BootstrapExpect < 0 {
 		return fmt.Errorf("bootstrap_expect must be >= 1 (got %d)", c.Server.BootstrapExpect)
 	}
 	return nil
@@ -238,17 +266,26 @@ func Start(cfg *Config, logOut io.Writer) (_ *Agent, err error) {
 	if !raftMetricsWired {
 		logger.Warn("this binary was built without -tags hashicorpmetrics: raft and gossip metrics are not collected (build with \"make dev\")")
 	}
-	scfg, err := serverConfig(cfg, logger)
-	if err != nil {
-		return nil, err
+	var scfg *server.Config
+	if cfg.serverEnabled() {
+		if scfg, err = serverConfig(cfg, logger); err != nil {
+			return nil, err
+		}
 	}
 	// Listen for HTTP first so a port clash fails before raft starts.
 	httpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.HTTP))
 	if a.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
 		return nil, fmt.Errorf("listen for HTTP on %s: %w (is another agent running? set ports { http = ... })", httpAddr, err)
 	}
-	if a.server, err = server.New(scfg); err != nil {
-		return nil, err
+	if scfg != nil {
+		if a.server, err = server.New(scfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.clientEnabled() {
+		if err := a.startClient(); err != nil {
+			return nil, err
+		}
 	}
 	a.http = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	go func() {
@@ -371,8 +408,16 @@ func (a *Agent) Shutdown() {
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
 	}
+	a.stopClient()
 	if a.server != nil {
 		a.server.Shutdown()
+	}
+	if a.private != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := a.private.Stop(ctx); err != nil {
+			a.logger.Warn("stop dev containerd", "error", err)
+		}
+		cancel()
 	}
 	if a.devDir != "" {
 		os.RemoveAll(a.devDir)

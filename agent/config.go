@@ -82,7 +82,13 @@ type ClientConfig struct {
 	NodeClass  string            `hcl:"node_class,optional"`
 	Meta       map[string]string `hcl:"meta,optional"`
 	HostVolume []*HostVolume     `hcl:"host_volume,block"`
-	Containerd *ContainerdConfig `hcl:"containerd,block"`
+	// GC of terminal allocations: keep at most GCMaxAllocs, and collect
+	// while the data dir's disk is fuller than GCDiskUsageThreshold percent.
+	GCMaxAllocs          int               `hcl:"gc_max_allocs,optional"`
+	GCDiskUsageThreshold float64           `hcl:"gc_disk_usage_threshold,optional"`
+	ReservedCPU          int               `hcl:"reserved_cpu,optional"`
+	ReservedMemoryMB     int               `hcl:"reserved_memory,optional"`
+	Containerd           *ContainerdConfig `hcl:"containerd,block"`
 }
 
 // HostVolume is a host directory offered to jobs.
@@ -92,10 +98,25 @@ type HostVolume struct {
 	ReadOnly bool   `hcl:"read_only,optional"`
 }
 
-// ContainerdConfig points the client at containerd.
+// ContainerdConfig points the client at containerd and says what tasks
+// may do.
 type ContainerdConfig struct {
-	Address   string `hcl:"address,optional"`
-	Namespace string `hcl:"namespace,optional"`
+	Address     string `hcl:"address,optional"`
+	Namespace   string `hcl:"namespace,optional"`
+	Snapshotter string `hcl:"snapshotter,optional"`
+	// InsecureRegistries are registries (host or host:port) pulled from
+	// over plain HTTP.
+	InsecureRegistries []string        `hcl:"insecure_registries,optional"`
+	AllowPrivileged    bool            `hcl:"allow_privileged,optional"`
+	AllowHostMounts    bool            `hcl:"allow_host_mounts,optional"`
+	Auth               []*RegistryAuth `hcl:"auth,block"`
+}
+
+// RegistryAuth is the credentials for one registry.
+type RegistryAuth struct {
+	Registry string `hcl:"registry,label"`
+	Username string `hcl:"username"`
+	Password string `hcl:"password"`
 }
 
 // EnabledBlock is a block this version only parses.

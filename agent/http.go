@@ -115,8 +115,8 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/job/{id}/allocations", a.jobAllocations)
 	h("GET /v1/job/{id}/evaluations", a.jobEvaluations)
 	h("GET /v1/job/{id}/summary", a.jobSummary)
-	h("PUT /v1/job/{id}/plan", a.notYet("job plan needs a dry run of the scheduler"))
-	h("POST /v1/job/{id}/plan", a.notYet("job plan needs a dry run of the scheduler"))
+	h("PUT /v1/job/{id}/plan", a.jobPlan)
+	h("POST /v1/job/{id}/plan", a.jobPlan)
 
 	h("GET /v1/evaluations", a.evalList)
 	h("GET /v1/evaluation/{id}", a.evalGet)
@@ -125,6 +125,9 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/allocation/{id}", a.allocGet)
 	h("GET /v1/nodes", a.nodeList)
 	h("GET /v1/node/{id}", a.nodeGet)
+	h("GET /v1/node/{id}/allocations", a.nodeAllocations)
+	h("GET /v1/client/fs/logs/{alloc}", a.allocLogs)
+	h("GET /v1/client/allocation/{id}/stats", a.allocStats)
 
 	h("GET /v1/status/leader", a.statusLeader)
 	h("GET /v1/status/peers", a.statusPeers)
@@ -161,7 +164,7 @@ func (a *Agent) read(w http.ResponseWriter, r *http.Request, method string, args
 	if err := parseQuery(r, q); err != nil {
 		return err
 	}
-	if err := a.server.RPC(method, args, reply); err != nil {
+	if err := a.rpc(method, args, reply); err != nil {
 		return err
 	}
 	setMeta(w, m)

@@ -86,7 +86,7 @@ func (a *Agent) nodeList(w http.ResponseWriter, r *http.Request) (any, error) {
 
 func (a *Agent) statusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
 	var leader string
-	if err := a.server.RPC("Status.Leader", &structs.GenericRequest{}, &leader); err != nil {
+	if err := a.rpc("Status.Leader", &structs.GenericRequest{}, &leader); err != nil {
 		return nil, err
 	}
 	return leader, nil
@@ -94,18 +94,35 @@ func (a *Agent) statusLeader(w http.ResponseWriter, r *http.Request) (any, error
 
 func (a *Agent) statusPeers(w http.ResponseWriter, r *http.Request) (any, error) {
 	var peers []string
-	if err := a.server.RPC("Status.Peers", &structs.GenericRequest{}, &peers); err != nil {
+	if err := a.rpc("Status.Peers", &structs.GenericRequest{}, &peers); err != nil {
 		return nil, err
 	}
 	return peers, nil
 }
 
 func (a *Agent) agentMembers(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.server == nil {
+		return nil, errNotServer
+	}
 	return a.server.Members(), nil
 }
 
+// errNotServer answers server-only endpoints on a client-only agent.
+var errNotServer = &httpError{code: http.StatusBadRequest, msg: "this agent is a client only; ask a server's HTTP API (SKIFF_ADDR)"}
+
 func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (any, error) {
 	s := a.server
+	if s == nil {
+		out := map[string]any{"config": map[string]any{
+			"Region": a.config.Region, "Datacenter": a.config.Datacenter, "NodeName": a.config.Name,
+			"DataDir": a.config.DataDir, "Version": map[string]string{"Version": server.Version},
+			"Client": map[string]any{"Enabled": true},
+		}}
+		if a.client != nil {
+			out["stats"] = map[string]any{"client": map[string]string{"node_id": a.client.NodeID()}}
+		}
+		return out, nil
+	}
 	var local *structs.ServerMember
 	for _, m := range s.Members().Members {
 		if m.Tags["id"] == s.NodeID() {
@@ -135,6 +152,9 @@ func (a *Agent) agentJoin(w http.ResponseWriter, r *http.Request) (any, error) {
 	if len(addrs) == 0 {
 		return nil, badRequest("give the gossip address to join: ?address=IP:PORT")
 	}
+	if a.server == nil {
+		return nil, errNotServer
+	}
 	n, err := a.server.Join(addrs)
 	out := map[string]any{"NumJoined": n, "Error": ""}
 	if err != nil {
@@ -149,7 +169,7 @@ func (a *Agent) raftConfiguration(w http.ResponseWriter, r *http.Request) (any, 
 		return nil, err
 	}
 	var reply structs.RaftConfigurationResponse
-	if err := a.server.RPC("Operator.RaftGetConfiguration", &args, &reply); err != nil {
+	if err := a.rpc("Operator.RaftGetConfiguration", &args, &reply); err != nil {
 		return nil, err
 	}
 	return reply, nil
@@ -163,7 +183,7 @@ func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) (any, err
 	}
 	parseWrite(r, &args.WriteRequest)
 	var reply structs.GenericResponse
-	if err := a.server.RPC("Operator.RaftRemovePeer", &args, &reply); err != nil {
+	if err := a.rpc("Operator.RaftRemovePeer", &args, &reply); err != nil {
 		return nil, err
 	}
 	setIndex(w, reply.Index)
@@ -196,7 +216,7 @@ func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) (any, er
 	args := structs.SnapshotRestoreRequest{Snapshot: body}
 	parseWrite(r, &args.WriteRequest)
 	var reply structs.GenericResponse
-	if err := a.server.RPC("Operator.SnapshotRestore", &args, &reply); err != nil {
+	if err := a.rpc("Operator.SnapshotRestore", &args, &reply); err != nil {
 		return nil, err
 	}
 	setIndex(w, reply.Index)

@@ -51,7 +51,7 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error)
 		args.Namespace = body.Namespace
 	}
 	var reply structs.JobRegisterResponse
-	if err := a.server.RPC("Job.Register", &args, &reply); err != nil {
+	if err := a.rpc("Job.Register", &args, &reply); err != nil {
 		return nil, err
 	}
 	if len(warnings) > 0 {
@@ -141,7 +141,7 @@ func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (any, erro
 	parseWrite(r, &args.WriteRequest)
 	args.Purge = r.URL.Query().Get("purge") == "true"
 	var reply structs.JobDeregisterResponse
-	if err := a.server.RPC("Job.Deregister", &args, &reply); err != nil {
+	if err := a.rpc("Job.Deregister", &args, &reply); err != nil {
 		return nil, err
 	}
 	setIndex(w, reply.Index)
@@ -188,4 +188,47 @@ func (a *Agent) jobSummary(w http.ResponseWriter, r *http.Request) (any, error) 
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
 	}
 	return reply.JobSummary, nil
+}
+
+// jobPlanBody is the JSON of PUT /v1/job/:id/plan.
+type jobPlanBody struct {
+	Job            *structs.Job
+	Diff           bool
+	PolicyOverride bool
+	Region         string
+	Namespace      string
+}
+
+// jobPlan dry-runs a register: what the scheduler would place, stop or
+// update, and why anything would not be placed.
+func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body jobPlanBody
+	raw, err := a.readJSON(w, r, &body)
+	if err != nil {
+		return nil, err
+	}
+	if body.Job == nil {
+		return nil, badRequest("request has no \"Job\" object; send {\"Job\": {...}}")
+	}
+	if id := r.PathValue("id"); id != body.Job.ID {
+		return nil, badRequest("job ID in the path (%q) does not match the job's ID (%q)", id, body.Job.ID)
+	}
+	var doc any
+	_ = json.Unmarshal(raw, &doc)
+	warnings := unknownFields(doc, body)
+	defaultGroupCounts(doc, body.Job)
+	args := structs.JobPlanRequest{Job: body.Job, Diff: body.Diff}
+	parseWrite(r, &args.WriteRequest)
+	if body.Namespace != "" && args.Namespace == "" {
+		args.Namespace = body.Namespace
+	}
+	var reply structs.JobPlanResponse
+	if err := a.rpc("Job.Plan", &args, &reply); err != nil {
+		return nil, err
+	}
+	if len(warnings) > 0 {
+		reply.Warnings = "Fields Skiff does not know were ignored: " + strings.Join(warnings, ", ")
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
 }

@@ -17,10 +17,11 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// testAgent starts a dev agent on free ports and waits for its leader.
+// testAgent starts a dev agent without its client (no containers: the
+// HTTP API is under test) on free ports and waits for its leader.
 func testAgent(t *testing.T) (*Agent, string) {
 	t.Helper()
-	cfg := &Config{dev: true, Name: "test", LogLevel: "WARN",
+	cfg := &Config{dev: true, Name: "test", LogLevel: "WARN", Client: &ClientConfig{Enabled: new(false)},
 		Ports: &Ports{HTTP: testutil.FreePort(t), RPC: testutil.FreePort(t), Serf: testutil.FreePort(t)}}
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
@@ -70,6 +71,18 @@ func TestNomadClient(t *testing.T) {
 	tg.AddTask(task)
 	job.AddTaskGroup(tg)
 	job.Canonicalize()
+
+	// A dry run first: nothing can be placed (no nodes), and it says so.
+	plan, _, err := client.Jobs().Plan(job, false, nil)
+	if err != nil {
+		t.Fatalf("plan through Nomad's client: %v", err)
+	}
+	if u := plan.Annotations.DesiredTGUpdates["frontend"]; u == nil || u.Place != 2 || plan.FailedTGAllocs["frontend"] == nil {
+		t.Fatalf("plan = %+v (updates %+v), want 2 placements wanted and a failure for group frontend", plan, u)
+	}
+	if _, _, err := client.Jobs().Info("web", nil); err == nil {
+		t.Fatal("plan registered the job; it must change nothing")
+	}
 
 	resp, _, err := client.Jobs().Register(job, nil)
 	if err != nil {
@@ -150,7 +163,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown path", "GET", "/v1/nope", nil, 404, "no such endpoint"},
 		{"truncated snapshot", "PUT", "/v1/operator/snapshot", strings.NewReader("\x1f\x8b\x08\x00garbage"), 400, "nothing was changed"},
 		{"remove unknown peer", "DELETE", "/v1/operator/raft/peer?id=nope", nil, 404, `raft peer "nope" not found`},
-		{"plan not served yet", "PUT", "/v1/job/web/plan", strings.NewReader(`{}`), 501, "needs a dry run of the scheduler"},
+		{"plan without a job", "PUT", "/v1/job/web/plan", strings.NewReader(`{}`), 400, `request has no "Job" object`},
 		{"another region", "GET", "/v1/jobs?region=mars", nil, 400, `region "mars" is not this cluster's region "global"`},
 		{"job of another region", "PUT", "/v1/jobs", strings.NewReader(`{"Job": {"ID": "x", "Region": "mars", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}}]}]}}`), 400, `the job's region "mars"`},
 	}

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# make demo: start a 3-server Skiff cluster on loopback (127.0.0.1-3, the
-# default ports), run an example job through it, survive the leader being
-# killed, save and restore a snapshot, and stop everything.
+# make demo, in two parts:
+#  1. real containers: install what is missing from Debian (containerd,
+#     runc, busybox-static, docker-registry), build a small OCI image from
+#     busybox-static, serve it from a registry on loopback, start a dev
+#     agent (server + client), run examples/web.hcl (busybox httpd), show
+#     it answering, read its logs, stop it.
+#  2. the control plane: a 3-server cluster on 127.0.0.1-3 (default
+#     ports) that survives its leader being killed, and a snapshot saved
+#     and restored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$PWD/bin/skiff"
@@ -48,7 +54,64 @@ wait_leader() {
   return 1
 }
 
-step "Starting three servers on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (logs in $DEMO)"
+
+step "Part 1: real containers. Installing what is missing from Debian"
+need=()
+for pair in containerd:containerd runc:runc busybox:busybox-static docker-registry:docker-registry curl:curl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  run apt-get update -qq
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "containerd, runc, busybox-static, docker-registry and curl are installed"
+fi
+
+step "A registry on 127.0.0.1:5000 with a busybox image built from busybox-static"
+mkdir -p "$DEMO/registry"
+cat > "$DEMO/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $DEMO/registry
+http:
+  addr: 127.0.0.1:5000
+YML
+docker-registry serve "$DEMO/registry.yml" >"$DEMO/registry.log" 2>&1 &
+pids[10]=$!
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS http://127.0.0.1:5000/v2/ >/dev/null || { echo "the registry did not start; see $DEMO/registry.log" >&2; exit 1; }
+run go run ./scripts/mkimage -busybox "$(command -v busybox)" -out "$DEMO/busybox.tar" -push 127.0.0.1:5000/skiff/busybox:latest
+
+step "A dev agent: server and client in one process, pulling from the local registry over plain HTTP"
+cat > "$DEMO/dev.hcl" <<HCL
+client {
+  containerd {
+    insecure_registries = ["127.0.0.1:5000"]
+  }
+}
+HCL
+"$BIN" agent -dev -config "$DEMO/dev.hcl" >"$DEMO/dev.log" 2>&1 &
+pids[11]=$!
+export SKIFF_ADDR=http://127.0.0.1:4646
+for _ in $(seq 1 100); do "$BIN" node status 2>/dev/null | grep -q ready && break; sleep 0.1; done
+run "$BIN" node status
+
+step "Run the web job: the CLI follows it until its containers run"
+run "$BIN" job run examples/web.hcl
+run "$BIN" job status web
+alloc=$("$BIN" job status web | awk '/^ID/ {f=1; next} f && $0 ~ /running/ {print $1; exit}')
+run "$BIN" alloc status "$alloc"
+port=$("$BIN" alloc status -json "$alloc" | tr -d ' \n' | grep -o '"Label":"http","Value":[0-9]*' | head -n1 | grep -o '[0-9]*$')
+run curl -fsS "http://127.0.0.1:$port/"
+run "$BIN" alloc logs "$alloc"
+
+step "Stop the job: containers get SIGTERM, then SIGKILL after kill_timeout"
+run "$BIN" job stop web
+kill -INT "${pids[11]}"; wait "${pids[11]}" 2>/dev/null || true; unset 'pids[11]'
+kill "${pids[10]}"; wait "${pids[10]}" 2>/dev/null || true; unset 'pids[10]'
+
+step "Part 2: the control plane. Starting three servers on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (logs in $DEMO)"
 for i in 1 2 3; do start_server "$i"; done
 export SKIFF_ADDR=http://127.0.0.1:4646
 wait_leader "$SKIFF_ADDR"

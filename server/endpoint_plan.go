@@ -77,6 +77,12 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	reply.Annotations = annotate(snap, job, p.plan)
 	if p.eval != nil {
 		reply.FailedTGAllocs = p.eval.FailedTGAllocs
+		// Placements that found no node are still placements wanted.
+		for tg, n := range p.eval.QueuedAllocations {
+			if u := reply.Annotations.DesiredTGUpdates[tg]; u != nil && n > 0 {
+				u.Place += uint64(n)
+			}
+		}
 	}
 	reply.CreatedEvals = p.created
 	reply.Index = index
