@@ -117,7 +117,9 @@ func (d *fakeDriver) TaskStats(context.Context, string) (*driver.TaskStats, erro
 	return &driver.TaskStats{Timestamp: time.Now()}, nil
 }
 
-func (d *fakeDriver) ExecTask(context.Context, string, *driver.ExecOptions) (int, error) { return 0, nil }
+func (d *fakeDriver) ExecTask(context.Context, string, *driver.ExecOptions) (int, error) {
+	return 0, nil
+}
 
 func (d *fakeDriver) ListTasks(context.Context) ([]*driver.TaskHandle, error) {
 	d.mu.Lock()

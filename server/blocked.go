@@ -27,11 +27,11 @@ type blockedEvals struct {
 	broker *evalBroker
 
 	mu           sync.Mutex
-	enabled      bool                                        // guarded by mu
+	enabled      bool                                         // guarded by mu
 	byJob        map[structs.NamespacedID]*structs.Evaluation // guarded by mu
-	unblockIndex map[string]uint64                           // class -> index capacity last appeared; guarded by mu
-	maxUnblock   uint64                                      // highest of unblockIndex; guarded by mu
-	canceled     []*structs.Evaluation                       // replaced or untracked, to mark canceled; guarded by mu
+	unblockIndex map[string]uint64                            // class -> index capacity last appeared; guarded by mu
+	maxUnblock   uint64                                       // highest of unblockIndex; guarded by mu
+	canceled     []*structs.Evaluation                        // replaced or untracked, to mark canceled; guarded by mu
 }
 
 func newBlockedEvals(broker *evalBroker) *blockedEvals {

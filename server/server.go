@@ -48,11 +48,11 @@ type Server struct {
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 
-	broker    *evalBroker
-	blocked   *blockedEvals
+	broker  *evalBroker
+	blocked *blockedEvals
 
 	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
-	planQueue chan *pendingPlan
+	planQueue      chan *pendingPlan
 
 	heartbeats heartbeats
 	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
