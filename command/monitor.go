@@ -229,21 +229,33 @@ func (mon *monitor) waitRunning(evalID string) int {
 	}
 }
 
-// lastTaskEvent describes the newest task event of a stub, for a failure.
+// lastTaskEvent describes why a stub's task failed: its newest failure
+// event (a driver or setup failure, or how it terminated) and, if later,
+// its newest event.
 func lastTaskEvent(a *structs.AllocListStub) string {
-	var last *structs.TaskEvent
+	var last, cause *structs.TaskEvent
 	task := ""
 	for name, ts := range a.TaskStates {
 		for _, e := range ts.Events {
 			if last == nil || e.Time > last.Time {
 				last, task = e, name
 			}
+			switch e.Type {
+			case "Driver Failure", "Setup Failure", "Terminated":
+				if cause == nil || e.Time > cause.Time {
+					cause = e
+				}
+			}
 		}
 	}
 	if last == nil {
 		return ""
 	}
-	return fmt.Sprintf(" (task %q: %s: %s)", task, last.Type, cmp.Or(last.DisplayMessage, last.Message))
+	desc := func(e *structs.TaskEvent) string { return e.Type + ": " + cmp.Or(e.DisplayMessage, e.Message) }
+	if cause != nil && cause != last {
+		return fmt.Sprintf(" (task %q: %s; %s)", task, desc(cause), desc(last))
+	}
+	return fmt.Sprintf(" (task %q: %s)", task, desc(last))
 }
 
 // printPlacementFailures explains, per task group, why the scheduler could
