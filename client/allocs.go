@@ -258,13 +258,44 @@ func (c *Client) collectGarbage() {
 	}
 	c.runnersMu.Unlock()
 	sort.Slice(terminal, func(i, j int) bool { return terminal[i].at < terminal[j].at })
+	removed := 0
 	for i, t := range terminal {
 		over := len(terminal)-i > c.config.MaxTerminalAllocs
 		if !over && diskUsedPercent(c.config.DataDir) < c.config.GCDiskUsagePercent {
-			return
+			break
 		}
 		c.logger.Debug("garbage-collecting a terminal allocation", "alloc_id", t.id)
 		c.removeAlloc(t.id)
+		removed++
+	}
+	if removed > 0 {
+		c.pruneImages()
+	}
+}
+
+// imagePruner is implemented by drivers that can delete images no task
+// uses (the containerd driver).
+type imagePruner interface {
+	PruneImages(ctx context.Context) (int, error)
+}
+
+// pruneImages deletes unused images after allocations were collected.
+func (c *Client) pruneImages() {
+	seen := map[any]bool{}
+	for name, d := range c.config.Drivers {
+		p, ok := d.(imagePruner)
+		if !ok || seen[d] {
+			continue
+		}
+		seen[d] = true
+		ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+		n, err := p.PruneImages(ctx)
+		cancel()
+		if err != nil {
+			c.logger.Warn("delete unused images", "driver", name, "error", err)
+		} else if n > 0 {
+			c.logger.Info("deleted unused images", "driver", name, "images", n)
+		}
 	}
 }
 

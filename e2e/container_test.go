@@ -23,7 +23,7 @@ import (
 
 // containerAgent is one agent process running a server and a client,
 // with its client on a test containerd and pulling from a test registry.
-func containerAgent(t *testing.T, env *testcontainerd.Env, registry string) *agentProc {
+func containerAgent(t testing.TB, env *testcontainerd.Env, registry string) *agentProc {
 	t.Helper()
 	a := &agentProc{t: t, name: "node1", dir: t.TempDir(),
 		http: testutil.FreePort(t), rpc: testutil.FreePort(t), serf: testutil.FreePort(t)}
@@ -66,7 +66,7 @@ client {
 	return a
 }
 
-func waitNodeReady(t *testing.T, a *agentProc) {
+func waitNodeReady(t testing.TB, a *agentProc) {
 	t.Helper()
 	testutil.WaitFor(t, 30*time.Second, "the client node ready", func() bool {
 		var nodes []*structs.NodeListStub
@@ -78,7 +78,7 @@ func waitNodeReady(t *testing.T, a *agentProc) {
 }
 
 // containerPIDs lists the running tasks of the namespace: container ID -> PID.
-func containerPIDs(t *testing.T, env *testcontainerd.Env) map[string]uint32 {
+func containerPIDs(t testing.TB, env *testcontainerd.Env) map[string]uint32 {
 	t.Helper()
 	c, err := containerd.New(env.Address, containerd.WithDefaultNamespace(env.Namespace))
 	if err != nil {

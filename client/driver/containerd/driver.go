@@ -93,6 +93,9 @@ type Driver struct {
 
 	pulls singleflight.Group // concurrent starts of one image share a pull
 
+	archMu   sync.Mutex
+	archives map[string]archiveImport // by path: the last import; guarded by archMu
+
 	mu     sync.Mutex
 	tasks  map[string]*taskState // by TaskConfig.ID; guarded by mu
 	closed bool                  // guarded by mu; no new goroutines once set

@@ -199,6 +199,43 @@ func (d *Driver) importArchive(ctx context.Context, path string) (client.Image, 
 		return nil, fmt.Errorf("import image %s%s: %w; check the path on this node", archivePrefix, path, err)
 	}
 	defer f.Close()
+	// An archive already imported and unchanged since (same size and
+	// modification time) is not read again: its image is still there.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("import image %s%s: %w", archivePrefix, path, err)
+	}
+	stamp := archiveImport{size: st.Size(), mtime: st.ModTime()}
+	d.archMu.Lock()
+	prev, seen := d.archives[path]
+	d.archMu.Unlock()
+	if seen && prev.size == stamp.size && prev.mtime.Equal(stamp.mtime) {
+		if img, err := d.client.GetImage(ctx, prev.image); err == nil {
+			return img, nil
+		}
+	}
+	img, err := d.importFile(ctx, f, path)
+	if err != nil {
+		return nil, err
+	}
+	stamp.image = img.Name()
+	d.archMu.Lock()
+	if d.archives == nil {
+		d.archives = map[string]archiveImport{}
+	}
+	d.archives[path] = stamp
+	d.archMu.Unlock()
+	return img, nil
+}
+
+// archiveImport remembers which image an archive file became.
+type archiveImport struct {
+	size  int64
+	mtime time.Time
+	image string
+}
+
+func (d *Driver) importFile(ctx context.Context, f *os.File, path string) (client.Image, error) {
 	sum := sha256.Sum256([]byte(path))
 	prefix := "skiff.local/oci-archive/" + hex.EncodeToString(sum[:6])
 	imgs, err := d.client.Import(ctx, f,
@@ -214,4 +251,42 @@ func (d *Driver) importArchive(ctx context.Context, path string) (client.Image, 
 		d.logger.Warn("archive holds several images; using the first", "archive", path, "image", imgs[0].Name)
 	}
 	return client.NewImage(d.client, imgs[0]), nil
+}
+
+// PruneImages deletes the images of this driver's namespace that no
+// container uses any more (containerd then collects their content and
+// snapshots). The client calls it after garbage-collecting allocations.
+// It returns how many images it deleted.
+func (d *Driver) PruneImages(ctx context.Context) (int, error) {
+	ctx = d.nsCtx(ctx)
+	c := d.client
+	containers, err := c.Containers(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", unwrapGRPC(err))
+	}
+	used := map[string]bool{}
+	for _, ctr := range containers {
+		info, err := ctr.Info(ctx, client.WithoutRefreshedMetadata)
+		if err == nil {
+			used[info.Image] = true
+		}
+	}
+	imgs, err := c.ImageService().List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list images: %w", unwrapGRPC(err))
+	}
+	n := 0
+	for _, img := range imgs {
+		if used[img.Name] {
+			continue
+		}
+		if err := c.ImageService().Delete(ctx, img.Name); err != nil && !errdefs.IsNotFound(err) {
+			return n, fmt.Errorf("delete image %s: %w", img.Name, unwrapGRPC(err))
+		}
+		n++
+	}
+	d.archMu.Lock()
+	clear(d.archives)
+	d.archMu.Unlock()
+	return n, nil
 }

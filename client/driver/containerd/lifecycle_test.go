@@ -390,3 +390,25 @@ func TestOOMKilled(t *testing.T) {
 		t.Errorf("exit %+v, want OOMKilled by SIGKILL", *res)
 	}
 }
+
+// TestPruneImages: an image a container still uses stays; once its task
+// is destroyed, pruning deletes it, and a later start imports it again.
+func TestPruneImages(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	tc := h.taskConfig(t, "prune", sh(readyScript))
+	h.start(t, h.d, tc)
+	waitLog(t, tc, "ready")
+	if n, err := h.d.PruneImages(ctxT(t, 10*time.Second)); err != nil || n != 0 {
+		t.Fatalf("PruneImages with the image in use = %d, %v; want 0 deleted", n, err)
+	}
+	if err := h.d.DestroyTask(ctxT(t, 30*time.Second), tc.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.d.PruneImages(ctxT(t, 10*time.Second)); err != nil || n != 1 {
+		t.Fatalf("PruneImages after destroy = %d, %v; want 1 deleted", n, err)
+	}
+	again := h.taskConfig(t, "prune-again", sh(readyScript))
+	h.start(t, h.d, again)
+	waitLog(t, again, "ready")
+}

@@ -45,10 +45,12 @@ func (d *Driver) start(ctx context.Context, cfg *driver.TaskConfig) (*driver.Tas
 	if err := d.checkPolicy(s); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	img, err := d.ensureImage(ctx, s)
 	if err != nil {
 		return nil, err
 	}
+	tImage := time.Since(t0)
 	ic, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read config of image %s: %w", img.Name(), unwrapGRPC(err))
@@ -66,6 +68,7 @@ func (d *Driver) start(ctx context.Context, cfg *driver.TaskConfig) (*driver.Tas
 	if err := d.removeStale(ctx, cfg.ID, cid); err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	c, err := d.client.NewContainer(ctx, cid,
 		client.WithImage(img),
 		client.WithSnapshotter(d.cfg.Snapshotter),
@@ -86,7 +89,10 @@ func (d *Driver) start(ctx context.Context, cfg *driver.TaskConfig) (*driver.Tas
 			d.logger.Warn("cannot remove container after failed start", "container_id", cid, "error", err)
 		}
 	}
+	tCreate := time.Since(t1)
+	t2 := time.Now()
 	t, err := c.NewTask(ctx, logIO)
+	tTask := time.Since(t2)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("create task in container %s: %w", cid, unwrapGRPC(err))
@@ -111,7 +117,8 @@ func (d *Driver) start(ctx context.Context, cfg *driver.TaskConfig) (*driver.Tas
 	if _, err := d.track(ts, true); err != nil {
 		return nil, err // closed meanwhile; the task runs on, found by ListTasks
 	}
-	d.logger.Info("started task", "task_id", cfg.ID, "container_id", cid, "image", img.Name(), "pid", t.Pid())
+	d.logger.Info("started task", "task_id", cfg.ID, "container_id", cid, "image", img.Name(), "pid", t.Pid(),
+		"image_time", tImage, "create_time", tCreate, "task_time", tTask, "total", time.Since(t0))
 	return &driver.TaskHandle{
 		ID:          cfg.ID,
 		ContainerID: cid,
