@@ -100,10 +100,10 @@ run "$BIN" node status
 step "Run the web job: the CLI follows it until its containers run"
 run "$BIN" job run examples/web.hcl
 run "$BIN" job status web
-alloc=$("$BIN" job status web | awk '/^ID/ {f=1; next} f && $0 ~ /running/ {print $1; exit}')
+alloc=$("$BIN" job status web | awk '/^Allocations/ {f=1} f && / running / {print $1; exit}')
 run "$BIN" alloc status "$alloc"
-port=$("$BIN" alloc status -json "$alloc" | tr -d ' \n' | grep -o '"Label":"http","Value":[0-9]*' | head -n1 | grep -o '[0-9]*$')
-run curl -fsS "http://127.0.0.1:$port/"
+addr=$("$BIN" alloc status "$alloc" | awk '$1 == "*http" {print $2; exit}')
+run curl -fsS "http://$addr/"
 run "$BIN" alloc logs "$alloc"
 
 step "Stop the job: containers get SIGTERM, then SIGKILL after kill_timeout"
