@@ -9,12 +9,14 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
+// registerNode registers n and heartbeats it until the test ends.
 func registerNode(t *testing.T, s *Server, n *structs.Node) *structs.NodeUpdateResponse {
 	t.Helper()
 	var reply structs.NodeUpdateResponse
 	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
 		t.Fatalf("register node %s: %v", n.Name, err)
 	}
+	keepAlive(t, s, n)
 	return &reply
 }
 

@@ -24,16 +24,82 @@ type planOutcome struct {
 // what still fits. It runs on the leader, one plan at a time, so that two
 // workers cannot both fill the same free space (optimistic concurrency:
 // workers plan in parallel on snapshots; the applier is the serial point).
+//
+// Verifying a plan and committing it overlap: while plan N is being
+// committed through raft, plan N+1 is verified against the newest state
+// plus the allocations of every plan still in flight (an overlay, by
+// allocation ID), so it cannot take space N took. The worker of a plan is
+// answered once its plan is committed.
 func (s *Server) planApplier(ctx context.Context) {
+	var inflight []*planCommit
+	defer func() {
+		for _, c := range inflight {
+			<-c.done
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-s.planQueue:
-			res, err := s.applyPlan(p.plan)
-			p.result <- planOutcome{res, err}
+			inflight = pruneCommits(inflight)
+			for len(inflight) >= maxPlansInFlight {
+				<-inflight[0].done
+				inflight = pruneCommits(inflight)
+			}
+			c, res, err := s.verifyPlan(p.plan, inflight)
+			if err != nil || c == nil {
+				p.result <- planOutcome{res, err}
+				continue
+			}
+			inflight = append(inflight, c)
+			go s.commitPlan(c, p)
 		}
 	}
+}
+
+// maxPlansInFlight bounds the plans committed at once.
+const maxPlansInFlight = 4
+
+// planCommit is a verified plan being committed through raft.
+type planCommit struct {
+	req    *structs.ApplyPlanResultsRequest
+	result *structs.PlanResult
+	byNode map[string][]*structs.Allocation // what it writes, for the overlay
+	snap   *state.Snapshot
+	done   chan struct{} // closed once committed (or failed)
+	index  uint64        // raft index of the commit; set before done closes
+}
+
+// pruneCommits drops the commits that finished: the state now holds them.
+func pruneCommits(cs []*planCommit) []*planCommit {
+	out := cs[:0]
+	for _, c := range cs {
+		select {
+		case <-c.done:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// commitPlan commits a verified plan and answers its worker.
+func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
+	defer close(c.done)
+	index, err := s.raftApply(structs.ApplyPlanResultsRequestType, c.req)
+	if err != nil {
+		p.result <- planOutcome{nil, fmt.Errorf("commit plan of evaluation %s: %w", c.req.EvalID, err)}
+		return
+	}
+	c.index = index
+	c.result.AllocIndex = index
+	for id, stops := range c.result.NodeUpdate {
+		if len(stops) > 0 {
+			s.unblockNode(c.snap, id, index)
+		}
+	}
+	p.result <- planOutcome{c.result, nil}
 }
 
 // submitPlan hands a plan to the applier and waits for its outcome.
@@ -52,10 +118,30 @@ func (s *Server) submitPlan(ctx context.Context, plan *structs.Plan) (*structs.P
 	}
 }
 
-// applyPlan verifies every node of the plan and commits the accepted
-// part through raft.
+// applyPlan verifies a plan and commits it, waiting for the commit (the
+// serial path, for tests).
 func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
+	c, res, err := s.verifyPlan(plan, nil)
+	if err != nil || c == nil {
+		return res, err
+	}
+	p := &pendingPlan{plan: plan, result: make(chan planOutcome, 1)}
+	s.commitPlan(c, p)
+	o := <-p.result
+	return o.result, o.err
+}
+
+// verifyPlan checks every node of the plan against the newest state plus
+// the plans still in flight. It returns the commit to make, or nil and
+// the result when there is nothing to commit.
+func (s *Server) verifyPlan(plan *structs.Plan, inflight []*planCommit) (*planCommit, *structs.PlanResult, error) {
 	snap := s.fsm.State().Snapshot()
+	overlay := map[string][]*structs.Allocation{}
+	for _, c := range inflight {
+		for node, allocs := range c.byNode {
+			overlay[node] = append(overlay[node], allocs...)
+		}
+	}
 	result := &structs.PlanResult{NodeUpdate: map[string][]*structs.Allocation{}, NodeAllocation: map[string][]*structs.Allocation{}}
 	nodeIDs := map[string]bool{}
 	for id := range plan.NodeUpdate {
@@ -71,9 +157,9 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 	sort.Strings(ids)
 	refused := false
 	for _, id := range ids {
-		ok, reason, err := nodeFits(snap, plan, id)
+		ok, reason, err := nodeFits(snap, plan, id, overlay[id])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
 			s.logger.Debug("plan refused on a node", "eval_id", plan.EvalID, "node_id", id, "reason", reason)
@@ -92,31 +178,29 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 		}
 	}
 	if refused {
+		// The worker plans again on state that includes what refused it,
+		// in flight plans included.
 		idx, err := snap.LatestIndex()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		for _, c := range inflight {
+			<-c.done
+			idx = max(idx, c.index)
 		}
 		result.RefreshIndex = idx
 	}
 	req := &structs.ApplyPlanResultsRequest{EvalID: plan.EvalID, Deployment: plan.Deployment}
+	byNode := map[string][]*structs.Allocation{}
 	for _, id := range ids {
 		req.Allocs = append(req.Allocs, result.NodeUpdate[id]...)
 		req.Allocs = append(req.Allocs, result.NodeAllocation[id]...)
+		byNode[id] = append(append([]*structs.Allocation(nil), result.NodeUpdate[id]...), result.NodeAllocation[id]...)
 	}
 	if len(req.Allocs) == 0 && req.Deployment == nil {
-		return result, nil
+		return nil, result, nil
 	}
-	index, err := s.raftApply(structs.ApplyPlanResultsRequestType, req)
-	if err != nil {
-		return nil, fmt.Errorf("commit plan of evaluation %s: %w", plan.EvalID, err)
-	}
-	result.AllocIndex = index
-	for id, stops := range result.NodeUpdate {
-		if len(stops) > 0 {
-			s.unblockNode(snap, id, index)
-		}
-	}
-	return result, nil
+	return &planCommit{req: req, result: result, byNode: byNode, snap: snap, done: make(chan struct{})}, result, nil
 }
 
 // unblockNode wakes the blocked evaluations that could use capacity that
@@ -143,7 +227,10 @@ func classOfNode(n *structs.Node) string {
 // nodeFits checks one node of a plan against the newest state: the node
 // must exist, and be ready for new allocations, and everything that will
 // run there must fit.
-func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, string, error) {
+//
+// pending are the allocations of plans still being committed on the node;
+// they count as stored (by ID, over the stored copy).
+func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string, pending []*structs.Allocation) (bool, string, error) {
 	placing := plan.NodeAllocation[nodeID]
 	if len(placing) == 0 {
 		return true, "", nil // stopping always fits
@@ -158,6 +245,9 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, st
 	existing, err := snap.AllocsByNode(nil, nodeID)
 	if err != nil {
 		return false, "", err
+	}
+	if len(pending) > 0 {
+		existing = mergeByID(existing, pending)
 	}
 	replaced := map[string]bool{}
 	for _, a := range plan.NodeUpdate[nodeID] {
@@ -190,4 +280,24 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, st
 		return false, "exhausted on " + dim, nil
 	}
 	return true, "", nil
+}
+
+// mergeByID returns stored with the pending copies in place of (or added
+// to) the stored ones.
+func mergeByID(stored, pending []*structs.Allocation) []*structs.Allocation {
+	byID := make(map[string]*structs.Allocation, len(stored)+len(pending))
+	order := make([]string, 0, len(stored)+len(pending))
+	for _, list := range [][]*structs.Allocation{stored, pending} {
+		for _, a := range list {
+			if _, seen := byID[a.ID]; !seen {
+				order = append(order, a.ID)
+			}
+			byID[a.ID] = a
+		}
+	}
+	out := make([]*structs.Allocation, 0, len(order))
+	for _, id := range order {
+		out = append(out, byID[id])
+	}
+	return out
 }

@@ -207,3 +207,63 @@ func TestWorkersScheduleOnEveryServer(t *testing.T) {
 	}
 	t.Logf("evaluations processed: by followers %d, by the leader %d", byFollowers, l.evalsProcessed.Load())
 }
+
+// TestPlanVerifiedAgainstPlansInFlight: a plan verified while another is
+// still being committed counts that one's allocations, so the two cannot
+// together overcommit a node.
+func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	n.NodeResources.Cpu.CpuShares = 1000
+	registerNode(t, s, n)
+	idle := testJob("a")
+	idle.TaskGroups[0].Count = 0
+	register(t, s, idle)
+	job, _ := s.State().JobByID(nil, "default", "a")
+	alloc := func(name string) *structs.Allocation {
+		return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
+			Name: name, NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
+			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
+				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 600}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
+	}
+	first := &structs.Plan{EvalID: "e1", Job: job}
+	first.AppendAlloc(alloc("a.web[0]"))
+	second := &structs.Plan{EvalID: "e2", Job: job}
+	second.AppendAlloc(alloc("a.web[1]"))
+
+	c1, _, err := s.verifyPlan(first, nil)
+	if err != nil || c1 == nil {
+		t.Fatalf("verify first: %v %v", c1, err)
+	}
+	p1 := &pendingPlan{plan: first, result: make(chan planOutcome, 1)}
+	go s.commitPlan(c1, p1) // in flight while the second is verified
+	c2, r2, err := s.verifyPlan(second, []*planCommit{c1})
+	if err != nil || c2 != nil || r2.RefreshIndex == 0 || len(r2.NodeAllocation[n.ID]) != 0 {
+		t.Fatalf("second plan verified with the first in flight: commit %v result %+v err %v; want the node refused", c2, r2, err)
+	}
+	if o := <-p1.result; o.err != nil || o.result.AllocIndex == 0 {
+		t.Fatalf("first plan commit: %+v %v", o.result, o.err)
+	}
+	if r2.RefreshIndex < c1.index {
+		t.Errorf("refresh index %d is before the in-flight plan's commit %d", r2.RefreshIndex, c1.index)
+	}
+}
+
+// keepAlive heartbeats the node until the test ends.
+func keepAlive(t *testing.T, s *Server, n *structs.Node) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_, _ = heartbeat(s, n)
+		}
+	}()
+}
