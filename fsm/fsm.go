@@ -261,6 +261,21 @@ func applyAllocClientUpdate(b *state.Batch, index uint64, body []byte) any {
 func applyPlanResults(b *state.Batch, index uint64, body []byte) any {
 	var req structs.ApplyPlanResultsRequest
 	decode(index, body, &req)
+	if req.Job != nil {
+		job := req.Job
+		// Share the stored copy of this job version when it is the same.
+		if stored, err := b.JobByID(job.Namespace, job.ID); err == nil && stored != nil &&
+			stored.Version == job.Version && stored.JobModifyIndex == job.JobModifyIndex {
+			job = stored
+		}
+		for _, a := range req.Allocs {
+			// Placements and in-place updates run the plan's job; stops
+			// keep the job they ran (the store keeps it when Job is nil).
+			if a.Job == nil && a.DesiredStatus == structs.AllocDesiredStatusRun {
+				a.Job = job
+			}
+		}
+	}
 	if len(req.Allocs) > 0 {
 		if err := b.UpsertAllocs(index, req.Allocs); err != nil {
 			return fmt.Errorf("apply plan of evaluation %s: %w", req.EvalID, err)

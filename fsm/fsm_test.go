@@ -336,3 +336,44 @@ func TestEnforceIndexIsCheckedWhereApplied(t *testing.T) {
 		t.Fatalf("count = %d, want 2 (the winner's)", j.TaskGroups[0].Count)
 	}
 }
+
+// TestPlanResultsShareTheJob: a plan entry carries its job once; the
+// allocations it places point at the stored job version, and stops keep
+// the job they ran.
+func TestPlanResultsShareTheJob(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	job := testJob("web", 2)
+	apply(t, f, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job})
+	stored, _ := f.State().JobByID(nil, "default", "web")
+	alloc := func(name string) *structs.Allocation {
+		return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "web", TaskGroup: "web",
+			Name: name, NodeID: "n1", DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending}
+	}
+	a0, a1 := alloc("web.web[0]"), alloc("web.web[1]")
+	sent := stored.Copy()
+	if res := apply(t, f, 2, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{
+		EvalID: "e1", Job: sent, Allocs: []*structs.Allocation{a0, a1}}); isErr(res) {
+		t.Fatal(res)
+	}
+	got0, _ := f.State().AllocByID(nil, a0.ID)
+	got1, _ := f.State().AllocByID(nil, a1.ID)
+	if got0 == nil || got1 == nil || got0.Job != stored || got1.Job != stored {
+		t.Fatalf("allocations' jobs %p %p, want the stored job %p", jobOf(got0), jobOf(got1), stored)
+	}
+	stop := *a0
+	stop.DesiredStatus = structs.AllocDesiredStatusStop
+	if res := apply(t, f, 3, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{
+		EvalID: "e2", Job: sent, Allocs: []*structs.Allocation{&stop}}); isErr(res) {
+		t.Fatal(res)
+	}
+	if got, _ := f.State().AllocByID(nil, a0.ID); got.Job == nil || got.DesiredStatus != structs.AllocDesiredStatusStop {
+		t.Fatalf("stopped allocation: job %p status %s, want its job kept and status stop", got.Job, got.DesiredStatus)
+	}
+}
+
+func jobOf(a *structs.Allocation) *structs.Job {
+	if a == nil {
+		return nil
+	}
+	return a.Job
+}

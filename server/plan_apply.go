@@ -190,11 +190,12 @@ func (s *Server) verifyPlan(plan *structs.Plan, inflight []*planCommit) (*planCo
 		}
 		result.RefreshIndex = idx
 	}
-	req := &structs.ApplyPlanResultsRequest{EvalID: plan.EvalID, Deployment: plan.Deployment}
+	req := &structs.ApplyPlanResultsRequest{EvalID: plan.EvalID, Deployment: plan.Deployment, Job: plan.Job}
 	byNode := map[string][]*structs.Allocation{}
 	for _, id := range ids {
-		req.Allocs = append(req.Allocs, result.NodeUpdate[id]...)
-		req.Allocs = append(req.Allocs, result.NodeAllocation[id]...)
+		for _, a := range append(append([]*structs.Allocation(nil), result.NodeUpdate[id]...), result.NodeAllocation[id]...) {
+			req.Allocs = append(req.Allocs, withoutJob(a))
+		}
 		byNode[id] = append(append([]*structs.Allocation(nil), result.NodeUpdate[id]...), result.NodeAllocation[id]...)
 	}
 	if len(req.Allocs) == 0 && req.Deployment == nil {
@@ -300,4 +301,15 @@ func mergeByID(stored, pending []*structs.Allocation) []*structs.Allocation {
 		out = append(out, byID[id])
 	}
 	return out
+}
+
+// withoutJob returns a shallow copy of a without its Job, for the raft
+// entry (see ApplyPlanResultsRequest).
+func withoutJob(a *structs.Allocation) *structs.Allocation {
+	if a.Job == nil {
+		return a
+	}
+	c := *a
+	c.Job = nil
+	return &c
 }

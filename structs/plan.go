@@ -77,7 +77,12 @@ func (r *PlanResult) FullCommit(p *Plan) (bool, int, int) {
 // allocations it stops and the ones it places or updates, and the
 // evaluation's status (set in the same entry when the plan is its last).
 type ApplyPlanResultsRequest struct {
+	// Allocs are sent without their Job: Job (the plan's) is sent once and
+	// the FSM gives it to the allocations that run, sharing the stored
+	// job version when it is the same, so a plan of a hundred allocations
+	// neither carries nor stores a hundred copies of its job.
 	Allocs     []*Allocation
+	Job        *Job
 	Deployment *Deployment
 	EvalID     string
 	WriteRequest
