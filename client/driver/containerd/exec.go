@@ -31,7 +31,14 @@ const execIOGrace = 5 * time.Second
 // gets a terminal (stderr is merged into stdout) that follows
 // opts.Resize. When opts.Stdin ends, the process sees end of input. If
 // ctx ends first, the process is killed and ctx's error returned.
-func (d *Driver) ExecTask(ctx context.Context, taskID string, opts *driver.ExecOptions) (int, error) {
+func (d *Driver) ExecTask(ctx context.Context, taskID string, opts *driver.ExecOptions) (code int, err error) {
+	defer func() {
+		// A call that failed because ctx ended says so in a way callers
+		// can test (errors.Is), whatever containerd's error looked like.
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+	}()
 	if opts == nil || len(opts.Command) == 0 {
 		return -1, fmt.Errorf("exec in task %q: no command given", taskID)
 	}
