@@ -56,6 +56,10 @@ type Config struct {
 	GCDiskUsagePercent float64
 	GCInterval         time.Duration
 
+	// FingerprintInterval is how often driver health is checked again; a
+	// change re-registers the node (default 15s).
+	FingerprintInterval time.Duration
+
 	Logger hclog.Logger
 }
 
@@ -106,6 +110,9 @@ func New(cfg *Config) (*Client, error) {
 	}
 	if cfg.GCInterval <= 0 {
 		cfg.GCInterval = time.Minute
+	}
+	if cfg.FingerprintInterval <= 0 {
+		cfg.FingerprintInterval = refingerprintEvery
 	}
 	if cfg.Datacenter == "" {
 		cfg.Datacenter = "dc1"

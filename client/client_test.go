@@ -20,7 +20,8 @@ import (
 // fakeDriver runs "tasks" that live until stopped. It outlives client
 // instances, as containerd outlives the agent.
 type fakeDriver struct {
-	mu      sync.Mutex
+	mu        sync.Mutex
+	unhealthy bool // guarded by mu
 	tasks   map[string]*fakeTask // by task ID
 	starts  int
 	recover int
@@ -39,7 +40,18 @@ func newFakeDriver() *fakeDriver { return &fakeDriver{tasks: map[string]*fakeTas
 
 func (d *fakeDriver) Name() string { return "containerd" }
 func (d *fakeDriver) Fingerprint(context.Context) *driver.Fingerprint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unhealthy {
+		return &driver.Fingerprint{Description: "containerd does not answer at /run/containerd/containerd.sock"}
+	}
 	return &driver.Fingerprint{Healthy: true, Attributes: map[string]string{"driver.containerd": "1"}}
+}
+
+func (d *fakeDriver) setHealthy(ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unhealthy = !ok
 }
 
 func (d *fakeDriver) StartTask(_ context.Context, cfg *driver.TaskConfig) (*driver.TaskHandle, error) {
@@ -283,6 +295,39 @@ func TestClientInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the allocation running", func() bool {
+		return countStatus(serverAllocs(t, srv, "web"), structs.AllocClientStatusRunning) == 1
+	})
+}
+
+// TestUnhealthyDriverGetsNoPlacements: when containerd stops answering,
+// the node reports the driver unhealthy and the scheduler places nothing
+// there (the evaluation says why); when it answers again, the blocked
+// job is placed.
+func TestUnhealthyDriverGetsNoPlacements(t *testing.T) {
+	srv := startServer(t)
+	d := newFakeDriver()
+	c := startClient(t, &Config{DataDir: t.TempDir(), NodeName: "n1", RPC: InprocRPC(srv.RPC),
+		Drivers: map[string]driver.Driver{"containerd": d}, FingerprintInterval: 50 * time.Millisecond})
+	defer c.Shutdown()
+	d.setHealthy(false)
+	testutil.WaitFor(t, 10*time.Second, "the node's driver reported unhealthy", func() bool {
+		n, _ := srv.State().NodeByID(nil, c.NodeID())
+		return n != nil && n.Drivers["containerd"] != nil && !n.Drivers["containerd"].Healthy
+	})
+	var reply structs.JobRegisterResponse
+	if err := srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob(1)}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	var ev *structs.Evaluation
+	testutil.WaitFor(t, 10*time.Second, "the evaluation processed", func() bool {
+		ev, _ = srv.State().EvalByID(nil, reply.EvalID)
+		return ev != nil && ev.Status == structs.EvalStatusComplete
+	})
+	if m := ev.FailedTGAllocs["web"]; m == nil || len(serverAllocs(t, srv, "web")) != 0 {
+		t.Fatalf("eval %+v: want a placement failure and no allocation while the driver is unhealthy", ev)
+	}
+	d.setHealthy(true)
+	testutil.WaitFor(t, 10*time.Second, "the job placed and running once the driver is healthy", func() bool {
 		return countStatus(serverAllocs(t, srv, "web"), structs.AllocClientStatusRunning) == 1
 	})
 }

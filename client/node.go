@@ -12,8 +12,7 @@ import (
 const (
 	retryMin = 200 * time.Millisecond
 	retryMax = 10 * time.Second
-	// refingerprintEvery re-checks driver health; a change re-registers
-	// the node so the scheduler stops (or starts) placing here.
+	// refingerprintEvery is the default of Config.FingerprintInterval.
 	refingerprintEvery = 15 * time.Second
 )
 
@@ -24,7 +23,7 @@ func (c *Client) registerAndHeartbeat() {
 	ttl := time.Duration(0)
 	backoff := retryMin
 	registered := false
-	fp := time.NewTicker(refingerprintEvery)
+	fp := time.NewTicker(c.config.FingerprintInterval)
 	defer fp.Stop()
 	for {
 		var next time.Duration

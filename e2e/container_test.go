@@ -218,6 +218,66 @@ func TestContainersEndToEnd(t *testing.T) {
 	}
 	testutil.WaitFor(t, 30*time.Second, "every task stopped", func() bool { return len(containerPIDs(t, env)) == 0 })
 
+	// A task that keeps failing: restarted per its restart policy with the
+	// history in its events, then the allocation fails; its logs keep
+	// every run's output.
+	crash := filepath.Join(t.TempDir(), "crash.hcl")
+	if err := os.WriteFile(crash, []byte(fmt.Sprintf(`
+job "crash" {
+  group "g" {
+    restart {
+      attempts = 2
+      interval = "1m"
+      delay    = "200ms"
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+    task "t" {
+      driver = "containerd"
+      config {
+        image   = "%s"
+        command = "sh"
+        args    = ["-c", "echo run; exit 3"]
+      }
+    }
+  }
+}
+`, image)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code = skiff(t, a, "job", "run", "-detach", crash); code != 0 {
+		t.Fatalf("job run -detach: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var crashed []*structs.AllocListStub
+	testutil.WaitFor(t, 30*time.Second, "the crashing allocation failed", func() bool {
+		_, err := call(context.Background(), "GET", a.addr()+"/v1/job/crash/allocations", nil, &crashed)
+		return err == nil && len(crashed) == 1 && crashed[0].ClientStatus == structs.AllocClientStatusFailed
+	})
+	var full structs.Allocation
+	if _, err := call(context.Background(), "GET", a.addr()+"/v1/allocation/"+crashed[0].ID, nil, &full); err != nil {
+		t.Fatal(err)
+	}
+	ts := full.TaskStates["t"]
+	if full.ClientStatus != structs.AllocClientStatusFailed || ts == nil || ts.Restarts != 2 || !ts.Failed {
+		t.Fatalf("crashing task: alloc %s, task state %+v; want failed after 2 restarts", full.ClientStatus, ts)
+	}
+	restarting := 0
+	for _, e := range ts.Events {
+		if e.Type == "Restarting" {
+			restarting++
+		}
+	}
+	if restarting != 2 {
+		t.Errorf("%d Restarting events, want 2", restarting)
+	}
+	out, _, _ = skiff(t, a, "alloc", "logs", crashed[0].ID)
+	if n := strings.Count(out, "run"); n != 3 {
+		t.Errorf("logs of the crashing task hold %d runs, want 3:\n%s", n, out)
+	}
+
 	// An image that does not exist: the allocation fails with the cause.
 	bad := filepath.Join(t.TempDir(), "bad.hcl")
 	if err := os.WriteFile(bad, []byte(fmt.Sprintf(`
