@@ -21,11 +21,11 @@ import (
 // instances, as containerd outlives the agent.
 type fakeDriver struct {
 	mu        sync.Mutex
-	unhealthy bool // guarded by mu
-	tasks   map[string]*fakeTask // by task ID
-	starts  int
-	recover int
-	destroy []string
+	unhealthy bool                 // guarded by mu
+	tasks     map[string]*fakeTask // by task ID
+	starts    int
+	recover   int
+	destroy   []string
 }
 
 type fakeTask struct {
