@@ -164,27 +164,10 @@ type PlanResponse struct {
 }
 
 // PlanAnnotations explain a plan per task group.
-type PlanAnnotations struct {
-	DesiredTGUpdates map[string]*DesiredUpdates
-}
+type PlanAnnotations = structs.PlanAnnotations
 
 // DesiredUpdates counts what a plan would do to one group's allocations.
-type DesiredUpdates struct {
-	Ignore            uint64
-	Place             uint64
-	Migrate           uint64
-	Stop              uint64
-	InPlaceUpdate     uint64
-	DestructiveUpdate uint64
-	Canary            uint64
-	Preemptions       uint64
-}
-
-// Changes reports whether the update would start, stop or replace an
-// allocation.
-func (d *DesiredUpdates) Changes() bool {
-	return d.Place+d.Migrate+d.Stop+d.DestructiveUpdate+d.Canary+d.Preemptions > 0
-}
+type DesiredUpdates = structs.DesiredUpdates
 
 // Plan dry-runs a register (PUT /v1/job/:id/plan).
 func (j *Jobs) Plan(ctx context.Context, job *structs.Job, diff bool, w *WriteOptions) (*PlanResponse, *WriteMeta, error) {

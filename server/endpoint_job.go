@@ -31,19 +31,9 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		return fmt.Errorf("%w: the request has no Job", ErrBadRequest)
 	}
 	job := args.Job
-	if args.Namespace != "" && job.Namespace == "" {
-		job.Namespace = args.Namespace
-	}
-	job.Canonicalize()
-	if err := job.Validate(); err != nil {
+	if err := j.prepare(job, args.Namespace); err != nil {
 		return err
 	}
-	if job.Region != j.srv.config.Region {
-		return fmt.Errorf("%w: the job's region %q is not this cluster's region %q", ErrBadRequest, job.Region, j.srv.config.Region)
-	}
-	// Server-managed fields are never taken from the request.
-	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
-	job.Version, job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0, 0
 
 	// EnforceIndex is checked by the FSM, where the write is applied.
 	cur, err := j.srv.fsm.State().JobByID(nil, job.Namespace, job.ID)
@@ -79,6 +69,25 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	if r, ok := resp.(*fsm.RegisterResult); ok {
 		reply.JobModifyIndex = r.JobModifyIndex // this write's, not a later writer's
 	}
+	return nil
+}
+
+// prepare readies a job from a request for registration (or a dry run):
+// defaults, validation, region, and the server-managed fields cleared.
+func (j *Job) prepare(job *structs.Job, namespace string) error {
+	if namespace != "" && job.Namespace == "" {
+		job.Namespace = namespace
+	}
+	job.Canonicalize()
+	if err := job.Validate(); err != nil {
+		return err
+	}
+	if job.Region != j.srv.config.Region {
+		return fmt.Errorf("%w: the job's region %q is not this cluster's region %q", ErrBadRequest, job.Region, j.srv.config.Region)
+	}
+	// Server-managed fields are never taken from the request.
+	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
+	job.Version, job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0, 0
 	return nil
 }
 

@@ -24,15 +24,8 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		return fmt.Errorf("%w: the request has no Job", ErrBadRequest)
 	}
 	job := args.Job
-	if args.Namespace != "" && job.Namespace == "" {
-		job.Namespace = args.Namespace
-	}
-	job.Canonicalize()
-	if err := job.Validate(); err != nil {
+	if err := j.prepare(job, args.Namespace); err != nil {
 		return err
-	}
-	if job.Region != j.srv.config.Region {
-		return fmt.Errorf("%w: the job's region %q is not this cluster's region %q", ErrBadRequest, job.Region, j.srv.config.Region)
 	}
 	snap := j.srv.fsm.State().Snapshot()
 	index, err := snap.LatestIndex()
@@ -43,7 +36,6 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	if err != nil {
 		return err
 	}
-	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
 	switch {
 	case cur == nil:
 		job.Version, job.CreateIndex, job.JobModifyIndex = 0, index+1, index+1

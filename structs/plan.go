@@ -131,6 +131,12 @@ type DesiredUpdates struct {
 	Preemptions       uint64
 }
 
+// Changes reports whether the update would start, stop or replace an
+// allocation.
+func (d *DesiredUpdates) Changes() bool {
+	return d.Place+d.Migrate+d.Stop+d.DestructiveUpdate+d.Canary+d.Preemptions > 0
+}
+
 // EvalDequeueRequest is a scheduler worker's long poll for an evaluation,
 // answered by the leader's broker.
 type EvalDequeueRequest struct {
