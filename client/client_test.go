@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -330,4 +332,39 @@ func TestUnhealthyDriverGetsNoPlacements(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the job placed and running once the driver is healthy", func() bool {
 		return countStatus(serverAllocs(t, srv, "web"), structs.AllocClientStatusRunning) == 1
 	})
+}
+
+// TestGarbageCollection: terminal allocations beyond gc_max_allocs are
+// destroyed, oldest first: their tasks removed and their directories gone.
+func TestGarbageCollection(t *testing.T) {
+	srv := startServer(t)
+	d := newFakeDriver()
+	dir := t.TempDir()
+	c := startClient(t, &Config{DataDir: dir, NodeName: "n1", RPC: InprocRPC(srv.RPC),
+		Drivers: map[string]driver.Driver{"containerd": d}, MaxTerminalAllocs: 1, GCInterval: 50 * time.Millisecond})
+	defer c.Shutdown()
+	var reply structs.JobRegisterResponse
+	if err := srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob(3)}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "3 allocations running", func() bool {
+		return countStatus(serverAllocs(t, srv, "web"), structs.AllocClientStatusRunning) == 3
+	})
+	var dereg structs.JobDeregisterResponse
+	if err := srv.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: "web"}, &dereg); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "all but one terminal allocation collected", func() bool {
+		c.runnersMu.Lock()
+		n := len(c.runners)
+		c.runnersMu.Unlock()
+		d.mu.Lock()
+		destroyed := len(d.destroy)
+		d.mu.Unlock()
+		return n == 1 && destroyed >= 2
+	})
+	entries, err := os.ReadDir(filepath.Join(dir, "alloc"))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("alloc dirs left: %d (%v), want 1", len(entries), err)
+	}
 }
