@@ -66,17 +66,17 @@ func stubs(allocs []*structs.Allocation) []*structs.AllocListStub {
 	return out
 }
 
-// AllocSpecificRequest reads one allocation.
-type AllocSpecificRequest struct {
-	AllocID string
-	structs.QueryOptions
-}
-
-// SingleAllocResponse returns one allocation, nil if absent.
-type SingleAllocResponse struct {
-	Alloc *structs.Allocation
-	structs.QueryMeta
-}
+// The request and reply types of these endpoints live in structs, whose
+// msgpack codecs are generated: a type declared here that embedded
+// structs.QueryOptions would inherit its generated encoder and lose its
+// own fields on the wire.
+type (
+	AllocSpecificRequest = structs.AllocSpecificRequest
+	SingleAllocResponse  = structs.SingleAllocResponse
+	NodeSpecificRequest  = structs.NodeSpecificRequest
+	SingleNodeResponse   = structs.SingleNodeResponse
+	NodeListResponse     = structs.NodeListResponse
+)
 
 // Alloc reads allocations.
 type Alloc struct{ srv *Server }
@@ -114,23 +114,6 @@ func (a *Alloc) List(args *structs.GenericRequest, reply *structs.JobAllocations
 	})
 }
 
-// NodeSpecificRequest reads one node.
-type NodeSpecificRequest struct {
-	NodeID string
-	structs.QueryOptions
-}
-
-// SingleNodeResponse returns one node, nil if absent.
-type SingleNodeResponse struct {
-	Node *structs.Node
-	structs.QueryMeta
-}
-
-// NodeListResponse lists nodes.
-type NodeListResponse struct {
-	Nodes []*structs.NodeListStub
-	structs.QueryMeta
-}
 
 // Node reads nodes. Clients register through it in a later version.
 type Node struct{ srv *Server }

@@ -379,3 +379,33 @@ type AllocUpdateRequest struct {
 	Evals    []*Evaluation
 	WriteRequest
 }
+
+// AllocSpecificRequest reads one allocation.
+type AllocSpecificRequest struct {
+	AllocID string
+	QueryOptions
+}
+
+// SingleAllocResponse returns one allocation, nil if absent.
+type SingleAllocResponse struct {
+	Alloc *Allocation
+	QueryMeta
+}
+
+// NodeSpecificRequest reads one node.
+type NodeSpecificRequest struct {
+	NodeID string
+	QueryOptions
+}
+
+// SingleNodeResponse returns one node, nil if absent.
+type SingleNodeResponse struct {
+	Node *Node
+	QueryMeta
+}
+
+// NodeListResponse lists nodes.
+type NodeListResponse struct {
+	Nodes []*NodeListStub
+	QueryMeta
+}
