@@ -128,6 +128,11 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/node/{id}/allocations", a.nodeAllocations)
 	h("GET /v1/client/fs/logs/{alloc}", a.allocLogs)
 	h("GET /v1/client/allocation/{id}/stats", a.allocStats)
+	h("GET /v1/client/allocation/{id}/exec", a.allocExec)
+	h("POST /v1/client/allocation/{id}/signal", a.allocSignal)
+	h("PUT /v1/client/allocation/{id}/signal", a.allocSignal)
+	h("POST /v1/client/allocation/{id}/restart", a.allocRestart)
+	h("PUT /v1/client/allocation/{id}/restart", a.allocRestart)
 
 	h("GET /v1/status/leader", a.statusLeader)
 	h("GET /v1/status/peers", a.statusPeers)

@@ -75,3 +75,36 @@ func (a *Allocations) Logs(ctx context.Context, allocID string, o LogsOptions) (
 	}
 	return resp.Body, nil
 }
+
+// signalRequest is the body of the signal endpoint, Nomad's names.
+type signalRequest struct {
+	Task   string
+	Signal string
+}
+
+// Signal sends signal (a name such as "SIGUSR1", or a number) to a task of
+// an allocation, or to every running task when task is ""
+// (POST /v1/client/allocation/:id/signal; any agent answers, proxying to
+// the node that runs the allocation). A task that is not running is a
+// *StatusError with status 409.
+func (a *Allocations) Signal(ctx context.Context, allocID, task, signal string) error {
+	_, err := a.c.write(ctx, http.MethodPost, "/v1/client/allocation/"+url.PathEscape(allocID)+"/signal",
+		signalRequest{Task: task, Signal: signal}, nil, nil)
+	return err
+}
+
+// restartRequest is the body of the restart endpoint, Nomad's names.
+type restartRequest struct {
+	TaskName string
+}
+
+// Restart restarts a task of an allocation in place, or every running
+// task when task is "" (POST /v1/client/allocation/:id/restart). It
+// returns once the restart has begun; it does not count against the
+// task's restart policy. A task that is not running is a *StatusError
+// with status 409.
+func (a *Allocations) Restart(ctx context.Context, allocID, task string) error {
+	_, err := a.c.write(ctx, http.MethodPost, "/v1/client/allocation/"+url.PathEscape(allocID)+"/restart",
+		restartRequest{TaskName: task}, nil, nil)
+	return err
+}

@@ -81,7 +81,13 @@ func (d *Driver) ExecTask(ctx context.Context, taskID string, opts *driver.ExecO
 	if err != nil {
 		return -1, fmt.Errorf("exec in task %q: %w", taskID, unwrapGRPC(err))
 	}
-	if err := p.Start(ctx); err != nil {
+	// Start is not cut short by ctx: a start cancelled halfway could leave
+	// the process running in the container after the deferred Delete. If
+	// ctx ends meanwhile, the select below kills the started process.
+	sctx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), execCleanupTimeout)
+	err = p.Start(sctx)
+	cancelStart()
+	if err != nil {
 		return -1, fmt.Errorf("exec in task %q: start %q: %w", taskID, opts.Command[0], unwrapGRPC(err))
 	}
 
