@@ -78,7 +78,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 		return func() (cli.Command, error) { return &groupCommand{usage: usage, synopsis: synopsis}, nil }
 	}
 	return map[string]cli.CommandFactory{
-		"alloc":                     group("alloc <subcommand> [options] [args]", "Inspect allocations"),
+		"alloc":                     group("alloc <subcommand> [options] [args]", "Inspect allocations, read their logs, run commands in them"),
 		"eval":                      group("eval <subcommand> [options] [args]", "Inspect evaluations"),
 		"job":                       group("job <subcommand> [options] [args]", "Submit, inspect and stop jobs"),
 		"node":                      group("node <subcommand> [options] [args]", "Inspect client nodes"),
