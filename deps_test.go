@@ -23,7 +23,9 @@ func TestImportDirection(t *testing.T) {
 		{"jobspec", []string{mod + "server", mod + "state", mod + "fsm", mod + "agent", mod + "api"}, "parsing a job file needs no cluster"},
 		{"api", []string{mod + "server", mod + "state", mod + "fsm", mod + "agent", mod + "command", mod + "rpc", "github.com/hashicorp/raft"}, "the API client talks HTTP only"},
 		{"command", []string{mod + "server", mod + "state", mod + "fsm", mod + "rpc", mod + "agent", "github.com/hashicorp/raft"}, "the CLI talks to agents over HTTP like any user"},
-		{"server", []string{mod + "agent", mod + "command", mod + "api"}, "nothing below the agent imports it"},
+		{"server", []string{mod + "agent", mod + "command", mod + "api", mod + "client"}, "nothing below the agent imports it; servers run no tasks"},
+		{"client", []string{mod + "server", mod + "agent", mod + "command", mod + "api", mod + "fsm", mod + "state"}, "a client reaches the servers only over RPC"},
+		{"client/driver/containerd", []string{mod + "server", mod + "agent", mod + "client/allocrunner", mod + "rpc", "github.com/hashicorp/raft"}, "a driver runs containers and knows nothing of the cluster"},
 		{"rpc", []string{mod + "server", mod + "agent", mod + "state", mod + "fsm"}, "the transport knows no endpoints"},
 	}
 	for _, r := range rules {

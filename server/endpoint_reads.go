@@ -114,7 +114,6 @@ func (a *Alloc) List(args *structs.GenericRequest, reply *structs.JobAllocations
 	})
 }
 
-
 // Node reads nodes. Clients register through it in a later version.
 type Node struct{ srv *Server }
 
