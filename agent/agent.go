@@ -368,6 +368,12 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		sc.RaftHeartbeatTimeout, sc.RaftElectionTimeout, sc.RaftLeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	sc.RaftLeaderLeaseTimeout = min(sc.RaftLeaderLeaseTimeout, sc.RaftHeartbeatTimeout)
+	if s.NumSchedulers < 0 {
+		return nil, fmt.Errorf("server.num_schedulers must be >= 0 (got %d)", s.NumSchedulers)
+	}
+	if s.NumSchedulers > 0 {
+		sc.NumSchedulers = s.NumSchedulers
+	}
 	if s.GossipProfile != "" {
 		if s.GossipProfile != "lan" && s.GossipProfile != "local" {
 			return nil, fmt.Errorf("server.gossip_profile must be \"lan\" or \"local\" (got %q)", s.GossipProfile)

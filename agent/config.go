@@ -66,6 +66,9 @@ type ServerConfig struct {
 	RaftHeartbeatTimeout  string      `hcl:"raft_heartbeat_timeout,optional"`
 	RaftElectionTimeout   string      `hcl:"raft_election_timeout,optional"`
 	GossipProfile         string      `hcl:"gossip_profile,optional"`
+	// NumSchedulers is how many scheduler workers this server runs
+	// (default: one per core; 0 keeps the default).
+	NumSchedulers int `hcl:"num_schedulers,optional"`
 }
 
 // ServerJoin lists gossip addresses to join at start.
