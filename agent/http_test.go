@@ -73,9 +73,12 @@ func TestNomadClient(t *testing.T) {
 	job.Canonicalize()
 
 	// A dry run first: nothing can be placed (no nodes), and it says so.
-	plan, _, err := client.Jobs().Plan(job, false, nil)
+	plan, _, err := client.Jobs().Plan(job, true, nil)
 	if err != nil {
 		t.Fatalf("plan through Nomad's client: %v", err)
+	}
+	if plan.Diff == nil || plan.Diff.Type != "Added" {
+		t.Fatalf("plan diff of a new job = %+v, want Added", plan.Diff)
 	}
 	if u := plan.Annotations.DesiredTGUpdates["frontend"]; u == nil || u.Place != 2 || plan.FailedTGAllocs["frontend"] == nil {
 		t.Fatalf("plan = %+v (updates %+v), want 2 placements wanted and a failure for group frontend", plan, u)
@@ -111,6 +114,19 @@ func TestNomadClient(t *testing.T) {
 		*got.TaskGroups[0].Tasks[0].Resources.MemoryMB != 64 || *got.Status != "pending" {
 		t.Fatalf("job read back through Nomad's client differs: count %d driver %s", *got.TaskGroups[0].Count, got.TaskGroups[0].Tasks[0].Driver)
 	}
+
+	// A plan of a changed count shows the field that changes.
+	*job.TaskGroups[0].Count = 3
+	plan, _, err = client.Jobs().Plan(job, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Diff == nil || plan.Diff.Type != "Edited" || len(plan.Diff.TaskGroups) != 1 ||
+		len(plan.Diff.TaskGroups[0].Fields) != 1 || plan.Diff.TaskGroups[0].Fields[0].Name != "Count" ||
+		plan.Diff.TaskGroups[0].Fields[0].Old != "2" || plan.Diff.TaskGroups[0].Fields[0].New != "3" {
+		t.Fatalf("plan diff of count 2 -> 3 = %+v", plan.Diff)
+	}
+	*job.TaskGroups[0].Count = 2
 
 	// A blocking query through Nomad's client wakes on a change.
 	done := make(chan *nomad.Job, 1)

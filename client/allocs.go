@@ -78,6 +78,15 @@ func (c *Client) watchAllocs() {
 				c.removeAlloc(id) // garbage-collected by the servers
 			}
 		}
+		if index == 0 {
+			// The first answer also settles the runners restored from the
+			// local state: one the servers no longer know is destroyed.
+			for _, id := range c.runnerIDs() {
+				if _, ok := resp.Allocs[id]; !ok {
+					c.removeAlloc(id)
+				}
+			}
+		}
 		index = resp.Index
 	}
 }
@@ -151,11 +160,23 @@ func (c *Client) newRunner(a *structs.Allocation) (*allocrunner.AllocRunner, err
 
 func (c *Client) allocRoot() string { return c.config.DataDir + "/alloc" }
 
-// removeAlloc destroys the runner of an allocation the servers forgot.
+// runnerIDs lists the allocations this client runs.
+func (c *Client) runnerIDs() []string {
+	c.runnersMu.Lock()
+	defer c.runnersMu.Unlock()
+	ids := make([]string, 0, len(c.runners))
+	for id := range c.runners {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// removeAlloc destroys the runner of an allocation the servers forgot or
+// GC collects. A runner whose Destroy fails stays, so the next GC pass
+// tries again.
 func (c *Client) removeAlloc(id string) {
 	c.runnersMu.Lock()
 	ar := c.runners[id]
-	delete(c.runners, id)
 	c.runnersMu.Unlock()
 	if ar == nil {
 		return
@@ -163,8 +184,14 @@ func (c *Client) removeAlloc(id string) {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	if err := ar.Destroy(ctx); err != nil {
-		c.logger.Warn("destroy garbage-collected allocation", "alloc_id", id, "error", err)
+		c.logger.Warn("destroy allocation; will retry", "alloc_id", id, "error", err)
+		return
 	}
+	c.runnersMu.Lock()
+	if c.runners[id] == ar {
+		delete(c.runners, id)
+	}
+	c.runnersMu.Unlock()
 }
 
 // restore restarts runners for the allocations of an earlier run of this
@@ -172,8 +199,9 @@ func (c *Client) removeAlloc(id string) {
 // belong to no allocation.
 func (c *Client) restore() {
 	allocs, err := c.db.Allocs()
+	readAll := err == nil
 	if err != nil {
-		c.logger.Error("read client state; running allocations cannot be re-attached", "error", err)
+		c.logger.Error("read client state; some running allocations cannot be re-attached", "error", err)
 	}
 	for _, a := range allocs {
 		ar, err := c.newRunner(a)
@@ -192,7 +220,13 @@ func (c *Client) restore() {
 		c.runnersMu.Unlock()
 		ar.Run()
 	}
-	c.removeOrphans()
+	if readAll {
+		c.removeOrphans()
+	} else {
+		// Containers of allocations the damaged state did not list may
+		// still be wanted: leave them rather than kill healthy tasks.
+		c.logger.Warn("not removing containers unknown to the client state, because it could not be read whole")
+	}
 }
 
 // removeOrphans destroys tasks the drivers hold that belong to no
@@ -379,6 +413,12 @@ func (u *updateBatcher) run() {
 			if err := u.send(batch); err != nil {
 				if c.ctx.Err() != nil {
 					return
+				}
+				if strings.Contains(err.Error(), "bad request") {
+					// The servers refuse the batch itself: sending it
+					// again cannot help, and would block every later one.
+					c.logger.Error("servers refused allocation status updates; dropping them", "allocs", len(batch), "error", err)
+					continue
 				}
 				c.logger.Warn("report allocation status; will retry", "allocs", len(batch), "error", err, "retry_in", backoff)
 				u.putBack(batch)

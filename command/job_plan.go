@@ -1,12 +1,15 @@
 package command
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/skiffhq/skiff/api"
+	"github.com/skiffhq/skiff/structs"
 )
 
 // Exit codes of "job plan".
@@ -67,12 +70,26 @@ func (c *JobPlanCommand) Run(args []string) int {
 	}
 
 	changes := false
-	fmt.Fprintf(c.stdout, "Job: %q\n", job.ID)
+	var diff *structs.JobDiff
+	if len(plan.Diff) > 0 && string(plan.Diff) != "null" {
+		diff = &structs.JobDiff{}
+		if err := json.Unmarshal(plan.Diff, diff); err != nil {
+			diff = nil
+		}
+	}
+	updates := map[string]*api.DesiredUpdates{}
 	if plan.Annotations != nil {
-		for _, tg := range slices.Sorted(maps.Keys(plan.Annotations.DesiredTGUpdates)) {
-			u := plan.Annotations.DesiredTGUpdates[tg]
+		updates = plan.Annotations.DesiredTGUpdates
+		for _, u := range updates {
 			changes = changes || u.Changes()
-			fmt.Fprintf(c.stdout, "Task Group: %q (%s)\n", tg, describeUpdates(u))
+		}
+	}
+	if diff != nil {
+		printJobDiff(c.stdout, diff, updates, verbose)
+	} else {
+		fmt.Fprintf(c.stdout, "Job: %q\n", job.ID)
+		for _, tg := range slices.Sorted(maps.Keys(updates)) {
+			fmt.Fprintf(c.stdout, "Task Group: %q (%s)\n", tg, describeUpdates(updates[tg]))
 		}
 	}
 	fmt.Fprintln(c.stdout, "\nScheduler dry-run:")
@@ -122,4 +139,64 @@ func describeUpdates(u *api.DesiredUpdates) string {
 		return "no change"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// diffMark is the prefix of a line of the diff, as in Nomad's output:
+// "+ ", "- ", "+/- ", or nothing for no change.
+func diffMark(typ string) string {
+	switch typ {
+	case structs.DiffTypeAdded:
+		return "+ "
+	case structs.DiffTypeDeleted:
+		return "- "
+	case structs.DiffTypeEdited:
+		return "+/- "
+	}
+	return ""
+}
+
+// printJobDiff prints the spec changes with the allocation changes of
+// each group. Unchanged tasks are listed only with -verbose.
+func printJobDiff(w io.Writer, d *structs.JobDiff, updates map[string]*api.DesiredUpdates, verbose bool) {
+	fmt.Fprintf(w, "%sJob: %q\n", diffMark(d.Type), d.ID)
+	if d.Type == structs.DiffTypeAdded && !verbose {
+		// A new job: every field would be a "+" line; -verbose shows them.
+		for _, g := range d.TaskGroups {
+			desc := ""
+			if u := updates[g.Name]; u != nil {
+				desc = " (" + describeUpdates(u) + ")"
+			}
+			fmt.Fprintf(w, "+ Task Group: %q%s\n", g.Name, desc)
+		}
+		return
+	}
+	printFields(w, "", d.Fields)
+	for _, g := range d.TaskGroups {
+		desc := ""
+		if u := updates[g.Name]; u != nil {
+			desc = " (" + describeUpdates(u) + ")"
+		}
+		fmt.Fprintf(w, "%sTask Group: %q%s\n", diffMark(g.Type), g.Name, desc)
+		printFields(w, "  ", g.Fields)
+		for _, t := range g.Tasks {
+			if t.Type == structs.DiffTypeNone && !verbose {
+				continue
+			}
+			fmt.Fprintf(w, "  %sTask: %q\n", diffMark(t.Type), t.Name)
+			printFields(w, "    ", t.Fields)
+		}
+	}
+}
+
+func printFields(w io.Writer, indent string, fields []*structs.FieldDiff) {
+	for _, f := range fields {
+		switch f.Type {
+		case structs.DiffTypeAdded:
+			fmt.Fprintf(w, "%s  + %s: %q\n", indent, f.Name, f.New)
+		case structs.DiffTypeDeleted:
+			fmt.Fprintf(w, "%s  - %s: %q\n", indent, f.Name, f.Old)
+		default:
+			fmt.Fprintf(w, "%s  +/- %s: %q => %q\n", indent, f.Name, f.Old, f.New)
+		}
+	}
 }

@@ -66,6 +66,13 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 			return fmt.Errorf("plan job %q: %w", job.ID, err)
 		}
 	}
+	if args.Diff {
+		var old *structs.Job
+		if cur != nil && !cur.Stop {
+			old = cur
+		}
+		reply.Diff = structs.DiffJobs(old, job)
+	}
 	reply.Annotations = annotate(snap, job, p.plan)
 	if p.eval != nil {
 		reply.FailedTGAllocs = p.eval.FailedTGAllocs

@@ -81,7 +81,7 @@ func (p *Plan) Submit(args *structs.PlanSubmitRequest, reply *structs.PlanSubmit
 		if err := p.srv.broker.OutstandingReset(args.Plan.EvalID, args.EvalToken); err != nil {
 			return fmt.Errorf("plan of evaluation %s refused: %w", args.Plan.EvalID, err)
 		}
-		res, err := p.srv.submitPlan(p.srv.shutdownCtx, args.Plan)
+		res, err := p.srv.submitPlan(p.srv.shutdownCtx, args.Plan, args.EvalToken)
 		if err != nil {
 			return err
 		}

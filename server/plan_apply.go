@@ -12,6 +12,7 @@ import (
 // pendingPlan is a plan waiting for the leader's plan applier.
 type pendingPlan struct {
 	plan   *structs.Plan
+	token  string // the evaluation's broker token; "" in tests that bypass the broker
 	result chan planOutcome
 }
 
@@ -32,10 +33,19 @@ type planOutcome struct {
 // answered once its plan is committed.
 func (s *Server) planApplier(ctx context.Context) {
 	var inflight []*planCommit
-	defer func() {
-		for _, c := range inflight {
-			<-c.done
+	// One committer applies the verified plans through raft in the order
+	// they were verified: plan N+1 was checked against N's allocations.
+	commits := make(chan pendingCommit, maxPlansInFlight)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for pc := range commits {
+			s.commitPlan(pc.c, pc.p)
 		}
+	}()
+	defer func() {
+		close(commits)
+		<-committed
 	}()
 	for {
 		select {
@@ -47,19 +57,32 @@ func (s *Server) planApplier(ctx context.Context) {
 				<-inflight[0].done
 				inflight = pruneCommits(inflight)
 			}
+			// A plan whose evaluation was handed to another worker since
+			// (nack timeout, or a new leader's broker) must not commit.
+			if p.token != "" {
+				if err := s.broker.OutstandingReset(p.plan.EvalID, p.token); err != nil {
+					p.result <- planOutcome{nil, fmt.Errorf("plan of evaluation %s refused: %w", p.plan.EvalID, err)}
+					continue
+				}
+			}
 			c, res, err := s.verifyPlan(p.plan, inflight)
 			if err != nil || c == nil {
 				p.result <- planOutcome{res, err}
 				continue
 			}
 			inflight = append(inflight, c)
-			go s.commitPlan(c, p)
+			commits <- pendingCommit{c, p}
 		}
 	}
 }
 
-// maxPlansInFlight bounds the plans committed at once.
+// maxPlansInFlight bounds the plans verified and not yet committed.
 const maxPlansInFlight = 4
+
+type pendingCommit struct {
+	c *planCommit
+	p *pendingPlan
+}
 
 // planCommit is a verified plan being committed through raft.
 type planCommit struct {
@@ -94,6 +117,11 @@ func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
 	}
 	c.index = index
 	c.result.AllocIndex = index
+	if c.result.RefreshIndex != 0 {
+		// The worker plans again on state that holds this commit too, or
+		// it would place again what was just placed.
+		c.result.RefreshIndex = max(c.result.RefreshIndex, index)
+	}
 	for id, stops := range c.result.NodeUpdate {
 		if len(stops) > 0 {
 			s.unblockNode(c.snap, id, index)
@@ -102,11 +130,19 @@ func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
 	p.result <- planOutcome{c.result, nil}
 }
 
-// submitPlan hands a plan to the applier and waits for its outcome.
-func (s *Server) submitPlan(ctx context.Context, plan *structs.Plan) (*structs.PlanResult, error) {
-	p := &pendingPlan{plan: plan, result: make(chan planOutcome, 1)}
+// submitPlan hands a plan to the applier of the current term of
+// leadership and waits for its outcome. It fails at once when this server
+// is not leading, and when the term ends before the applier took the plan.
+func (s *Server) submitPlan(ctx context.Context, plan *structs.Plan, token string) (*structs.PlanResult, error) {
+	term := s.planTerm.Load()
+	if term == nil || (*term).Err() != nil {
+		return nil, fmt.Errorf("%w: this server's plan applier is not running", structs.ErrNoLeader)
+	}
+	p := &pendingPlan{plan: plan, token: token, result: make(chan planOutcome, 1)}
 	select {
 	case s.planQueue <- p:
+	case <-(*term).Done():
+		return nil, fmt.Errorf("%w: leadership ended before the plan was applied", structs.ErrNoLeader)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -136,10 +172,16 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 // the result when there is nothing to commit.
 func (s *Server) verifyPlan(plan *structs.Plan, inflight []*planCommit) (*planCommit, *structs.PlanResult, error) {
 	snap := s.fsm.State().Snapshot()
+	// Plans in flight count with their placements only: the space their
+	// stops free is used once they are committed.
 	overlay := map[string][]*structs.Allocation{}
 	for _, c := range inflight {
 		for node, allocs := range c.byNode {
-			overlay[node] = append(overlay[node], allocs...)
+			for _, a := range allocs {
+				if !a.TerminalStatus() {
+					overlay[node] = append(overlay[node], a)
+				}
+			}
 		}
 	}
 	result := &structs.PlanResult{NodeUpdate: map[string][]*structs.Allocation{}, NodeAllocation: map[string][]*structs.Allocation{}}
@@ -166,6 +208,7 @@ func (s *Server) verifyPlan(plan *structs.Plan, inflight []*planCommit) (*planCo
 			refused = true
 			if plan.AllAtOnce {
 				result.NodeUpdate, result.NodeAllocation = nil, nil
+				plan = &structs.Plan{EvalID: plan.EvalID, Job: plan.Job} // nothing of it commits, its deployment neither
 				break
 			}
 			continue

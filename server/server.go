@@ -52,6 +52,9 @@ type Server struct {
 	blocked *blockedEvals
 
 	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
+	// planTerm is the context of the current term of leadership while the
+	// plan applier runs; submitters give up when it ends.
+	planTerm atomic.Pointer[context.Context]
 	planQueue      chan *pendingPlan
 
 	heartbeats heartbeats

@@ -22,6 +22,15 @@ var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch, stru
 func (s *Server) runScheduling(ctx context.Context) {
 	s.broker.SetEnabled(true)
 	s.blocked.SetEnabled(true)
+	s.planTerm.Store(&ctx)
+	defer s.planTerm.Store(nil)
+	// Leadership ends: stop handing out evaluations (and accepting their
+	// tokens) at once, before waiting for the applier and reaper.
+	stop := context.AfterFunc(ctx, func() {
+		s.broker.SetEnabled(false)
+		s.blocked.SetEnabled(false)
+	})
+	defer stop()
 	defer s.broker.SetEnabled(false)
 	defer s.blocked.SetEnabled(false)
 	if err := s.restoreEvals(); err != nil {

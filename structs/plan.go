@@ -107,6 +107,9 @@ type JobPlanResponse struct {
 	// JobModifyIndex is the job's current modify index (0 if new): pass it
 	// to a check-and-set register so it applies only if nothing changed.
 	JobModifyIndex uint64
+	// Diff is what registering the job would change in its spec (asked
+	// for with JobPlanRequest.Diff).
+	Diff           *JobDiff
 	Annotations    *PlanAnnotations
 	FailedTGAllocs map[string]*AllocMetric
 	CreatedEvals   []*Evaluation

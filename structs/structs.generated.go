@@ -46842,9 +46842,9 @@ func (x *JobPlanResponse) CodecEncodeSelf(e *codec1978.Encoder) {
 			_, _ = yysep2, yy2arr2
 			const yyr2 bool = false // struct tag has 'toArray'
 			if yyr2 || yy2arr2 {
-				r.WriteArrayStart(6)
+				r.WriteArrayStart(7)
 			} else {
-				r.WriteMapStart(6)
+				r.WriteMapStart(7)
 			}
 			if yyr2 || yy2arr2 {
 				r.WriteArrayElem()
@@ -46866,13 +46866,59 @@ func (x *JobPlanResponse) CodecEncodeSelf(e *codec1978.Encoder) {
 				}
 			}
 			var yyn6 bool
-			if x.Annotations == nil {
+			if x.Diff == nil {
 				yyn6 = true
 				goto LABEL6
 			}
 		LABEL6:
 			if yyr2 || yy2arr2 {
 				if yyn6 {
+					r.WriteArrayElem()
+					r.EncodeNil()
+				} else {
+					r.WriteArrayElem()
+					if x.Diff == nil {
+						r.EncodeNil()
+					} else {
+						if false {
+						} else if yyxt7 := z.Extension(z.I2Rtid(x.Diff)); yyxt7 != nil {
+							z.EncExtension(x.Diff, yyxt7)
+						} else {
+							z.EncFallback(x.Diff)
+						}
+					}
+				}
+			} else {
+				r.WriteMapElemKey()
+				if z.IsJSONHandle() {
+					z.WriteStr("\"Diff\"")
+				} else {
+					r.EncodeStringEnc(codecSelferCcUTF8102, `Diff`)
+				}
+				r.WriteMapElemValue()
+				if yyn6 {
+					r.EncodeNil()
+				} else {
+					if x.Diff == nil {
+						r.EncodeNil()
+					} else {
+						if false {
+						} else if yyxt8 := z.Extension(z.I2Rtid(x.Diff)); yyxt8 != nil {
+							z.EncExtension(x.Diff, yyxt8)
+						} else {
+							z.EncFallback(x.Diff)
+						}
+					}
+				}
+			}
+			var yyn9 bool
+			if x.Annotations == nil {
+				yyn9 = true
+				goto LABEL9
+			}
+		LABEL9:
+			if yyr2 || yy2arr2 {
+				if yyn9 {
 					r.WriteArrayElem()
 					r.EncodeNil()
 				} else {
@@ -46891,7 +46937,7 @@ func (x *JobPlanResponse) CodecEncodeSelf(e *codec1978.Encoder) {
 					r.EncodeStringEnc(codecSelferCcUTF8102, `Annotations`)
 				}
 				r.WriteMapElemValue()
-				if yyn6 {
+				if yyn9 {
 					r.EncodeNil()
 				} else {
 					if x.Annotations == nil {
@@ -47064,6 +47110,23 @@ func (x *JobPlanResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			} else {
 				x.JobModifyIndex = (uint64)(r.DecodeUint64())
 			}
+		case "Diff":
+			if r.TryDecodeAsNil() {
+				if true && x.Diff != nil {
+					x.Diff = nil
+				}
+			} else {
+				if x.Diff == nil {
+					x.Diff = new(JobDiff)
+				}
+
+				if false {
+				} else if yyxt6 := z.Extension(z.I2Rtid(x.Diff)); yyxt6 != nil {
+					z.DecExtension(x.Diff, yyxt6)
+				} else {
+					z.DecFallback(x.Diff, false)
+				}
+			}
 		case "Annotations":
 			if r.TryDecodeAsNil() {
 				if true && x.Annotations != nil {
@@ -47117,16 +47180,16 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 	var h codecSelfer102
 	z, r := codec1978.GenHelperDecoder(d)
 	_, _, _ = h, z, r
-	var yyj12 int
-	var yyb12 bool
-	var yyhl12 bool = l >= 0
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	var yyj14 int
+	var yyb14 bool
+	var yyhl14 bool = l >= 0
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47136,13 +47199,40 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 	} else {
 		x.JobModifyIndex = (uint64)(r.DecodeUint64())
 	}
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
+		r.ReadArrayEnd()
+		return
+	}
+	r.ReadArrayElem()
+	if r.TryDecodeAsNil() {
+		if true && x.Diff != nil {
+			x.Diff = nil
+		}
+	} else {
+		if x.Diff == nil {
+			x.Diff = new(JobDiff)
+		}
+
+		if false {
+		} else if yyxt17 := z.Extension(z.I2Rtid(x.Diff)); yyxt17 != nil {
+			z.DecExtension(x.Diff, yyxt17)
+		} else {
+			z.DecFallback(x.Diff, false)
+		}
+	}
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
+	} else {
+		yyb14 = r.CheckBreak()
+	}
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47158,13 +47248,13 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 
 		x.Annotations.CodecDecodeSelf(d)
 	}
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47177,13 +47267,13 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 			h.decMapstringPtrtoAllocMetric((*map[string]*AllocMetric)(&x.FailedTGAllocs), d)
 		}
 	}
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47196,13 +47286,13 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 			h.decSlicePtrtoEvaluation((*[]*Evaluation)(&x.CreatedEvals), d)
 		}
 	}
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47212,13 +47302,13 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 	} else {
 		x.Warnings = (string)(r.DecodeString())
 	}
-	yyj12++
-	if yyhl12 {
-		yyb12 = yyj12 > l
+	yyj14++
+	if yyhl14 {
+		yyb14 = yyj14 > l
 	} else {
-		yyb12 = r.CheckBreak()
+		yyb14 = r.CheckBreak()
 	}
-	if yyb12 {
+	if yyb14 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -47229,17 +47319,17 @@ func (x *JobPlanResponse) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) 
 		x.Index = (uint64)(r.DecodeUint64())
 	}
 	for {
-		yyj12++
-		if yyhl12 {
-			yyb12 = yyj12 > l
+		yyj14++
+		if yyhl14 {
+			yyb14 = yyj14 > l
 		} else {
-			yyb12 = r.CheckBreak()
+			yyb14 = r.CheckBreak()
 		}
-		if yyb12 {
+		if yyb14 {
 			break
 		}
 		r.ReadArrayElem()
-		z.DecStructFieldNotFound(yyj12-1, "")
+		z.DecStructFieldNotFound(yyj14-1, "")
 	}
 	r.ReadArrayEnd()
 }
