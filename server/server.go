@@ -54,8 +54,8 @@ type Server struct {
 	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
 	// planTerm is the context of the current term of leadership while the
 	// plan applier runs; submitters give up when it ends.
-	planTerm atomic.Pointer[context.Context]
-	planQueue      chan *pendingPlan
+	planTerm  atomic.Pointer[context.Context]
+	planQueue chan *pendingPlan
 
 	heartbeats heartbeats
 	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
