@@ -47,6 +47,8 @@ type planCtx struct {
 
 	nodeOf  map[string]*structs.Node // node lookups, nil for gone nodes
 	stopped map[string]bool          // alloc IDs the plan stops
+	// stoppedOn are the live allocations the plan stops, by node.
+	stoppedOn map[string][]*structs.Allocation
 	usage   map[string]*nodeUsage    // by node ID, filled lazily
 	usageAt []*nodeUsage             // the same, by position in nodes
 	// jobOn holds, by node ID, the job's allocations that will be running
@@ -173,6 +175,12 @@ func (c *planCtx) stop(a *structs.Allocation, desc, clientStatus string) {
 	}
 	c.plan.AppendStoppedAlloc(a, desc, clientStatus)
 	c.stopped[a.ID] = true
+	if !a.TerminalStatus() {
+		if c.stoppedOn == nil {
+			c.stoppedOn = map[string][]*structs.Allocation{}
+		}
+		c.stoppedOn[a.NodeID] = append(c.stoppedOn[a.NodeID], a)
+	}
 	c.jobOn[a.NodeID] = slices.DeleteFunc(slices.Clone(c.jobOn[a.NodeID]), func(x *structs.Allocation) bool { return x.ID == a.ID })
 	if u := c.usage[a.NodeID]; u != nil && !a.TerminalStatus() {
 		u.release(a)

@@ -73,21 +73,24 @@ func (a *ask) resources() *structs.AllocatedResources {
 }
 
 // nodeUsage is what is used on a node once the plan applies.
+//
+// It starts either from the state's per-node usage (base, when the state
+// keeps one: a single lookup) or from the node's allocations (allocs).
+// Placements of this plan are added to allocs; stops are released.
 type nodeUsage struct {
 	cpu, mem, disk int64
 	ports          map[int]bool // nil until a group asks for ports
 	allocs         []*structs.Allocation
+	// base is the state's port counts when the usage started from the
+	// state; released are allocations it counts that the plan stops.
+	base     map[int]int
+	fromBase bool
+	released []*structs.Allocation
 }
 
 func (u *nodeUsage) add(a *structs.Allocation) {
-	r := a.AllocatedResources
-	if r != nil {
-		for _, t := range r.Tasks {
-			u.cpu += t.Cpu.CpuShares
-			u.mem += t.Memory.MemoryMB
-		}
-		u.disk += r.Shared.DiskMB
-	}
+	cpu, mem, disk, _ := structs.AllocUsage(a)
+	u.cpu, u.mem, u.disk = u.cpu+cpu, u.mem+mem, u.disk+disk
 	u.allocs = append(u.allocs, a)
 	if u.ports != nil {
 		forPorts(a, func(p int) { u.ports[p] = true })
@@ -96,20 +99,25 @@ func (u *nodeUsage) add(a *structs.Allocation) {
 
 func (u *nodeUsage) release(a *structs.Allocation) {
 	i := slices.IndexFunc(u.allocs, func(x *structs.Allocation) bool { return x.ID == a.ID })
-	if i < 0 {
+	switch {
+	case i >= 0:
+		u.allocs = slices.Delete(u.allocs, i, i+1)
+	case u.fromBase:
+		u.released = append(u.released, a) // counted by the state's usage
+	default:
 		return
 	}
-	u.allocs = slices.Delete(u.allocs, i, i+1)
-	if r := a.AllocatedResources; r != nil {
-		for _, t := range r.Tasks {
-			u.cpu -= t.Cpu.CpuShares
-			u.mem -= t.Memory.MemoryMB
-		}
-		u.disk -= r.Shared.DiskMB
-	}
+	cpu, mem, disk, _ := structs.AllocUsage(a)
+	u.cpu, u.mem, u.disk = u.cpu-cpu, u.mem-mem, u.disk-disk
 	if u.ports != nil {
 		forPorts(a, func(p int) { delete(u.ports, p) })
 	}
+}
+
+// usageReader is an optional extension of State: the usage of a node's
+// live allocations in one lookup (the state store keeps it).
+type usageReader interface {
+	NodeUsage(nodeID string) (*structs.NodeUsage, error)
 }
 
 // forPorts calls fn with every host port an allocation holds.
@@ -138,6 +146,18 @@ func forPorts(a *structs.Allocation, fn func(int)) {
 // nodeUsage returns the usage of node n, reading its allocations once.
 func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 	if u := c.usage[n.ID]; u != nil {
+		return u, nil
+	}
+	if ur, ok := c.state.(usageReader); ok {
+		nu, err := ur.NodeUsage(n.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
+		}
+		u := &nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
+		for _, a := range c.stoppedOn[n.ID] {
+			u.release(a)
+		}
+		c.usage[n.ID] = u
 		return u, nil
 	}
 	allocs, err := c.state.AllocsByNode(nil, n.ID)
@@ -195,6 +215,12 @@ func (c *planCtx) fit(n *structs.Node, u *nodeUsage, a *ask) (string, *structs.A
 func (c *planCtx) assignPorts(n *structs.Node, u *nodeUsage, a *ask, res *structs.AllocatedResources) bool {
 	if u.ports == nil {
 		u.ports = map[int]bool{}
+		for p := range u.base {
+			u.ports[p] = true
+		}
+		for _, x := range u.released {
+			forPorts(x, func(p int) { delete(u.ports, p) })
+		}
 		for _, x := range u.allocs {
 			forPorts(x, func(p int) { u.ports[p] = true })
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/skiffhq/skiff/state"
@@ -286,65 +287,97 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string, pending [
 	if node == nil {
 		return false, "node is gone", nil
 	}
-	existing, err := snap.AllocsByNode(nil, nodeID)
+	// Start from what the stored live allocations use (one lookup), then
+	// replace the allocations the in-flight plans and this plan change by
+	// their final versions: pending, then this plan's stops, then its
+	// placements and in-place updates.
+	usage, err := snap.NodeUsage(nodeID)
 	if err != nil {
 		return false, "", err
 	}
-	if len(pending) > 0 {
-		existing = mergeByID(existing, pending)
+	cpu, mem, disk := usage.CPU, usage.MemoryMB, usage.DiskMB
+	ports := maps.Clone(usage.Ports)
+	if ports == nil {
+		ports = map[int]int{}
 	}
-	replaced := map[string]bool{}
+	final := map[string]*structs.Allocation{}
+	var order []string
+	set := func(a *structs.Allocation) {
+		if _, seen := final[a.ID]; !seen {
+			order = append(order, a.ID)
+		}
+		final[a.ID] = a
+	}
+	isPending := map[string]bool{}
+	for _, a := range pending {
+		isPending[a.ID] = true
+		set(a)
+	}
 	for _, a := range plan.NodeUpdate[nodeID] {
-		replaced[a.ID] = true
+		set(a)
 	}
+	isPlacing := map[string]bool{}
 	for _, a := range placing {
-		replaced[a.ID] = true // an in-place update replaces the stored copy
+		isPlacing[a.ID] = true
+		set(a)
+	}
+	change := func(a *structs.Allocation, sign int64) {
+		c, m, d, ps := structs.AllocUsage(a)
+		cpu, mem, disk = cpu+sign*c, mem+sign*m, disk+sign*d
+		for _, p := range ps {
+			ports[p] += int(sign)
+		}
 	}
 	newOnes := false
-	known := map[string]bool{}
-	var all []*structs.Allocation
-	for _, a := range existing {
-		known[a.ID] = true
-		if !a.TerminalStatus() && !replaced[a.ID] {
-			all = append(all, a)
+	for _, id := range order {
+		stored, err := snap.AllocByID(nil, id)
+		if err != nil {
+			return false, "", err
 		}
-	}
-	for _, a := range placing {
-		if !known[a.ID] {
+		onNode := stored != nil && stored.NodeID == nodeID
+		if onNode && !stored.TerminalStatus() {
+			change(stored, -1)
+		}
+		if isPlacing[id] && !onNode && !isPending[id] {
 			newOnes = true
 		}
-		if !a.TerminalStatus() {
-			all = append(all, a)
+		if a := final[id]; !a.TerminalStatus() {
+			change(a, +1)
 		}
 	}
 	if newOnes && !node.Ready() {
 		return false, fmt.Sprintf("node is %s (eligibility %s)", node.Status, node.SchedulingEligibility), nil
 	}
-	if ok, dim := structs.AllocsFit(node, all); !ok {
-		return false, "exhausted on " + dim, nil
+	capCPU, capMem, capDisk := nodeCapacity(node)
+	switch {
+	case cpu > capCPU:
+		return false, "exhausted on cpu", nil
+	case mem > capMem:
+		return false, "exhausted on memory", nil
+	case disk > capDisk:
+		return false, "exhausted on disk", nil
+	}
+	for _, n := range ports {
+		if n > 1 {
+			return false, "exhausted on ports", nil
+		}
 	}
 	return true, "", nil
 }
 
-// mergeByID returns stored with the pending copies in place of (or added
-// to) the stored ones.
-func mergeByID(stored, pending []*structs.Allocation) []*structs.Allocation {
-	byID := make(map[string]*structs.Allocation, len(stored)+len(pending))
-	order := make([]string, 0, len(stored)+len(pending))
-	for _, list := range [][]*structs.Allocation{stored, pending} {
-		for _, a := range list {
-			if _, seen := byID[a.ID]; !seen {
-				order = append(order, a.ID)
-			}
-			byID[a.ID] = a
-		}
+// nodeCapacity is what a node offers after its reservations.
+func nodeCapacity(n *structs.Node) (cpu, mem, disk int64) {
+	if r := n.NodeResources; r != nil {
+		cpu, mem, disk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
 	}
-	out := make([]*structs.Allocation, 0, len(order))
-	for _, id := range order {
-		out = append(out, byID[id])
+	if r := n.ReservedResources; r != nil {
+		cpu -= r.Cpu.CpuShares
+		mem -= r.Memory.MemoryMB
+		disk -= r.Disk.DiskMB
 	}
-	return out
+	return cpu, mem, disk
 }
+
 
 // withoutJob returns a shallow copy of a without its Job, for the raft
 // entry (see ApplyPlanResultsRequest).

@@ -44,7 +44,12 @@ func (r *Restore) JobSummaryRestore(s *structs.JobSummary) error { return r.put(
 func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.put(TableEvals, e) }
 
 // AllocRestore restores an allocation.
-func (r *Restore) AllocRestore(a *structs.Allocation) error { return r.put(TableAllocs, a) }
+func (r *Restore) AllocRestore(a *structs.Allocation) error {
+	if err := r.put(TableAllocs, a); err != nil {
+		return err
+	}
+	return changeUsage(r.txn.Txn, a, +1)
+}
 
 // NodeRestore restores a node.
 func (r *Restore) NodeRestore(n *structs.Node) error { return r.put(TableNodes, n) }

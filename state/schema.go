@@ -108,6 +108,7 @@ func schema() *memdb.DBSchema {
 			idIndex(str("ID")),
 			&memdb.IndexSchema{Name: indexSecretID, Unique: true, AllowMissing: true, Indexer: str("SecretID")},
 		),
+		table(TableNodeUsage, idIndex(str("NodeID"))),
 		table(TableDeployments,
 			idIndex(str("ID")),
 			secondary(indexJob, nsKey("JobID")),

@@ -1,0 +1,59 @@
+package state
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// TableNodeUsage holds one structs.NodeUsage per node with live
+// allocations. It is derived from the allocations table: written with
+// every allocation change, rebuilt on restore, never snapshotted.
+const TableNodeUsage = "node_usage"
+
+// NodeUsage returns what the live allocations on a node use, or a zero
+// usage when it has none.
+func (r reader) NodeUsage(nodeID string) (*structs.NodeUsage, error) {
+	u, err := first[structs.NodeUsage](nil, r.txn(), TableNodeUsage, indexID, nodeID)
+	if err != nil || u != nil {
+		return u, err
+	}
+	return &structs.NodeUsage{NodeID: nodeID}, nil
+}
+
+// changeUsage adds (sign +1) or removes (sign -1) a live allocation's use
+// to or from its node's usage row. Terminal allocations use nothing.
+func changeUsage(tx *memdb.Txn, a *structs.Allocation, sign int64) error {
+	if a == nil || a.NodeID == "" || a.TerminalStatus() {
+		return nil
+	}
+	cpu, mem, disk, ports := structs.AllocUsage(a)
+	cur, err := first[structs.NodeUsage](nil, tx, TableNodeUsage, indexID, a.NodeID)
+	if err != nil {
+		return err
+	}
+	u := &structs.NodeUsage{NodeID: a.NodeID}
+	if cur != nil {
+		*u = *cur
+		u.Ports = maps.Clone(cur.Ports)
+	}
+	u.CPU += sign * cpu
+	u.MemoryMB += sign * mem
+	u.DiskMB += sign * disk
+	for _, p := range ports {
+		if u.Ports == nil {
+			u.Ports = map[int]int{}
+		}
+		u.Ports[p] += int(sign)
+		if u.Ports[p] <= 0 {
+			delete(u.Ports, p)
+		}
+	}
+	if err := tx.Insert(TableNodeUsage, u); err != nil {
+		return fmt.Errorf("update usage of node %s: %w", a.NodeID, err)
+	}
+	return nil
+}
