@@ -49,8 +49,8 @@ type planCtx struct {
 	stopped map[string]bool          // alloc IDs the plan stops
 	// stoppedOn are the live allocations the plan stops, by node.
 	stoppedOn map[string][]*structs.Allocation
-	usage   map[string]*nodeUsage    // by node ID, filled lazily
-	usageAt []*nodeUsage             // the same, by position in nodes
+	usage     map[string]*nodeUsage // by node ID, filled lazily
+	usageAt   []*nodeUsage          // the same, by position in nodes
 	// jobOn holds, by node ID, the job's allocations that will be running
 	// once the plan applies (existing minus stopped, plus placed).
 	jobOn map[string][]*structs.Allocation

@@ -378,7 +378,6 @@ func nodeCapacity(n *structs.Node) (cpu, mem, disk int64) {
 	return cpu, mem, disk
 }
 
-
 // withoutJob returns a shallow copy of a without its Job, for the raft
 // entry (see ApplyPlanResultsRequest).
 func withoutJob(a *structs.Allocation) *structs.Allocation {
