@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,6 +258,13 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	res.downNodes = notReady(tb, s.State())
 	res.raftLastIndex = s.Raft().LastIndex()
 	res.heapEnd = liveHeap()
+	if path := os.Getenv("SKIFF_HEAP_PROFILE"); path != "" {
+		// The live heap with everything placed, for "go tool pprof".
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	return res
 }
 
