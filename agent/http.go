@@ -126,6 +126,8 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/nodes", a.nodeList)
 	h("GET /v1/node/{id}", a.nodeGet)
 	h("GET /v1/node/{id}/allocations", a.nodeAllocations)
+	h("PUT /v1/node/{id}/eligibility", a.nodeEligibility)
+	h("POST /v1/node/{id}/eligibility", a.nodeEligibility)
 	h("GET /v1/client/fs/logs/{alloc}", a.allocLogs)
 	h("GET /v1/client/allocation/{id}/stats", a.allocStats)
 	h("GET /v1/client/allocation/{id}/exec", a.allocExec)

@@ -222,3 +222,26 @@ func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) (any, er
 	setIndex(w, reply.Index)
 	return nil, nil
 }
+
+// nodeEligibility is PUT /v1/node/:id/eligibility {"Eligibility": "eligible"|"ineligible"}.
+func (a *Agent) nodeEligibility(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body struct {
+		NodeID      string
+		Eligibility string
+	}
+	if _, err := a.readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if body.NodeID != "" && body.NodeID != id {
+		return nil, badRequest("node ID in the path (%q) does not match the body's NodeID (%q)", id, body.NodeID)
+	}
+	args := structs.NodeUpdateEligibilityRequest{NodeID: id, Eligibility: body.Eligibility}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.NodeEligibilityUpdateResponse
+	if err := a.rpc("Node.UpdateEligibility", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}

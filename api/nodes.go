@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 
 	"github.com/skiffhq/skiff/structs"
@@ -40,4 +41,19 @@ func (n *Nodes) Allocations(ctx context.Context, id string, q *QueryOptions) ([]
 // Resolve returns the full ID of the one node whose ID starts with id.
 func (n *Nodes) Resolve(ctx context.Context, id string, q *QueryOptions) (string, error) {
 	return resolve(ctx, "node", id, true, q, n.List, func(s *structs.NodeListStub) string { return s.ID })
+}
+
+// ToggleEligibility marks a node eligible or ineligible for new
+// placements (PUT /v1/node/:id/eligibility).
+func (n *Nodes) ToggleEligibility(ctx context.Context, id string, eligible bool, w *WriteOptions) (*structs.NodeEligibilityUpdateResponse, error) {
+	e := structs.NodeSchedulingIneligible
+	if eligible {
+		e = structs.NodeSchedulingEligible
+	}
+	var out structs.NodeEligibilityUpdateResponse
+	if _, err := n.c.write(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(id)+"/eligibility",
+		map[string]string{"NodeID": id, "Eligibility": e}, &out, w); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

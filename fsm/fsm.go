@@ -111,6 +111,7 @@ var appliers = map[structs.MessageType]applier{
 	structs.NodeDeregisterRequestType:    applyNodeDeregister,
 	structs.ApplyPlanResultsRequestType:  applyPlanResults,
 	structs.AllocClientUpdateRequestType: applyAllocClientUpdate,
+	structs.NodeUpdateEligibilityType:    applyNodeEligibility,
 	structs.NoopRequestType:              func(*state.Batch, uint64, []byte) any { return nil },
 }
 
@@ -227,6 +228,20 @@ func applyNodeUpdateStatus(b *state.Batch, index uint64, body []byte) any {
 	if len(req.Evals) > 0 {
 		if err := b.UpsertEvals(index, req.Evals); err != nil {
 			return fmt.Errorf("update status of node %s: create evaluations: %w", req.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func applyNodeEligibility(b *state.Batch, index uint64, body []byte) any {
+	var req structs.NodeUpdateEligibilityRequest
+	decode(index, body, &req)
+	if err := b.UpdateNodeEligibility(index, req.NodeID, req.Eligibility, req.UpdatedAt); err != nil {
+		return err
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("update eligibility of node %s: create evaluations: %w", req.NodeID, err)
 		}
 	}
 	return nil

@@ -193,3 +193,45 @@ func TestClientPullsAndReportsAllocations(t *testing.T) {
 		return false
 	})
 }
+
+// TestNodeEligibility: an ineligible node gets no new placements (what
+// runs there stays); made eligible again, the blocked job is placed.
+func TestNodeEligibility(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	first := testJob("first")
+	first.TaskGroups[0].Count = 1
+	first.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64}
+	register(t, s, first)
+	testutil.WaitFor(t, 10*time.Second, "first placed", func() bool { return len(liveAllocs(t, s, "first")) == 1 })
+
+	var reply structs.NodeEligibilityUpdateResponse
+	if err := s.RPC("Node.UpdateEligibility", &structs.NodeUpdateEligibilityRequest{NodeID: n.ID, Eligibility: "maybe"}, &reply); err == nil {
+		t.Fatal("eligibility \"maybe\" accepted")
+	}
+	if err := s.RPC("Node.UpdateEligibility", &structs.NodeUpdateEligibilityRequest{NodeID: n.ID, Eligibility: structs.NodeSchedulingIneligible}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	second := testJob("second")
+	second.TaskGroups[0].Count = 1
+	second.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64}
+	reg := register(t, s, second)
+	testutil.WaitFor(t, 10*time.Second, "second's evaluation processed", func() bool {
+		ev, _ := s.State().EvalByID(nil, reg.EvalID)
+		return ev != nil && ev.Status == structs.EvalStatusComplete
+	})
+	if got := len(liveAllocs(t, s, "second")); got != 0 {
+		t.Fatalf("%d allocations placed on an ineligible node", got)
+	}
+	if got := len(liveAllocs(t, s, "first")); got != 1 {
+		t.Fatalf("the allocation already there: %d live, want 1 (ineligibility stops nothing)", got)
+	}
+	if err := s.RPC("Node.UpdateEligibility", &structs.NodeUpdateEligibilityRequest{NodeID: n.ID, Eligibility: structs.NodeSchedulingEligible}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "second placed once the node is eligible", func() bool {
+		return len(liveAllocs(t, s, "second")) == 1
+	})
+}

@@ -181,3 +181,51 @@ func (s *Server) clusterView() *clusterSnapshot {
 	s.cluster.Store(v)
 	return v
 }
+
+// UpdateEligibility marks a node eligible or ineligible for new
+// placements. A node made eligible again may take system jobs and wakes
+// blocked evaluations that could use it.
+func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, reply *structs.NodeEligibilityUpdateResponse) error {
+	return n.srv.write("Node.UpdateEligibility", args, reply, func() error {
+		switch args.Eligibility {
+		case structs.NodeSchedulingEligible, structs.NodeSchedulingIneligible:
+		default:
+			return fmt.Errorf("%w: eligibility %q is not one of eligible, ineligible", ErrBadRequest, args.Eligibility)
+		}
+		node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+		if err != nil {
+			return err
+		}
+		if node == nil {
+			return fmt.Errorf("node %s %w", args.NodeID, structs.ErrNotFound)
+		}
+		if node.SchedulingEligibility == args.Eligibility {
+			reply.NodeModifyIndex, reply.Index = node.ModifyIndex, node.ModifyIndex
+			return nil
+		}
+		args.UpdatedAt = time.Now().Unix()
+		args.Evals = nil
+		eligible := args.Eligibility == structs.NodeSchedulingEligible
+		if eligible {
+			if args.Evals, err = n.srv.nodeEvals(args.NodeID); err != nil {
+				return err
+			}
+		}
+		index, err := n.srv.raftApply(structs.NodeUpdateEligibilityType, args)
+		if err != nil {
+			return err
+		}
+		n.srv.enqueueEvals(index, args.Evals...)
+		for _, ev := range args.Evals {
+			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
+		}
+		if len(args.Evals) > 0 {
+			reply.EvalCreateIndex = index
+		}
+		if eligible {
+			n.srv.blocked.Unblock(classOfNode(node), index)
+		}
+		reply.NodeModifyIndex, reply.Index = index, index
+		return nil
+	})
+}

@@ -154,6 +154,28 @@ func (w writer) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt 
 	})
 }
 
+// UpdateNodeEligibility sets a node's scheduling eligibility at raft
+// index index. Only the FSM calls it.
+func (w writer) UpdateNodeEligibility(index uint64, nodeID, eligibility string, updatedAt int64) error {
+	return w.run(index, func(t *txn) error {
+		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
+		if err == nil && existing == nil {
+			err = structs.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update eligibility of node %q: %w", nodeID, err)
+		}
+		n := existing.Copy()
+		n.SchedulingEligibility = eligibility
+		n.StatusUpdatedAt = updatedAt
+		n.ModifyIndex = t.index
+		if err := t.insert(TableNodes, n); err != nil {
+			return fmt.Errorf("update eligibility of node %q: %w", nodeID, err)
+		}
+		return nil
+	})
+}
+
 // UpsertDeployment writes a deployment at raft index index. Only the FSM
 // calls it. The deployment is copied; an existing one keeps its
 // CreateIndex.

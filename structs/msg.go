@@ -19,6 +19,7 @@ const (
 	ApplyPlanResultsRequestType  MessageType = 9
 	DeploymentUpsertRequestType  MessageType = 10
 	NoopRequestType              MessageType = 11
+	NodeUpdateEligibilityType    MessageType = 12
 )
 
 // IgnoreUnknownTypeFlag marks an entry that servers which do not know its

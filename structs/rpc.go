@@ -409,3 +409,22 @@ type NodeListResponse struct {
 	Nodes []*NodeListStub
 	QueryMeta
 }
+
+// NodeUpdateEligibilityRequest marks a node eligible or ineligible for new
+// placements (allocations already there keep running). The leader adds
+// Evals (system jobs, when the node becomes eligible).
+type NodeUpdateEligibilityRequest struct {
+	NodeID      string
+	Eligibility string
+	UpdatedAt   int64
+	Evals       []*Evaluation
+	WriteRequest
+}
+
+// NodeEligibilityUpdateResponse answers an eligibility change.
+type NodeEligibilityUpdateResponse struct {
+	EvalIDs         []string
+	EvalCreateIndex uint64
+	NodeModifyIndex uint64
+	WriteMeta
+}
