@@ -368,6 +368,20 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		sc.RaftHeartbeatTimeout, sc.RaftElectionTimeout, sc.RaftLeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	sc.RaftLeaderLeaseTimeout = min(sc.RaftLeaderLeaseTimeout, sc.RaftHeartbeatTimeout)
+	switch s.DeadServerCleanup {
+	case "":
+	case "off":
+		sc.DeadServerCleanup = 0
+	default:
+		d, err := parseDur("server.dead_server_cleanup", s.DeadServerCleanup)
+		if err != nil {
+			return nil, err
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("server.dead_server_cleanup must be a positive duration or \"off\" (got %q)", s.DeadServerCleanup)
+		}
+		sc.DeadServerCleanup = d
+	}
 	if s.NumSchedulers < 0 {
 		return nil, fmt.Errorf("server.num_schedulers must be >= 0 (got %d)", s.NumSchedulers)
 	}

@@ -69,6 +69,9 @@ type ServerConfig struct {
 	// NumSchedulers is how many scheduler workers this server runs
 	// (default: one per core; 0 keeps the default).
 	NumSchedulers int `hcl:"num_schedulers,optional"`
+	// DeadServerCleanup: how long a server must be dead before the leader
+	// removes it from raft (default 5m; "off" never removes one).
+	DeadServerCleanup string `hcl:"dead_server_cleanup,optional"`
 }
 
 // ServerJoin lists gossip addresses to join at start.

@@ -47,6 +47,10 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles gossip members
 	// with the raft configuration, besides on every membership event.
 	ReconcileInterval time.Duration
+	// DeadServerCleanup is how long a server must have failed (gossip) before
+	// the leader removes it from the raft configuration, as long as the
+	// servers left are still a healthy majority; 0 turns the clean-up off.
+	DeadServerCleanup time.Duration
 
 	// Client heartbeats: a node's TTL is at least MinHeartbeatTTL and long
 	// enough that all nodes together send at most MaxHeartbeatsPerSecond;
@@ -82,6 +86,7 @@ func DefaultConfig() *Config {
 		RaftMaxAppendEntries:   512,
 		RPCHoldTimeout:         7 * time.Second,
 		ReconcileInterval:      10 * time.Second,
+		DeadServerCleanup:      5 * time.Minute,
 		NumSchedulers:          runtime.NumCPU(),
 		EvalNackTimeout:        60 * time.Second,
 		EvalDeliveryLimit:      3,

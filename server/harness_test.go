@@ -38,6 +38,7 @@ func newTestServer(t *testing.T, name string, expect int, join []string, dir str
 	cfg.ReconcileInterval = 200 * time.Millisecond
 	cfg.MinHeartbeatTTL = 300 * time.Millisecond
 	cfg.HeartbeatGrace = 2 * time.Second
+	cfg.DeadServerCleanup = testDeadServerCleanup
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: testWriter{t}})
 	s, err := New(cfg)
 	if err != nil {
@@ -45,6 +46,11 @@ func newTestServer(t *testing.T, name string, expect int, join []string, dir str
 	}
 	return s
 }
+
+// testDeadServerCleanup is the servers' DeadServerCleanup in tests; a
+// test that needs it short sets it before starting its cluster (server
+// tests do not run in parallel).
+var testDeadServerCleanup = 5 * time.Minute
 
 type testWriter struct{ t *testing.T }
 

@@ -57,6 +57,7 @@ func (s *Server) monitorLeadership() {
 // leaderLoop establishes leadership, then reconciles gossip membership
 // with the raft configuration until ctx ends.
 func (s *Server) leaderLoop(ctx context.Context) {
+	s.failedSince = nil // a new term times dead servers afresh
 	// Apply everything of earlier terms before answering linearizable
 	// reads from this server's state.
 	for {
@@ -108,6 +109,7 @@ func (s *Server) reconcileMembers() {
 	for _, srv := range future.Configuration().Servers {
 		inRaft[srv.ID] = srv
 	}
+	failed := map[raft.ServerID]string{} // raft voters that gossip sees failed
 	for _, m := range s.serf.Members() {
 		p, ok := parseServer(m)
 		if !ok || p.Region != s.config.Region || p.ID == s.nodeID {
@@ -115,6 +117,9 @@ func (s *Server) reconcileMembers() {
 		}
 		id := raft.ServerID(p.ID)
 		cur, known := inRaft[id]
+		if m.Status == serf.StatusFailed && known {
+			failed[id] = p.Name
+		}
 		switch m.Status {
 		case serf.StatusAlive:
 			if known && string(cur.Address) == p.RPCAddr {
@@ -133,5 +138,62 @@ func (s *Server) reconcileMembers() {
 				s.logger.Error("remove raft server", "server", p.Name, "error", err)
 			}
 		}
+	}
+	s.removeDeadServers(future.Configuration(), failed)
+}
+
+// removeDeadServers removes from raft the voters that gossip has seen
+// failed for longer than DeadServerCleanup (autopilot's dead-server
+// clean-up), one at a time and only while the voters that stay, alive,
+// are a majority of the new configuration: a cluster that lost quorum is
+// never shrunk into a smaller one that pretends to have it.
+func (s *Server) removeDeadServers(cfg raft.Configuration, failed map[raft.ServerID]string) {
+	if s.config.DeadServerCleanup <= 0 {
+		return
+	}
+	if s.failedSince == nil {
+		s.failedSince = map[raft.ServerID]time.Time{}
+	}
+	for id := range s.failedSince {
+		if _, still := failed[id]; !still {
+			delete(s.failedSince, id) // back, or gone from raft
+		}
+	}
+	now := time.Now()
+	voters, alive := 0, 0
+	for _, srv := range cfg.Servers {
+		if srv.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if _, dead := failed[srv.ID]; !dead {
+			alive++
+		}
+	}
+	for _, srv := range cfg.Servers {
+		name, dead := failed[srv.ID]
+		if !dead {
+			continue
+		}
+		since, seen := s.failedSince[srv.ID]
+		if !seen {
+			s.failedSince[srv.ID] = now
+			continue
+		}
+		if now.Sub(since) < s.config.DeadServerCleanup {
+			continue
+		}
+		after := voters - 1
+		if alive < after/2+1 {
+			s.logger.Warn("not removing a dead server: the servers left would not be a healthy majority", "server", name, "alive", alive, "voters", voters)
+			return
+		}
+		s.logger.Info("removing a server that has been dead longer than dead_server_cleanup", "server", name, "id", srv.ID, "dead_for", now.Sub(since).Round(time.Second))
+		if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+			s.logger.Error("remove dead raft server", "server", name, "error", err)
+			return
+		}
+		delete(s.failedSince, srv.ID)
+		return // one at a time; the next round sees the new configuration
 	}
 }

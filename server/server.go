@@ -52,6 +52,9 @@ type Server struct {
 	blocked *blockedEvals
 
 	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
+	// failedSince is when the leader first saw each server failed in
+	// gossip; used by the leader's reconcile loop only.
+	failedSince map[raft.ServerID]time.Time
 	// planTerm is the context of the current term of leadership while the
 	// plan applier runs; submitters give up when it ends.
 	planTerm  atomic.Pointer[context.Context]

@@ -346,3 +346,28 @@ func TestBlockingQueryEndsWhenTheCallerGoesAway(t *testing.T) {
 		t.Fatalf("timed-out blocking query: err %v, job %v; want the unchanged job", err, r.Job)
 	}
 }
+
+// TestDeadServerIsRemoved: a server that stays dead longer than
+// DeadServerCleanup is removed from the raft configuration by the leader,
+// and the two that remain keep committing.
+func TestDeadServerIsRemoved(t *testing.T) {
+	testDeadServerCleanup = time.Second
+	defer func() { testDeadServerCleanup = 5 * time.Minute }()
+	c := newTestCluster(t, 3)
+	victim := c.follower()
+	victim.Shutdown()
+	l := c.leader()
+	testutil.WaitFor(t, 30*time.Second, "the dead server removed from raft", func() bool {
+		f := l.raft.GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		for _, srv := range f.Configuration().Servers {
+			if string(srv.ID) == victim.nodeID {
+				return false
+			}
+		}
+		return len(f.Configuration().Servers) == 2
+	})
+	register(t, l, testJob("after-cleanup"))
+}
