@@ -382,6 +382,12 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		}
 		sc.DeadServerCleanup = d
 	}
+	switch s.SchedulerAlgorithm {
+	case "", "binpack", "spread":
+		sc.SchedulerAlgorithm = s.SchedulerAlgorithm
+	default:
+		return nil, fmt.Errorf("server.scheduler_algorithm must be \"binpack\" or \"spread\" (got %q)", s.SchedulerAlgorithm)
+	}
 	if s.NumSchedulers < 0 {
 		return nil, fmt.Errorf("server.num_schedulers must be >= 0 (got %d)", s.NumSchedulers)
 	}

@@ -72,6 +72,9 @@ type ServerConfig struct {
 	// DeadServerCleanup: how long a server must be dead before the leader
 	// removes it from raft (default 5m; "off" never removes one).
 	DeadServerCleanup string `hcl:"dead_server_cleanup,optional"`
+	// SchedulerAlgorithm is "binpack" (fill nodes first, the default) or
+	// "spread" (emptiest nodes first). Give every server the same.
+	SchedulerAlgorithm string `hcl:"scheduler_algorithm,optional"`
 }
 
 // ServerJoin lists gossip addresses to join at start.

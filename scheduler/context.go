@@ -33,6 +33,7 @@ type planCtx struct {
 	job           *structs.Job
 	now           time.Time
 	typ           string
+	spread        bool // rank emptier nodes first (the spread algorithm)
 	rng           *rand.Rand
 	snapshotIndex uint64
 	plan          *structs.Plan

@@ -24,6 +24,7 @@ type harness struct {
 	index uint64
 	now   time.Time
 	seed  uint64
+	algo  string // Config.Algorithm
 
 	plans   []*structs.Plan
 	created []*structs.Evaluation
@@ -152,7 +153,7 @@ func (h *harness) process(job *structs.Job, trigger string) *structs.Evaluation 
 	if err := h.store.UpsertEvals(h.next(), []*structs.Evaluation{e}); err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := New(job.Type, Config{State: h.store.Snapshot(), Planner: h, Now: h.now, Seed: h.seed})
+	s, err := New(job.Type, Config{State: h.store.Snapshot(), Planner: h, Now: h.now, Seed: h.seed, Algorithm: h.algo})
 	if err != nil {
 		h.t.Fatal(err)
 	}

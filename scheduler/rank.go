@@ -279,6 +279,11 @@ func incr(m *map[string]int, k string) {
 // score computes every applicable score of a node and their mean.
 func (c *planCtx) score(g *groupChecks, i int, n *structs.Node, u *nodeUsage, a *ask, penalty string) scores {
 	s := scores{binPack: binPackScore(n, u, a)}
+	if c.spread {
+		// Nomad's spread algorithm: (10^freeCpu + 10^freeMem - 2) / 18,
+		// the mirror of the bin-packing fitness.
+		s.binPack = 1 - s.binPack
+	}
 	sum, k := s.binPack, 1.0
 	collisions := 0
 	for _, x := range c.jobOn[n.ID] {

@@ -1,9 +1,11 @@
 package scheduler
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
+	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -86,5 +88,34 @@ func TestSpreadScore(t *testing.T) {
 		if got := c.s.score(c.v, true, 10); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("score(%s): got %v, want %v", c.v, got, c.want)
 		}
+	}
+}
+
+// TestSpreadAlgorithm: with the spread algorithm, allocations of small
+// jobs go to emptier nodes; with bin-packing they pile onto fuller ones.
+// (Only log2 N candidates are scored per placement, so neither is
+// perfect: spread must use clearly more nodes.)
+func TestSpreadAlgorithm(t *testing.T) {
+	distinct := func(algo string) int {
+		h := newHarness(t)
+		h.algo = algo
+		addTestNodes(h, 16, 1)
+		nodes := map[string]bool{}
+		for i := range 16 {
+			job := h.addJob(testJob(fmt.Sprintf("j%d", i), structs.JobTypeService, 1))
+			h.process(job, structs.EvalTriggerJobRegister)
+			for _, a := range h.live(job) {
+				nodes[a.NodeID] = true
+			}
+		}
+		return len(nodes)
+	}
+	spread, binpack := distinct(AlgorithmSpread), distinct(AlgorithmBinPack)
+	if spread < binpack+4 {
+		t.Errorf("16 single-allocation jobs on 16 nodes: spread used %d nodes, binpack %d; want spread clearly more", spread, binpack)
+	}
+	t.Logf("nodes used: spread %d, binpack %d", spread, binpack)
+	if _, err := New(structs.JobTypeService, Config{State: state.New().Snapshot(), Planner: newHarness(t), Algorithm: "random"}); err == nil {
+		t.Error("an unknown algorithm was accepted")
 	}
 }

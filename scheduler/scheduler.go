@@ -61,7 +61,16 @@ type Config struct {
 	// MaxPlanAttempts bounds the plans submitted for one evaluation when
 	// the plan applier refuses part of them. 0 means 5.
 	MaxPlanAttempts int
+	// Algorithm ranks nodes by how full they would be: AlgorithmBinPack
+	// (the default, fill nodes first) or AlgorithmSpread (emptiest first).
+	Algorithm string
 }
+
+// Scheduling algorithms.
+const (
+	AlgorithmBinPack = "binpack"
+	AlgorithmSpread  = "spread"
+)
 
 // Scheduler turns one evaluation into plans and follow-up evaluations.
 type Scheduler interface {
@@ -86,6 +95,11 @@ func New(schedulerType string, cfg Config) (Scheduler, error) {
 	}
 	if cfg.MaxPlanAttempts <= 0 {
 		cfg.MaxPlanAttempts = 5
+	}
+	switch cfg.Algorithm {
+	case "", AlgorithmBinPack, AlgorithmSpread:
+	default:
+		return nil, fmt.Errorf("scheduler: algorithm %q is not %q or %q", cfg.Algorithm, AlgorithmBinPack, AlgorithmSpread)
 	}
 	switch schedulerType {
 	case structs.JobTypeService, structs.JobTypeBatch, structs.JobTypeSystem, structs.JobTypeSysBatch:
@@ -239,7 +253,7 @@ func (s *scheduler) compute(st State, eval *structs.Evaluation, attempt int) (*p
 	}
 	seed := s.seed(eval.ID, attempt)
 	c := &planCtx{
-		state: st, eval: eval, job: job, now: s.cfg.Now, typ: s.typ,
+		state: st, eval: eval, job: job, now: s.cfg.Now, typ: s.typ, spread: s.cfg.Algorithm == AlgorithmSpread,
 		rng:           rand.New(rand.NewPCG(seed, seed^0x5deece66d)),
 		snapshotIndex: idx,
 		plan: &structs.Plan{

@@ -51,6 +51,9 @@ type Config struct {
 	// the leader removes it from the raft configuration, as long as the
 	// servers left are still a healthy majority; 0 turns the clean-up off.
 	DeadServerCleanup time.Duration
+	// SchedulerAlgorithm is "binpack" (default) or "spread"; every server
+	// of a cluster should use the same.
+	SchedulerAlgorithm string
 
 	// Client heartbeats: a node's TTL is at least MinHeartbeatTTL and long
 	// enough that all nodes together send at most MaxHeartbeatsPerSecond;

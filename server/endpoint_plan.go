@@ -56,7 +56,7 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	p := &dryRunPlanner{}
 	sched, err := scheduler.New(job.Type, scheduler.Config{
 		Logger: j.srv.logger.Named("plan"), State: &planState{Snapshot: snap, job: job},
-		Planner: p, Now: time.Now(),
+		Planner: p, Now: time.Now(), Algorithm: j.srv.config.SchedulerAlgorithm,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)

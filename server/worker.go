@@ -168,7 +168,7 @@ func (s *Server) processEval(ctx context.Context, ev *structs.Evaluation, token 
 	p := &workerPlanner{srv: s, ctx: ctx, eval: ev, token: token}
 	sched, err := scheduler.New(ev.Type, scheduler.Config{
 		Logger: s.logger.Named("scheduler").With("eval_id", ev.ID, "job_id", ev.JobID),
-		State:  s.fsm.State().Snapshot(), Planner: p, Now: time.Now(),
+		State:  s.fsm.State().Snapshot(), Planner: p, Now: time.Now(), Algorithm: s.config.SchedulerAlgorithm,
 	})
 	if err != nil {
 		return err
