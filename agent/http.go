@@ -127,6 +127,8 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/node/{id}", a.nodeGet)
 	h("GET /v1/node/{id}/allocations", a.nodeAllocations)
 	h("PUT /v1/node/{id}/eligibility", a.nodeEligibility)
+	h("PUT /v1/node/{id}/drain", a.nodeDrain)
+	h("POST /v1/node/{id}/drain", a.nodeDrain)
 	h("POST /v1/node/{id}/eligibility", a.nodeEligibility)
 	h("GET /v1/client/fs/logs/{alloc}", a.allocLogs)
 	h("GET /v1/client/allocation/{id}/stats", a.allocStats)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff/server"
 	"github.com/skiffhq/skiff/structs"
@@ -240,6 +241,37 @@ func (a *Agent) nodeEligibility(w http.ResponseWriter, r *http.Request) (any, er
 	parseWrite(r, &args.WriteRequest)
 	var reply structs.NodeEligibilityUpdateResponse
 	if err := a.rpc("Node.UpdateEligibility", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}
+
+// nodeDrain is PUT /v1/node/:id/drain {"DrainSpec": {"Deadline": ns,
+// "IgnoreSystemJobs": bool} | null, "MarkEligible": bool}.
+func (a *Agent) nodeDrain(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body struct {
+		NodeID    string
+		DrainSpec *struct {
+			Deadline         int64
+			IgnoreSystemJobs bool
+		}
+		MarkEligible bool
+	}
+	if _, err := a.readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if body.NodeID != "" && body.NodeID != id {
+		return nil, badRequest("node ID in the path (%q) does not match the body's NodeID (%q)", id, body.NodeID)
+	}
+	args := structs.NodeUpdateDrainRequest{NodeID: id, MarkEligible: body.MarkEligible}
+	if d := body.DrainSpec; d != nil {
+		args.DrainStrategy = &structs.DrainStrategy{Deadline: time.Duration(d.Deadline), IgnoreSystemJobs: d.IgnoreSystemJobs}
+	}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.NodeDrainUpdateResponse
+	if err := a.rpc("Node.UpdateDrain", &args, &reply); err != nil {
 		return nil, err
 	}
 	setIndex(w, reply.Index)

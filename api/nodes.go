@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -53,6 +54,25 @@ func (n *Nodes) ToggleEligibility(ctx context.Context, id string, eligible bool,
 	var out structs.NodeEligibilityUpdateResponse
 	if _, err := n.c.write(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(id)+"/eligibility",
 		map[string]string{"NodeID": id, "Eligibility": e}, &out, w); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DrainSpec starts a drain: Deadline (0 none, < 0 force now) and whether
+// system allocations stay.
+type DrainSpec struct {
+	Deadline         time.Duration
+	IgnoreSystemJobs bool
+}
+
+// UpdateDrain starts (spec set) or stops (nil) a node's drain
+// (PUT /v1/node/:id/drain). markEligible makes a node whose drain stops
+// eligible again.
+func (n *Nodes) UpdateDrain(ctx context.Context, id string, spec *DrainSpec, markEligible bool, w *WriteOptions) (*structs.NodeDrainUpdateResponse, error) {
+	var out structs.NodeDrainUpdateResponse
+	body := map[string]any{"NodeID": id, "DrainSpec": spec, "MarkEligible": markEligible}
+	if _, err := n.c.write(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(id)+"/drain", body, &out, w); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -100,6 +100,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 		"job status":                mk(func(m Meta) runner { return &JobStatusCommand{Meta: m} }),
 		"job stop":                  mk(func(m Meta) runner { return &JobStopCommand{Meta: m} }),
 		"job validate":              mk(func(m Meta) runner { return &JobValidateCommand{Meta: m} }),
+		"node drain":                mk(func(m Meta) runner { return &NodeDrainCommand{Meta: m} }),
 		"node eligibility":          mk(func(m Meta) runner { return &NodeEligibilityCommand{Meta: m} }),
 		"node status":               mk(func(m Meta) runner { return &NodeStatusCommand{Meta: m} }),
 		"operator raft list-peers":  mk(func(m Meta) runner { return &RaftListPeersCommand{Meta: m} }),

@@ -112,6 +112,8 @@ var appliers = map[structs.MessageType]applier{
 	structs.ApplyPlanResultsRequestType:  applyPlanResults,
 	structs.AllocClientUpdateRequestType: applyAllocClientUpdate,
 	structs.NodeUpdateEligibilityType:    applyNodeEligibility,
+	structs.NodeUpdateDrainType:          applyNodeDrain,
+	structs.AllocDesiredTransitionType:   applyAllocDesiredTransition,
 	structs.NoopRequestType:              func(*state.Batch, uint64, []byte) any { return nil },
 }
 
@@ -242,6 +244,34 @@ func applyNodeEligibility(b *state.Batch, index uint64, body []byte) any {
 	if len(req.Evals) > 0 {
 		if err := b.UpsertEvals(index, req.Evals); err != nil {
 			return fmt.Errorf("update eligibility of node %s: create evaluations: %w", req.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func applyNodeDrain(b *state.Batch, index uint64, body []byte) any {
+	var req structs.NodeUpdateDrainRequest
+	decode(index, body, &req)
+	if err := b.UpdateNodeDrain(index, req.NodeID, req.DrainStrategy, req.MarkEligible, req.UpdatedAt); err != nil {
+		return err
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("update drain of node %s: create evaluations: %w", req.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func applyAllocDesiredTransition(b *state.Batch, index uint64, body []byte) any {
+	var req structs.AllocDesiredTransitionRequest
+	decode(index, body, &req)
+	if err := b.UpdateAllocsDesiredTransitions(index, req.Allocs); err != nil {
+		return err
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("desired transitions: create evaluations: %w", err)
 		}
 	}
 	return nil

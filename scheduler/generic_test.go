@@ -499,6 +499,22 @@ func TestDrainMigratesAndGroupRemoval(t *testing.T) {
 	}
 	nodes[0].DrainStrategy = &structs.DrainStrategy{}
 	h.addNodes(nodes[0])
+	// First nothing is marked to migrate: the allocations stay.
+	h.process(job, structs.EvalTriggerNodeDrain)
+	for _, a := range onDrained {
+		if got, _ := h.store.AllocByID(nil, a.ID); got.TerminalStatus() {
+			t.Fatalf("%s left the draining node before the drainer marked it", a.Name)
+		}
+	}
+	// The drainer marks them.
+	migrate := true
+	marks := map[string]*structs.DesiredTransition{}
+	for _, a := range onDrained {
+		marks[a.ID] = &structs.DesiredTransition{Migrate: &migrate}
+	}
+	if err := h.store.UpdateAllocsDesiredTransitions(h.next(), marks); err != nil {
+		t.Fatal(err)
+	}
 	// The new version drops group "extra" (a count-only change for "web").
 	next := job.Copy()
 	next.TaskGroups = next.TaskGroups[:1]

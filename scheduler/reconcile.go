@@ -96,7 +96,9 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 			// tolerates disconnects (then its allocations are left alone).
 			c.stop(a, descNodeLost, structs.AllocClientStatusLost)
 			replace = append(replace, placement{tg: tg, name: a.Name, prev: a})
-		case n.DrainStrategy != nil:
+		case n.DrainStrategy != nil && a.DesiredTransition.ShouldMigrate():
+			// The drainer lets allocations leave a draining node a few at
+			// a time (the group's migrate max_parallel); the others stay.
 			c.stop(a, descMigrating, "")
 			replace = append(replace, placement{tg: tg, name: a.Name, prev: a})
 		default:

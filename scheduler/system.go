@@ -88,7 +88,9 @@ func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, en
 		case n == nil || n.Status == structs.NodeStatusDown:
 			c.stop(x, descNodeLost, structs.AllocClientStatusLost)
 			delete(live, x.NodeID)
-		case !ready[n.ID] && n.DrainStrategy != nil:
+		case !ready[n.ID] && n.DrainStrategy != nil && x.DesiredTransition.ShouldMigrate():
+			// System allocations leave a draining node last: the drainer
+			// marks them once the other allocations are gone.
 			c.stop(x, descMigrating, "")
 			delete(live, x.NodeID)
 		case !ready[n.ID]:

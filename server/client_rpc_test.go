@@ -235,3 +235,110 @@ func TestNodeEligibility(t *testing.T) {
 		return len(liveAllocs(t, s, "second")) == 1
 	})
 }
+
+// reportRunning plays a client on node n: every live allocation placed on
+// it is reported running, until the test ends.
+func reportRunning(t *testing.T, s *Server, n *structs.Node) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			allocs, _ := s.State().AllocsByNode(nil, n.ID)
+			var up []*structs.Allocation
+			for _, a := range allocs {
+				if !a.TerminalStatus() && a.ClientStatus == structs.AllocClientStatusPending {
+					up = append(up, &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
+						TaskStates: map[string]*structs.TaskState{"server": {State: "running", StartedAt: time.Now()}}})
+				}
+			}
+			if len(up) > 0 {
+				var r structs.GenericResponse
+				_ = s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID, Alloc: up}, &r)
+			}
+		}
+	}()
+}
+
+// TestDrainMigratesAtMigratePace: draining a node moves its service
+// allocations to the other node one at a time (max_parallel 1, each
+// replacement healthy for min_healthy_time before the next leaves), its
+// system allocation last, then ends the drain with the node ineligible.
+func TestDrainMigratesAtMigratePace(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n1, n2 := smallNode("n1"), smallNode("n2")
+	registerNode(t, s, n1)
+	reportRunning(t, s, n1)
+	job := testJob("web")
+	job.TaskGroups[0].Count = 3
+	job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 100, MemoryMB: 64}
+	job.TaskGroups[0].Migrate = &structs.MigrateStrategy{MaxParallel: 1, HealthCheck: "task_states", MinHealthyTime: 300 * time.Millisecond, HealthyDeadline: time.Minute}
+	register(t, s, job)
+	sys := testJob("agent")
+	sys.Type = structs.JobTypeSystem
+	sys.TaskGroups[0].Count = 1
+	sys.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 10, MemoryMB: 10}
+	register(t, s, sys)
+	testutil.WaitFor(t, 10*time.Second, "3 web and 1 system allocation running on n1", func() bool {
+		return len(liveAllocs(t, s, "web")) == 3 && len(liveAllocs(t, s, "agent")) == 1
+	})
+	registerNode(t, s, n2)
+	reportRunning(t, s, n2)
+
+	var reply structs.NodeDrainUpdateResponse
+	if err := s.RPC("Node.UpdateDrain", &structs.NodeUpdateDrainRequest{NodeID: n1.ID,
+		DrainStrategy: &structs.DrainStrategy{Deadline: time.Minute}}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	maxInFlight := 0
+	testutil.WaitFor(t, 30*time.Second, "the drain to end", func() bool {
+		inFlight, webOnN1 := 0, 0
+		all, _ := s.State().AllocsByJob(nil, "default", "web", true)
+		for _, a := range all {
+			if a.NodeID == n1.ID && !a.TerminalStatus() {
+				webOnN1++
+			}
+			if !a.DesiredTransition.ShouldMigrate() {
+				continue
+			}
+			if !a.TerminalStatus() {
+				inFlight++
+				continue
+			}
+			if r, _ := s.State().AllocByID(nil, a.NextAllocation); r != nil && !healthyFor(r, time.Now(), 300*time.Millisecond) {
+				inFlight++
+			}
+		}
+		maxInFlight = max(maxInFlight, inFlight)
+		sysOnN1 := 0
+		for _, a := range liveAllocs(t, s, "agent") {
+			if a.NodeID == n1.ID {
+				sysOnN1++
+			}
+		}
+		if sysOnN1 == 0 && webOnN1 > 0 {
+			t.Fatalf("the system allocation left n1 while %d web allocations were still there", webOnN1)
+		}
+		node, _ := s.State().NodeByID(nil, n1.ID)
+		return node.DrainStrategy == nil && webOnN1 == 0 && sysOnN1 == 0
+	})
+	if maxInFlight > 1 {
+		t.Errorf("up to %d web allocations migrated at once, want at most max_parallel 1", maxInFlight)
+	}
+	node, _ := s.State().NodeByID(nil, n1.ID)
+	if node.SchedulingEligibility != structs.NodeSchedulingIneligible {
+		t.Errorf("after the drain n1 is %s, want ineligible", node.SchedulingEligibility)
+	}
+	for _, a := range liveAllocs(t, s, "web") {
+		if a.NodeID != n2.ID {
+			t.Errorf("%s still on %s after the drain", a.Name, a.NodeID)
+		}
+	}
+}

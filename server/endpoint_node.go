@@ -229,3 +229,53 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 		return nil
 	})
 }
+
+// UpdateDrain starts or stops draining a node. Draining makes the node
+// ineligible at once; the leader's drainer then moves its allocations at
+// the pace of their groups' migrate blocks (see drainer). Stopping a drain
+// leaves the node ineligible unless MarkEligible.
+func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.NodeDrainUpdateResponse) error {
+	return n.srv.write("Node.UpdateDrain", args, reply, func() error {
+		node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+		if err != nil {
+			return err
+		}
+		if node == nil {
+			return fmt.Errorf("node %s %w", args.NodeID, structs.ErrNotFound)
+		}
+		now := time.Now()
+		args.UpdatedAt = now.Unix()
+		args.Evals = nil
+		if ds := args.DrainStrategy; ds != nil {
+			ds.StartedAt = now
+			ds.ForceDeadline = time.Time{}
+			switch {
+			case ds.Deadline < 0: // force: everything leaves now
+				ds.ForceDeadline = now
+			case ds.Deadline > 0:
+				ds.ForceDeadline = now.Add(ds.Deadline)
+			}
+			args.MarkEligible = false
+		} else if args.MarkEligible {
+			if args.Evals, err = n.srv.nodeEvals(args.NodeID); err != nil {
+				return err
+			}
+		}
+		index, err := n.srv.raftApply(structs.NodeUpdateDrainType, args)
+		if err != nil {
+			return err
+		}
+		n.srv.enqueueEvals(index, args.Evals...)
+		for _, ev := range args.Evals {
+			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
+		}
+		if len(args.Evals) > 0 {
+			reply.EvalCreateIndex = index
+		}
+		if args.DrainStrategy == nil && args.MarkEligible {
+			n.srv.blocked.Unblock(classOfNode(node), index)
+		}
+		reply.NodeModifyIndex, reply.Index = index, index
+		return nil
+	})
+}

@@ -46,6 +46,7 @@ func (s *Server) runScheduling(ctx context.Context) {
 	}
 	run(s.planApplier)
 	run(s.reapEvals)
+	run(s.drainer)
 	wg.Wait()
 }
 

@@ -99,6 +99,7 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 			n.CreateIndex = existing.CreateIndex
 			n.SchedulingEligibility = existing.SchedulingEligibility
 			n.DrainStrategy = existing.DrainStrategy
+			n.Drain = existing.Drain
 		}
 		n.ModifyIndex = t.index
 		if err := t.insert(TableNodes, n); err != nil {
@@ -171,6 +172,61 @@ func (w writer) UpdateNodeEligibility(index uint64, nodeID, eligibility string, 
 		n.ModifyIndex = t.index
 		if err := t.insert(TableNodes, n); err != nil {
 			return fmt.Errorf("update eligibility of node %q: %w", nodeID, err)
+		}
+		return nil
+	})
+}
+
+// UpdateNodeDrain starts (strategy set) or ends (nil) a node's drain at
+// raft index index. Only the FSM calls it. A draining node is ineligible;
+// an ended drain leaves it so unless markEligible.
+func (w writer) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool, updatedAt int64) error {
+	return w.run(index, func(t *txn) error {
+		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
+		if err == nil && existing == nil {
+			err = structs.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update drain of node %q: %w", nodeID, err)
+		}
+		n := existing.Copy()
+		n.DrainStrategy, n.Drain = nil, false
+		if strategy != nil {
+			s := *strategy
+			n.DrainStrategy, n.Drain = &s, true
+			n.SchedulingEligibility = structs.NodeSchedulingIneligible
+		} else if markEligible {
+			n.SchedulingEligibility = structs.NodeSchedulingEligible
+		}
+		n.StatusUpdatedAt = updatedAt
+		n.ModifyIndex = t.index
+		if err := t.insert(TableNodes, n); err != nil {
+			return fmt.Errorf("update drain of node %q: %w", nodeID, err)
+		}
+		return nil
+	})
+}
+
+// UpdateAllocsDesiredTransitions sets the desired transitions of
+// allocations at raft index index. Only the FSM calls it; allocations
+// that are gone are skipped.
+func (w writer) UpdateAllocsDesiredTransitions(index uint64, transitions map[string]*structs.DesiredTransition) error {
+	return w.run(index, func(t *txn) error {
+		t.touch(TableAllocs)
+		for id, tr := range transitions {
+			existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+			if err != nil {
+				return err
+			}
+			if existing == nil || tr == nil {
+				continue
+			}
+			a := existing.Copy()
+			a.DesiredTransition = *tr
+			a.ModifyIndex = t.index
+			if err := t.putAlloc(existing, a); err != nil {
+				return fmt.Errorf("set desired transition of allocation %q: %w", id, err)
+			}
 		}
 		return nil
 	})

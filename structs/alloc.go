@@ -38,6 +38,7 @@ type Allocation struct {
 	ClientDescription  string
 	TaskStates         map[string]*TaskState
 	DeploymentID       string
+	DesiredTransition  DesiredTransition
 	DeploymentStatus   *AllocDeploymentStatus
 	PreviousAllocation string
 	NextAllocation     string
@@ -213,3 +214,13 @@ func (a *Allocation) Stub() *AllocListStub {
 	}
 	return s
 }
+
+// DesiredTransition is what the servers want to happen to an allocation
+// beyond its desired status: Migrate marks one the drainer lets leave a
+// draining node (max_parallel at a time); the scheduler then replaces it.
+type DesiredTransition struct {
+	Migrate *bool
+}
+
+// ShouldMigrate reports whether the allocation is marked to migrate.
+func (d DesiredTransition) ShouldMigrate() bool { return d.Migrate != nil && *d.Migrate }

@@ -20,6 +20,8 @@ const (
 	DeploymentUpsertRequestType  MessageType = 10
 	NoopRequestType              MessageType = 11
 	NodeUpdateEligibilityType    MessageType = 12
+	NodeUpdateDrainType          MessageType = 13
+	AllocDesiredTransitionType   MessageType = 14
 )
 
 // IgnoreUnknownTypeFlag marks an entry that servers which do not know its

@@ -428,3 +428,31 @@ type NodeEligibilityUpdateResponse struct {
 	NodeModifyIndex uint64
 	WriteMeta
 }
+
+// NodeUpdateDrainRequest starts (DrainStrategy set) or stops (nil) a
+// node's drain. Draining makes the node ineligible; stopping a drain
+// leaves it ineligible unless MarkEligible.
+type NodeUpdateDrainRequest struct {
+	NodeID        string
+	DrainStrategy *DrainStrategy
+	MarkEligible  bool
+	UpdatedAt     int64
+	Evals         []*Evaluation
+	WriteRequest
+}
+
+// NodeDrainUpdateResponse answers a drain change.
+type NodeDrainUpdateResponse struct {
+	NodeModifyIndex uint64
+	EvalIDs         []string
+	EvalCreateIndex uint64
+	WriteMeta
+}
+
+// AllocDesiredTransitionRequest sets desired transitions of allocations
+// (the drainer's migrations) with the evaluations that act on them.
+type AllocDesiredTransitionRequest struct {
+	Allocs map[string]*DesiredTransition
+	Evals  []*Evaluation
+	WriteRequest
+}
