@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/skiffhq/skiff/fsm"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -80,6 +82,10 @@ func (s *Server) setupRaft() error {
 		}
 	}
 
+	if err := s.recoverFromPeersJSON(dir, rc, cache, store, snaps, hasState); err != nil {
+		return err
+	}
+
 	r, err := raft.NewRaft(rc, s.fsm, cache, store, snaps, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft from %s: %w; if the snapshots there are damaged, move %s aside "+
@@ -134,4 +140,43 @@ func checkBolt(path string) error {
 		}
 		return first
 	})
+}
+
+// peersFile is the manual recovery file: when quorum is lost for good, an
+// operator stops every surviving server, writes the servers that should
+// form the cluster into data_dir/raft/peers.json on each of them, and
+// starts them again (see the README's "Data and recovery").
+const peersFile = "peers.json"
+
+// recoverFromPeersJSON replaces the raft configuration with the one in
+// peers.json, if that file exists, keeping the log and snapshots, and
+// renames the file so that it is applied once.
+func (s *Server) recoverFromPeersJSON(dir string, rc *raft.Config, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, hasState bool) error {
+	path := filepath.Join(dir, peersFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	conf, err := raft.ReadConfigJSON(path)
+	if err != nil {
+		return fmt.Errorf("recover from %s: %w; it must be a JSON list of {\"id\": \"<server node ID>\", \"address\": \"ip:rpc-port\", \"non_voter\": false}", path, err)
+	}
+	if !hasState {
+		return fmt.Errorf("recover from %s: this server has no raft state to recover; remove the file", path)
+	}
+	found := false
+	for _, srv := range conf.Servers {
+		found = found || srv.ID == rc.LocalID
+	}
+	if !found {
+		return fmt.Errorf("recover from %s: this server's ID %s is not in it; add it (its ID is in %s)", path, rc.LocalID, filepath.Join(s.config.DataDir, "node-id"))
+	}
+	s.logger.Warn("recovering the raft configuration from peers.json", "path", path, "servers", len(conf.Servers))
+	if err := raft.RecoverCluster(rc, fsm.New(s.logger), logs, stable, snaps, s.transport, conf); err != nil {
+		return fmt.Errorf("recover from %s: %w", path, err)
+	}
+	done := path + ".applied"
+	if err := os.Rename(path, done); err != nil {
+		return fmt.Errorf("recovered, but could not rename %s (remove it before the next start): %w", path, err)
+	}
+	return nil
 }

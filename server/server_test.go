@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 	skiffrpc "github.com/skiffhq/skiff/rpc"
@@ -370,4 +376,45 @@ func TestDeadServerIsRemoved(t *testing.T) {
 		return len(f.Configuration().Servers) == 2
 	})
 	register(t, l, testJob("after-cleanup"))
+}
+
+// TestRecoverFromPeersJSON: a 3-server cluster loses two servers for good;
+// the survivor, restarted with a peers.json that names only itself, leads
+// a cluster of one with every committed write.
+func TestRecoverFromPeersJSON(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	register(t, l, testJob("kept"))
+	survivor := c.follower()
+	dir, id, addr := survivor.config.DataDir, survivor.nodeID, survivor.RPCAddr()
+	c.waitForIndex(l.raft.AppliedIndex())
+	for _, s := range c.servers {
+		s.Shutdown()
+	}
+	peers := fmt.Sprintf(`[{"id": %q, "address": %q, "non_voter": false}]`, id, addr)
+	if err := os.WriteFile(filepath.Join(dir, "raft", "peers.json"), []byte(peers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	cfg := DefaultConfig()
+	cfg.NodeName, cfg.DataDir, cfg.RPCListener = "survivor", dir, ln
+	cfg.SerfBindAddr, cfg.GossipProfile = "127.0.0.1", "local"
+	cfg.BootstrapExpect = 3
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "survivor", Level: hclog.Warn, Output: testWriter{t}})
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	testutil.WaitFor(t, 15*time.Second, "the survivor to lead alone", s.IsLeader)
+	if job := getJob(t, s, "kept", false); job == nil {
+		t.Fatal("the committed job is gone after recovery")
+	}
+	register(t, s, testJob("after-recovery"))
+	if _, err := os.Stat(filepath.Join(dir, "raft", "peers.json")); !os.IsNotExist(err) {
+		t.Errorf("peers.json still there after recovery (%v); it must be applied once", err)
+	}
 }
