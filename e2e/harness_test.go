@@ -168,9 +168,14 @@ func (a *agentProc) kill() {
 	}
 }
 
+// running reports whether the process is alive; safe to call while
+// another goroutine restarts it.
 func (a *agentProc) running() bool {
+	a.mu.Lock()
+	exited := a.exited
+	a.mu.Unlock()
 	select {
-	case <-a.exited:
+	case <-exited:
 		return false
 	default:
 		return true
