@@ -16,6 +16,10 @@ import (
 type heartbeats struct {
 	mu     sync.Mutex
 	timers map[string]*time.Timer // node ID -> expiry; guarded by mu
+	gen    uint64                 // bumped by clearHeartbeats; guarded by mu
+	// running counts expiry callbacks in progress, so clearHeartbeats can
+	// wait for them (nothing of a stopped server runs after Shutdown).
+	running sync.WaitGroup
 }
 
 // heartbeatTTL is the TTL handed to a node: at least MinHeartbeatTTL, and
@@ -41,18 +45,32 @@ func (s *Server) resetHeartbeat(nodeID string, ttl time.Duration) {
 		t.Reset(ttl)
 		return
 	}
-	h.timers[nodeID] = time.AfterFunc(ttl, func() { s.heartbeatExpired(nodeID) })
+	gen := h.gen
+	h.timers[nodeID] = time.AfterFunc(ttl, func() {
+		h.mu.Lock()
+		if h.gen != gen {
+			h.mu.Unlock()
+			return // cleared meanwhile: leadership lost or shutting down
+		}
+		h.running.Add(1)
+		h.mu.Unlock()
+		defer h.running.Done()
+		s.heartbeatExpired(nodeID)
+	})
 }
 
 // clearHeartbeats stops every timer (leadership lost, or shutdown).
+// Expiries already running are waited for.
 func (s *Server) clearHeartbeats() {
 	h := &s.heartbeats
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.gen++
 	for id, t := range h.timers {
 		t.Stop()
 		delete(h.timers, id)
 	}
+	h.mu.Unlock()
+	h.running.Wait()
 }
 
 func (s *Server) forgetHeartbeat(nodeID string) {
