@@ -229,15 +229,6 @@ type affinity struct {
 	weight float64
 }
 
-// classOf is the class under which a node's feasibility is recorded for
-// blocked evaluations: its computed class, set by the servers.
-func classOf(n *structs.Node) string {
-	if n.ComputedClass != "" {
-		return n.ComputedClass
-	}
-	return "class:" + n.NodeClass
-}
-
 func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, nodes int, classOK map[string]bool) *groupChecks {
 	g := &groupChecks{tg: tg, cache: make([]int32, nodes), classOK: classOK}
 	add := func(cs []*structs.Constraint, jobWide bool) {
@@ -307,11 +298,11 @@ func (g *groupChecks) static(i int, n *structs.Node) string {
 	}
 	if r == "" {
 		g.cache[i] = 1
-		g.classOK[classOf(n)] = true
+		g.classOK[n.FeasibilityClass()] = true
 		return r
 	}
-	if _, seen := g.classOK[classOf(n)]; !seen {
-		g.classOK[classOf(n)] = false
+	if _, seen := g.classOK[n.FeasibilityClass()]; !seen {
+		g.classOK[n.FeasibilityClass()] = false
 	}
 	k := slices.Index(g.reasons, r)
 	if k < 0 {

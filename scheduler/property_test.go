@@ -36,7 +36,7 @@ func checkCapacity(t *testing.T, h *harness) {
 			}
 			u.add(a)
 		}
-		cpu, mem, disk := capacity(n)
+		cpu, mem, disk := n.Capacity()
 		if u.cpu > cpu || u.mem > mem || u.disk > disk {
 			t.Errorf("node %s over capacity: cpu %d/%d mem %d/%d disk %d/%d", n.ID, u.cpu, cpu, u.mem, mem, u.disk, disk)
 		}

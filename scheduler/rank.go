@@ -21,7 +21,7 @@ const maxScoreMeta = 5
 // binPackScore is Nomad's documented bin-packing fitness, 20 - (10^freeCpu
 // + 10^freeMem) after the placement, normalised to 0..1: fuller is better.
 func binPackScore(n *structs.Node, u *nodeUsage, a *ask) float64 {
-	cpu, mem, _ := capacity(n)
+	cpu, mem, _ := n.Capacity()
 	if cpu <= 0 || mem <= 0 {
 		return 0
 	}

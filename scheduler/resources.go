@@ -120,26 +120,11 @@ type usageReader interface {
 	NodeUsage(nodeID string) (*structs.NodeUsage, error)
 }
 
-// forPorts calls fn with every host port an allocation holds.
+// forPorts calls fn with every host port an allocation holds, once each.
 func forPorts(a *structs.Allocation, fn func(int)) {
-	r := a.AllocatedResources
-	if r == nil {
-		return
-	}
-	for _, p := range r.Shared.Ports {
-		fn(p.Value)
-	}
-	nets := slices.Clone(r.Shared.Networks)
-	for _, t := range r.Tasks {
-		nets = append(nets, t.Networks...)
-	}
-	for _, n := range nets {
-		for _, p := range n.ReservedPorts {
-			fn(p.Value)
-		}
-		for _, p := range n.DynamicPorts {
-			fn(p.Value)
-		}
+	_, _, _, ports := structs.AllocUsage(a)
+	for _, p := range ports {
+		fn(p)
 	}
 }
 
@@ -174,23 +159,10 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 	return u, nil
 }
 
-// capacity is what a node offers to allocations, after its reservations.
-func capacity(n *structs.Node) (cpu, mem, disk int64) {
-	if r := n.NodeResources; r != nil {
-		cpu, mem, disk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
-	}
-	if r := n.ReservedResources; r != nil {
-		cpu -= r.Cpu.CpuShares
-		mem -= r.Memory.MemoryMB
-		disk -= r.Disk.DiskMB
-	}
-	return cpu, mem, disk
-}
-
 // fit checks whether a fits on n given u; it returns the exhausted
 // dimension, or "" and the allocated resources (with ports assigned).
 func (c *planCtx) fit(n *structs.Node, u *nodeUsage, a *ask) (string, *structs.AllocatedResources) {
-	cpu, mem, disk := capacity(n)
+	cpu, mem, disk := n.Capacity()
 	switch {
 	case u.cpu+a.cpu > cpu:
 		return dimCPU, nil

@@ -162,7 +162,7 @@ func (n *Node) updateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	}
 	n.srv.enqueueEvals(index, args.Evals...)
 	if freed {
-		n.srv.blocked.Unblock(classOfNode(node), index)
+		n.srv.blocked.Unblock(node.FeasibilityClass(), index)
 	}
 	reply.Index = index
 	return nil

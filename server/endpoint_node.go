@@ -112,7 +112,7 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 			reply.EvalCreateIndex = index
 		}
 		if args.Status == structs.NodeStatusReady {
-			n.srv.blocked.Unblock(classOfNode(node), index)
+			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
 		}
 	}
 	if args.Status == structs.NodeStatusDown {
@@ -223,7 +223,7 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 			reply.EvalCreateIndex = index
 		}
 		if eligible {
-			n.srv.blocked.Unblock(classOfNode(node), index)
+			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
 		}
 		reply.NodeModifyIndex, reply.Index = index, index
 		return nil
@@ -273,7 +273,7 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 			reply.EvalCreateIndex = index
 		}
 		if args.DrainStrategy == nil && args.MarkEligible {
-			n.srv.blocked.Unblock(classOfNode(node), index)
+			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
 		}
 		reply.NodeModifyIndex, reply.Index = index, index
 		return nil

@@ -255,18 +255,9 @@ func (s *Server) unblockNode(snap *state.Snapshot, nodeID string, index uint64) 
 	if err != nil || node == nil {
 		return
 	}
-	if n := s.blocked.Unblock(classOfNode(node), index); n > 0 {
+	if n := s.blocked.Unblock(node.FeasibilityClass(), index); n > 0 {
 		s.logger.Debug("capacity appeared; woke blocked evaluations", "node_id", nodeID, "evals", n)
 	}
-}
-
-// classOfNode is the class blocked evaluations are keyed by (as the
-// scheduler records it).
-func classOfNode(n *structs.Node) string {
-	if n.ComputedClass != "" {
-		return n.ComputedClass
-	}
-	return "class:" + n.NodeClass
 }
 
 // nodeFits checks one node of a plan against the newest state: the node
@@ -348,34 +339,10 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string, pending [
 	if newOnes && !node.Ready() {
 		return false, fmt.Sprintf("node is %s (eligibility %s)", node.Status, node.SchedulingEligibility), nil
 	}
-	capCPU, capMem, capDisk := nodeCapacity(node)
-	switch {
-	case cpu > capCPU:
-		return false, "exhausted on cpu", nil
-	case mem > capMem:
-		return false, "exhausted on memory", nil
-	case disk > capDisk:
-		return false, "exhausted on disk", nil
-	}
-	for _, n := range ports {
-		if n > 1 {
-			return false, "exhausted on ports", nil
-		}
+	if dim := node.Exhausted(&structs.NodeUsage{CPU: cpu, MemoryMB: mem, DiskMB: disk, Ports: ports}); dim != "" {
+		return false, "exhausted on " + dim, nil
 	}
 	return true, "", nil
-}
-
-// nodeCapacity is what a node offers after its reservations.
-func nodeCapacity(n *structs.Node) (cpu, mem, disk int64) {
-	if r := n.NodeResources; r != nil {
-		cpu, mem, disk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
-	}
-	if r := n.ReservedResources; r != nil {
-		cpu -= r.Cpu.CpuShares
-		mem -= r.Memory.MemoryMB
-		disk -= r.Disk.DiskMB
-	}
-	return cpu, mem, disk
 }
 
 // withoutJob returns a shallow copy of a without its Job, for the raft

@@ -55,6 +55,16 @@ func (n *Node) ComputeClass() {
 	n.ComputedClass = "v1:" + strconv.FormatUint(h.Sum64(), 16)
 }
 
+// FeasibilityClass is the key under which the scheduler records a node's
+// feasibility and blocked evaluations wait for capacity: its computed
+// class, or its node class for a node registered without one.
+func (n *Node) FeasibilityClass() string {
+	if n.ComputedClass != "" {
+		return n.ComputedClass
+	}
+	return "class:" + n.NodeClass
+}
+
 // EscapesComputedClass reports whether a constraint target refers to
 // something unique to a node, so that nodes of one computed class can
 // differ on it and class-level feasibility says nothing.

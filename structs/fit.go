@@ -4,75 +4,51 @@ package structs
 // CPU, memory and disk within what the node offers after its
 // reservations, and no host port used twice. When they do not, it names
 // the first dimension exhausted: "cpu", "memory", "disk" or "ports".
-// The plan applier uses it to re-check every node of a plan.
 func AllocsFit(node *Node, allocs []*Allocation) (bool, string) {
-	var capCPU, capMem, capDisk int64
-	if r := node.NodeResources; r != nil {
-		capCPU, capMem, capDisk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
-	}
-	if r := node.ReservedResources; r != nil {
-		capCPU -= r.Cpu.CpuShares
-		capMem -= r.Memory.MemoryMB
-		capDisk -= r.Disk.DiskMB
-	}
-	var cpu, mem, disk int64
-	ports := map[int]bool{}
-	dup := false
-	// An allocation lists its ports in several places (Shared.Ports and the
-	// networks they came from): collect each allocation's set, then check
-	// it against the others'.
-	var mine map[int]bool
-	use := func(p int) {
-		if p != 0 {
-			mine[p] = true
-		}
-	}
+	u := &NodeUsage{Ports: map[int]int{}}
 	for _, a := range allocs {
-		r := a.AllocatedResources
-		if r == nil {
-			continue
-		}
-		mine = map[int]bool{}
-		for _, t := range r.Tasks {
-			cpu += t.Cpu.CpuShares
-			mem += t.Memory.MemoryMB
-			for _, n := range t.Networks {
-				for _, p := range n.ReservedPorts {
-					use(p.Value)
-				}
-				for _, p := range n.DynamicPorts {
-					use(p.Value)
-				}
-			}
-		}
-		disk += r.Shared.DiskMB
-		for _, p := range r.Shared.Ports {
-			use(p.Value)
-		}
-		for _, n := range r.Shared.Networks {
-			for _, p := range n.ReservedPorts {
-				use(p.Value)
-			}
-			for _, p := range n.DynamicPorts {
-				use(p.Value)
-			}
-		}
-		for p := range mine {
-			if ports[p] {
-				dup = true
-			}
-			ports[p] = true
+		c, m, d, ps := AllocUsage(a) // each port of an allocation once
+		u.CPU, u.MemoryMB, u.DiskMB = u.CPU+c, u.MemoryMB+m, u.DiskMB+d
+		for _, p := range ps {
+			u.Ports[p]++
 		}
 	}
+	dim := node.Exhausted(u)
+	return dim == "", dim
+}
+
+// Exhausted names the first dimension in which u exceeds what the node
+// offers ("cpu", "memory", "disk", or "ports" when a port is held twice),
+// or returns "" when u fits. The plan applier checks every node of a
+// plan with it.
+func (n *Node) Exhausted(u *NodeUsage) string {
+	cpu, mem, disk := n.Capacity()
 	switch {
-	case cpu > capCPU:
-		return false, "cpu"
-	case mem > capMem:
-		return false, "memory"
-	case disk > capDisk:
-		return false, "disk"
-	case dup:
-		return false, "ports"
+	case u.CPU > cpu:
+		return "cpu"
+	case u.MemoryMB > mem:
+		return "memory"
+	case u.DiskMB > disk:
+		return "disk"
 	}
-	return true, ""
+	for _, c := range u.Ports {
+		if c > 1 {
+			return "ports"
+		}
+	}
+	return ""
+}
+
+// Capacity is what a node offers to allocations: its resources minus its
+// reservations.
+func (n *Node) Capacity() (cpu, mem, disk int64) {
+	if r := n.NodeResources; r != nil {
+		cpu, mem, disk = r.Cpu.CpuShares, r.Memory.MemoryMB, r.Disk.DiskMB
+	}
+	if r := n.ReservedResources; r != nil {
+		cpu -= r.Cpu.CpuShares
+		mem -= r.Memory.MemoryMB
+		disk -= r.Disk.DiskMB
+	}
+	return cpu, mem, disk
 }
