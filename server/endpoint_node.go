@@ -50,21 +50,16 @@ func (n *Node) register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 			return err
 		}
 	}
-	index, err := n.srv.raftApply(structs.NodeRegisterRequestType, args)
+	var wake *structs.Node
+	if becameReady || prev == nil || prev.ComputedClass != node.ComputedClass {
+		wake = node
+	}
+	c, err := n.srv.commitNodeChange(structs.NodeRegisterRequestType, args, args.Evals, wake)
 	if err != nil {
 		return err
 	}
-	n.srv.enqueueEvals(index, args.Evals...)
-	for _, ev := range args.Evals {
-		reply.EvalIDs = append(reply.EvalIDs, ev.ID)
-	}
-	if len(args.Evals) > 0 {
-		reply.EvalCreateIndex = index
-	}
-	if becameReady || prev == nil || prev.ComputedClass != node.ComputedClass {
-		n.srv.blocked.Unblock(node.ComputedClass, index)
-	}
-	n.srv.fillNodeReply(reply, node.ID, index)
+	reply.EvalIDs, reply.EvalCreateIndex = c.evalIDs, c.evalIndex
+	n.srv.fillNodeReply(reply, node.ID, c.index)
 	return nil
 }
 
@@ -81,15 +76,9 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 	default:
 		return fmt.Errorf("%w: node status %q is not one of initializing, ready, down", ErrBadRequest, args.Status)
 	}
-	node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+	node, err := n.srv.nodeWithSecret(n.srv.fsm.State().Snapshot(), args.NodeID, args.SecretID)
 	if err != nil {
 		return err
-	}
-	if node == nil {
-		return fmt.Errorf("node %s %w; register it first", args.NodeID, structs.ErrNotFound)
-	}
-	if node.SecretID != args.SecretID {
-		return fmt.Errorf("%w: wrong secret ID for node %s", structs.ErrNodeSecret, args.NodeID)
 	}
 	index := node.ModifyIndex
 	if node.Status != args.Status {
@@ -101,19 +90,16 @@ func (n *Node) updateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 				return err
 			}
 		}
-		if index, err = n.srv.raftApply(structs.NodeUpdateStatusRequestType, args); err != nil {
+		var wake *structs.Node
+		if args.Status == structs.NodeStatusReady {
+			wake = node
+		}
+		c, err := n.srv.commitNodeChange(structs.NodeUpdateStatusRequestType, args, args.Evals, wake)
+		if err != nil {
 			return err
 		}
-		for _, ev := range args.Evals {
-			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
-		}
-		n.srv.enqueueEvals(index, args.Evals...)
-		if len(args.Evals) > 0 {
-			reply.EvalCreateIndex = index
-		}
-		if args.Status == structs.NodeStatusReady {
-			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
-		}
+		index = c.index
+		reply.EvalIDs, reply.EvalCreateIndex = c.evalIDs, c.evalIndex
 	}
 	if args.Status == structs.NodeStatusDown {
 		n.srv.forgetHeartbeat(args.NodeID)
@@ -192,12 +178,9 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 		default:
 			return fmt.Errorf("%w: eligibility %q is not one of eligible, ineligible", ErrBadRequest, args.Eligibility)
 		}
-		node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+		node, err := n.srv.nodeByID(args.NodeID)
 		if err != nil {
 			return err
-		}
-		if node == nil {
-			return fmt.Errorf("node %s %w", args.NodeID, structs.ErrNotFound)
 		}
 		if node.SchedulingEligibility == args.Eligibility {
 			reply.NodeModifyIndex, reply.Index = node.ModifyIndex, node.ModifyIndex
@@ -211,21 +194,16 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 				return err
 			}
 		}
-		index, err := n.srv.raftApply(structs.NodeUpdateEligibilityType, args)
+		var wake *structs.Node
+		if eligible {
+			wake = node
+		}
+		c, err := n.srv.commitNodeChange(structs.NodeUpdateEligibilityType, args, args.Evals, wake)
 		if err != nil {
 			return err
 		}
-		n.srv.enqueueEvals(index, args.Evals...)
-		for _, ev := range args.Evals {
-			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
-		}
-		if len(args.Evals) > 0 {
-			reply.EvalCreateIndex = index
-		}
-		if eligible {
-			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
-		}
-		reply.NodeModifyIndex, reply.Index = index, index
+		reply.EvalIDs, reply.EvalCreateIndex = c.evalIDs, c.evalIndex
+		reply.NodeModifyIndex, reply.Index = c.index, c.index
 		return nil
 	})
 }
@@ -236,12 +214,9 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 // leaves the node ineligible unless MarkEligible.
 func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.NodeDrainUpdateResponse) error {
 	return n.srv.write("Node.UpdateDrain", args, reply, func() error {
-		node, err := n.srv.fsm.State().NodeByID(nil, args.NodeID)
+		node, err := n.srv.nodeByID(args.NodeID)
 		if err != nil {
 			return err
-		}
-		if node == nil {
-			return fmt.Errorf("node %s %w", args.NodeID, structs.ErrNotFound)
 		}
 		now := time.Now()
 		args.UpdatedAt = now.Unix()
@@ -261,21 +236,58 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 				return err
 			}
 		}
-		index, err := n.srv.raftApply(structs.NodeUpdateDrainType, args)
+		var wake *structs.Node
+		if args.DrainStrategy == nil && args.MarkEligible {
+			wake = node
+		}
+		c, err := n.srv.commitNodeChange(structs.NodeUpdateDrainType, args, args.Evals, wake)
 		if err != nil {
 			return err
 		}
-		n.srv.enqueueEvals(index, args.Evals...)
-		for _, ev := range args.Evals {
-			reply.EvalIDs = append(reply.EvalIDs, ev.ID)
-		}
-		if len(args.Evals) > 0 {
-			reply.EvalCreateIndex = index
-		}
-		if args.DrainStrategy == nil && args.MarkEligible {
-			n.srv.blocked.Unblock(node.FeasibilityClass(), index)
-		}
-		reply.NodeModifyIndex, reply.Index = index, index
+		reply.EvalIDs, reply.EvalCreateIndex = c.evalIDs, c.evalIndex
+		reply.NodeModifyIndex, reply.Index = c.index, c.index
 		return nil
 	})
+}
+
+// nodeCommit is what commitNodeChange did.
+type nodeCommit struct {
+	index     uint64   // raft index of the change
+	evalIDs   []string // evaluations created with it
+	evalIndex uint64   // index they were created at, 0 if none
+}
+
+// commitNodeChange commits a node change with the evaluations it creates
+// in one raft entry, hands them to the broker, and, when wake is set
+// (capacity appeared on that node), wakes the blocked evaluations of its
+// class.
+func (s *Server) commitNodeChange(t structs.MessageType, msg any, evals []*structs.Evaluation, wake *structs.Node) (*nodeCommit, error) {
+	index, err := s.raftApply(t, msg)
+	if err != nil {
+		return nil, err
+	}
+	s.enqueueEvals(index, evals...)
+	c := &nodeCommit{index: index}
+	for _, ev := range evals {
+		c.evalIDs = append(c.evalIDs, ev.ID)
+	}
+	if len(evals) > 0 {
+		c.evalIndex = index
+	}
+	if wake != nil {
+		s.blocked.Unblock(wake.FeasibilityClass(), index)
+	}
+	return c, nil
+}
+
+// nodeByID returns a registered node, or an error that says it is not.
+func (s *Server) nodeByID(id string) (*structs.Node, error) {
+	node, err := s.fsm.State().NodeByID(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if node == nil {
+		return nil, fmt.Errorf("node %s %w; check the ID with \"skiff node status\"", id, structs.ErrNotFound)
+	}
+	return node, nil
 }

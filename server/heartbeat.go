@@ -116,12 +116,9 @@ func (s *Server) heartbeatExpired(nodeID string) {
 	if err != nil {
 		s.logger.Error("build evaluations for a down node", "node_id", nodeID, "error", err)
 	}
-	index, err := s.raftApply(structs.NodeUpdateStatusRequestType, req)
-	if err != nil {
+	if _, err := s.commitNodeChange(structs.NodeUpdateStatusRequestType, req, req.Evals, nil); err != nil {
 		s.logger.Error("mark node down", "node_id", nodeID, "error", err)
-		return
 	}
-	s.enqueueEvals(index, req.Evals...)
 }
 
 // nodeEvals returns one node-update evaluation per job with a
