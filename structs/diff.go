@@ -73,38 +73,22 @@ func DiffJobs(old, new *Job) *JobDiff {
 		d.ID = new.ID
 	}
 	d.Fields = diffFields(flatten(old, "TaskGroups"), flatten(new, "TaskGroups"))
-	groups := map[string][2]*TaskGroup{}
-	var names []string
-	add := func(j *Job, i int) {
-		if j == nil {
-			return
-		}
-		for _, tg := range j.TaskGroups {
-			pair, seen := groups[tg.Name]
-			if !seen {
-				names = append(names, tg.Name)
-			}
-			pair[i] = tg
-			groups[tg.Name] = pair
-		}
+	var oldGroups, newGroups []*TaskGroup
+	if old != nil {
+		oldGroups = old.TaskGroups
 	}
-	add(old, 0)
-	add(new, 1)
-	sort.Strings(names)
-	for _, name := range names {
-		pair := groups[name]
-		g := diffGroup(pair[0], pair[1])
-		g.Name = name
+	if new != nil {
+		newGroups = new.TaskGroups
+	}
+	edited := len(d.Fields) > 0
+	for _, p := range pairByName(oldGroups, newGroups, func(g *TaskGroup) string { return g.Name }) {
+		g := diffGroup(p.old, p.new)
+		g.Name = p.name
 		d.TaskGroups = append(d.TaskGroups, g)
+		edited = edited || g.Type != DiffTypeNone
 	}
-	if d.Type == DiffTypeNone {
-		edited := len(d.Fields) > 0
-		for _, g := range d.TaskGroups {
-			edited = edited || g.Type != DiffTypeNone
-		}
-		if edited {
-			d.Type = DiffTypeEdited
-		}
+	if d.Type == DiffTypeNone && edited {
+		d.Type = DiffTypeEdited
 	}
 	return d
 }
@@ -112,43 +96,62 @@ func DiffJobs(old, new *Job) *JobDiff {
 func diffGroup(old, new *TaskGroup) *TaskGroupDiff {
 	g := &TaskGroupDiff{Type: changeType(old == nil, new == nil)}
 	g.Fields = diffFields(flatten(old, "Tasks"), flatten(new, "Tasks"))
-	tasks := map[string][2]*Task{}
-	var names []string
-	add := func(tg *TaskGroup, i int) {
-		if tg == nil {
-			return
-		}
-		for _, t := range tg.Tasks {
-			pair, seen := tasks[t.Name]
-			if !seen {
-				names = append(names, t.Name)
-			}
-			pair[i] = t
-			tasks[t.Name] = pair
-		}
+	var oldTasks, newTasks []*Task
+	if old != nil {
+		oldTasks = old.Tasks
 	}
-	add(old, 0)
-	add(new, 1)
-	sort.Strings(names)
-	for _, name := range names {
-		pair := tasks[name]
-		t := &TaskDiff{Type: changeType(pair[0] == nil, pair[1] == nil), Name: name}
-		t.Fields = diffFields(flatten(pair[0]), flatten(pair[1]))
+	if new != nil {
+		newTasks = new.Tasks
+	}
+	edited := len(g.Fields) > 0
+	for _, p := range pairByName(oldTasks, newTasks, func(t *Task) string { return t.Name }) {
+		t := &TaskDiff{Type: changeType(p.old == nil, p.new == nil), Name: p.name}
+		t.Fields = diffFields(flatten(p.old), flatten(p.new))
 		if t.Type == DiffTypeNone && len(t.Fields) > 0 {
 			t.Type = DiffTypeEdited
 		}
 		g.Tasks = append(g.Tasks, t)
+		edited = edited || t.Type != DiffTypeNone
 	}
-	if g.Type == DiffTypeNone {
-		edited := len(g.Fields) > 0
-		for _, t := range g.Tasks {
-			edited = edited || t.Type != DiffTypeNone
-		}
-		if edited {
-			g.Type = DiffTypeEdited
-		}
+	if g.Type == DiffTypeNone && edited {
+		g.Type = DiffTypeEdited
 	}
 	return g
+}
+
+// named is an element of two versions of a list, matched by name; old or
+// new is nil when the element is only in one.
+type named[T any] struct {
+	name     string
+	old, new T
+}
+
+// pairByName matches the elements of two versions of a list by name,
+// sorted by name.
+func pairByName[T any](old, new []T, name func(T) string) []named[T] {
+	byName := map[string]*named[T]{}
+	var out []*named[T]
+	get := func(n string) *named[T] {
+		p := byName[n]
+		if p == nil {
+			p = &named[T]{name: n}
+			byName[n] = p
+			out = append(out, p)
+		}
+		return p
+	}
+	for _, x := range old {
+		get(name(x)).old = x
+	}
+	for _, x := range new {
+		get(name(x)).new = x
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	pairs := make([]named[T], len(out))
+	for i, p := range out {
+		pairs[i] = *p
+	}
+	return pairs
 }
 
 // changeType is Added, Deleted or None (to be refined to Edited).
