@@ -63,31 +63,6 @@ const (
 	closeCodeHTTP = 4000
 )
 
-// The exec messages (Nomad's ExecStreamingInput and ExecStreamingOutput).
-type (
-	execStreamOp struct {
-		Data  []byte `json:"data,omitempty"`
-		Close bool   `json:"close,omitempty"`
-	}
-	execTTYSize struct {
-		Height int `json:"height,omitempty"`
-		Width  int `json:"width,omitempty"`
-	}
-	execInput struct {
-		Stdin   *execStreamOp `json:"stdin,omitempty"`
-		TTYSize *execTTYSize  `json:"tty_size,omitempty"`
-	}
-	execExitResult struct {
-		ExitCode int `json:"exit_code"`
-	}
-	execOutput struct {
-		Stdout *execStreamOp   `json:"stdout,omitempty"`
-		Stderr *execStreamOp   `json:"stderr,omitempty"`
-		Exited bool            `json:"exited,omitempty"`
-		Result *execExitResult `json:"result,omitempty"`
-	}
-)
-
 // execUpgrader keeps gorilla's default origin check: a browser page of
 // another origin cannot open an exec session with the user's cookies.
 var execUpgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
@@ -256,7 +231,7 @@ func (s *execSession) run(parent context.Context, ar *allocrunner.AllocRunner, t
 		s.logger.Debug("exec failed", "error", err)
 		s.closeWith(execFailure(err, s.allocID, task, opts.Command[0]))
 	default:
-		if err := s.send(&execOutput{Exited: true, Result: &execExitResult{ExitCode: code}}); err == nil {
+		if err := s.send(&structs.ExecStreamingOutput{Exited: true, Result: &structs.ExecStreamingExitResult{ExitCode: code}}); err == nil {
 			s.closeWith(websocket.CloseNormalClosure, "")
 		}
 	}
@@ -297,7 +272,7 @@ func (s *execSession) readInput(stdin *io.PipeWriter, resize chan driver.Termina
 			}
 			return
 		}
-		var in execInput
+		var in structs.ExecStreamingInput
 		if err := json.Unmarshal(msg, &in); err != nil {
 			s.closeWith(websocket.CloseInvalidFramePayloadData,
 				fmt.Sprintf("message is not exec input JSON: %v", err))
@@ -356,7 +331,7 @@ func (s *execSession) keepalive(ctx context.Context) {
 
 // send writes one message. A failure means the client is gone: the
 // command is killed.
-func (s *execSession) send(out *execOutput) error {
+func (s *execSession) send(out *structs.ExecStreamingOutput) error {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -421,10 +396,10 @@ func (w *execStream) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), execOutputChunk)]
-		op := &execStreamOp{Data: chunk}
-		out := &execOutput{Stdout: op}
+		op := &structs.ExecStreamingIOOperation{Data: chunk}
+		out := &structs.ExecStreamingOutput{Stdout: op}
 		if w.stderr {
-			out = &execOutput{Stderr: op}
+			out = &structs.ExecStreamingOutput{Stderr: op}
 		}
 		if err := w.s.send(out); err != nil {
 			return n, err

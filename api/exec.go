@@ -14,40 +14,19 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/skiffhq/skiff/structs"
 )
 
 // TerminalSize is a terminal's size in characters.
-type TerminalSize struct {
-	Height int `json:"height,omitempty"`
-	Width  int `json:"width,omitempty"`
-}
+type TerminalSize = structs.ExecTerminalSize
 
-// The messages of an exec session (GET /v1/client/allocation/:id/exec, a
-// websocket of JSON text messages), in Nomad's shapes. The client sends
-// ExecStreamingInput, the agent ExecStreamingOutput.
+// The messages of an exec session, in Nomad's shapes (see structs).
 type (
-	// ExecStreamingIOOperation is data of a stream, or its end.
-	ExecStreamingIOOperation struct {
-		Data  []byte `json:"data,omitempty"`
-		Close bool   `json:"close,omitempty"`
-	}
-	// ExecStreamingInput is stdin data, the end of stdin or a new
-	// terminal size; an empty one is a heartbeat.
-	ExecStreamingInput struct {
-		Stdin   *ExecStreamingIOOperation `json:"stdin,omitempty"`
-		TTYSize *TerminalSize             `json:"tty_size,omitempty"`
-	}
-	// ExecStreamingExitResult is how the command ended.
-	ExecStreamingExitResult struct {
-		ExitCode int `json:"exit_code"`
-	}
-	// ExecStreamingOutput is output of the command, or its exit.
-	ExecStreamingOutput struct {
-		Stdout *ExecStreamingIOOperation `json:"stdout,omitempty"`
-		Stderr *ExecStreamingIOOperation `json:"stderr,omitempty"`
-		Exited bool                      `json:"exited,omitempty"`
-		Result *ExecStreamingExitResult  `json:"result,omitempty"`
-	}
+	ExecStreamingIOOperation = structs.ExecStreamingIOOperation
+	ExecStreamingInput       = structs.ExecStreamingInput
+	ExecStreamingExitResult  = structs.ExecStreamingExitResult
+	ExecStreamingOutput      = structs.ExecStreamingOutput
 )
 
 // CloseCodeHTTP plus an HTTP status is the websocket close code with which
