@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,32 +259,7 @@ func BenchmarkClientAgent(b *testing.B) {
 	archive, _ := benchImage(b, env)
 	srv := newCluster(b, 1, clusterOpts{})
 	srv.leader()
-	cl := &agentProc{t: b, name: "client", dir: b.TempDir(),
-		http: testutil.FreePort(b), rpc: testutil.FreePort(b), serf: testutil.FreePort(b)}
-	cl.configPath = filepath.Join(cl.dir, "agent.hcl")
-	cfg := fmt.Sprintf(`
-name      = "client"
-data_dir  = %q
-bind_addr = "127.0.0.1"
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-client {
-  enabled = true
-  servers = ["127.0.0.1:%d"]
-  containerd {
-    address   = %q
-    namespace = %q
-  }
-}
-`, filepath.Join(cl.dir, "data"), cl.http, cl.rpc, cl.serf, srv.agents[0].rpc, env.Address, env.Namespace)
-	if err := os.WriteFile(cl.configPath, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cl.start()
-	b.Cleanup(cl.kill)
+	cl := clientOnlyAgent(b, env, []int{srv.agents[0].rpc})
 	waitNodeReady(b, srv.agents[0])
 	for n := 0; n < b.N; n++ {
 		time.Sleep(2 * time.Second) // let the idle agent settle before reading its RSS

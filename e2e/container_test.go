@@ -316,14 +316,42 @@ func TestClientThroughLeaderChange(t *testing.T) {
 	archive := testcontainerd.BusyboxArchive(t)
 	c := newCluster(t, 3, clusterOpts{})
 	leader := c.leader()
-	var servers []string
+	var rpcPorts []int
 	for _, s := range c.agents {
-		servers = append(servers, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", s.rpc)))
+		rpcPorts = append(rpcPorts, s.rpc)
 	}
-	cl := &agentProc{t: t, name: "client", dir: t.TempDir(),
-		http: testutil.FreePort(t), rpc: testutil.FreePort(t), serf: testutil.FreePort(t)}
+	cl := clientOnlyAgent(t, env, rpcPorts)
+	waitNodeReady(t, leader)
+
+	leader.kill()
+	survivor := c.leader()
+	job := sleepJob("after-failover", "oci-archive:"+archive, 1)
+	if _, err := call(context.Background(), "PUT", survivor.addr()+"/v1/jobs", map[string]any{"Job": job}, nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the job running on the client after the leader change", func() bool {
+		return len(runningAllocs(t, survivor, "after-failover")) == 1
+	})
+	// Through the client agent's own HTTP API too: it forwards to a server.
+	var nodes []*structs.NodeListStub
+	if _, err := call(context.Background(), "GET", cl.addr()+"/v1/nodes", nil, &nodes); err != nil || len(nodes) != 1 || nodes[0].Status != structs.NodeStatusReady {
+		t.Fatalf("nodes through the client agent: %v %v; want one ready node", nodes, err)
+	}
+}
+
+// clientOnlyAgent starts an agent that runs only a client, on the test
+// containerd, pointed at the servers' RPC ports; it is killed at cleanup
+// (its log is printed when the test failed).
+func clientOnlyAgent(tb testing.TB, env *testcontainerd.Env, serverRPCPorts []int) *agentProc {
+	tb.Helper()
+	cl := &agentProc{t: tb, name: "client", dir: tb.TempDir(),
+		http: testutil.FreePort(tb), rpc: testutil.FreePort(tb), serf: testutil.FreePort(tb)}
 	cl.configPath = filepath.Join(cl.dir, "agent.hcl")
-	if err := os.WriteFile(cl.configPath, []byte(fmt.Sprintf(`
+	servers := make([]string, 0, len(serverRPCPorts))
+	for _, p := range serverRPCPorts {
+		servers = append(servers, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", p)))
+	}
+	cfg := fmt.Sprintf(`
 name      = "client"
 data_dir  = %q
 bind_addr = "127.0.0.1"
@@ -341,39 +369,16 @@ client {
     namespace = %q
   }
 }
-`, filepath.Join(cl.dir, "data"), cl.http, cl.rpc, cl.serf, strings.Join(servers, ", "), env.Address, env.Namespace)), 0o600); err != nil {
-		t.Fatal(err)
+`, filepath.Join(cl.dir, "data"), cl.http, cl.rpc, cl.serf, strings.Join(servers, ", "), env.Address, env.Namespace)
+	if err := os.WriteFile(cl.configPath, []byte(cfg), 0o600); err != nil {
+		tb.Fatal(err)
 	}
 	cl.start()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cl.kill()
-		if t.Failed() {
-			t.Logf("---- logs of the client ----\n%s", cl.tail(80))
+		if tb.Failed() {
+			tb.Logf("---- logs of the client ----\n%s", cl.tail(80))
 		}
 	})
-	waitNodeReady(t, leader)
-
-	leader.kill()
-	survivor := c.leader()
-	job := sleepJobT("after-failover", "oci-archive:"+archive)
-	if _, err := call(context.Background(), "PUT", survivor.addr()+"/v1/jobs", map[string]any{"Job": job}, nil); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, 30*time.Second, "the job running on the client after the leader change", func() bool {
-		return len(runningAllocs(t, survivor, "after-failover")) == 1
-	})
-	// Through the client agent's own HTTP API too: it forwards to a server.
-	var nodes []*structs.NodeListStub
-	if _, err := call(context.Background(), "GET", cl.addr()+"/v1/nodes", nil, &nodes); err != nil || len(nodes) != 1 || nodes[0].Status != structs.NodeStatusReady {
-		t.Fatalf("nodes through the client agent: %v %v; want one ready node", nodes, err)
-	}
-}
-
-func sleepJobT(id, image string) *structs.Job {
-	return &structs.Job{ID: id, Datacenters: []string{"dc1"}, TaskGroups: []*structs.TaskGroup{{
-		Name: "g", Count: 1,
-		Tasks: []*structs.Task{{Name: "t", Driver: "containerd", KillSignal: "SIGKILL",
-			Config:    map[string]any{"image": image, "command": "sleep", "args": []any{"3600"}},
-			Resources: &structs.Resources{CPU: 10, MemoryMB: 16}}},
-	}}}
+	return cl
 }
