@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffhq/skiff/client/allocrunner"
+	"github.com/skiffhq/skiff/client/driver"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -233,12 +233,7 @@ func (c *Client) restore() {
 // allocation of this client (left behind by a lost state file, or by an
 // allocation destroyed while the agent was down).
 func (c *Client) removeOrphans() {
-	seen := map[any]bool{}
-	for name, d := range c.config.Drivers {
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
+	for name, d := range c.distinctDrivers() {
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		tasks, err := d.ListTasks(ctx)
 		cancel()
@@ -315,13 +310,11 @@ type imagePruner interface {
 
 // pruneImages deletes unused images after allocations were collected.
 func (c *Client) pruneImages() {
-	seen := map[any]bool{}
-	for name, d := range c.config.Drivers {
+	for name, d := range c.distinctDrivers() {
 		p, ok := d.(imagePruner)
-		if !ok || seen[d] {
+		if !ok {
 			continue
 		}
-		seen[d] = true
 		ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 		n, err := p.PruneImages(ctx)
 		cancel()
@@ -449,4 +442,21 @@ func (u *updateBatcher) send(batch []*structs.Allocation) error {
 	return nil
 }
 
-var errNoRunner = errors.New("allocation is not running on this node")
+// distinctDrivers returns each driver once, by one of its names (the
+// containerd driver is registered as "containerd" and "docker").
+func (c *Client) distinctDrivers() map[string]driver.Driver {
+	out := map[string]driver.Driver{}
+	seen := map[driver.Driver]bool{}
+	names := make([]string, 0, len(c.config.Drivers))
+	for name := range c.config.Drivers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if d := c.config.Drivers[name]; !seen[d] {
+			seen[d] = true
+			out[name] = d
+		}
+	}
+	return out
+}
