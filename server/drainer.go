@@ -24,44 +24,62 @@ const drainInterval = 250 * time.Millisecond
 func (s *Server) drainer(ctx context.Context) {
 	t := time.NewTicker(drainInterval)
 	defer t.Stop()
+	var idleAt uint64 // nodes-table index of the last scan that found no drain
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.drainOnce(time.Now()); err != nil && ctx.Err() == nil {
+			// Nothing drains until a node changes: skip the scan of every
+			// node while the table stands still.
+			snap := s.fsm.State().Snapshot()
+			idx, err := snap.MaxIndex(state.TableNodes)
+			if err == nil && idx == idleAt {
+				continue
+			}
+			draining, err := s.drainOnce(snap, time.Now())
+			switch {
+			case err != nil && ctx.Err() == nil:
 				s.logger.Warn("drain nodes", "error", err)
+				idleAt = 0
+			case draining:
+				idleAt = 0
+			default:
+				idleAt = idx
 			}
 		}
 	}
 }
 
-func (s *Server) drainOnce(now time.Time) error {
-	snap := s.fsm.State().Snapshot()
+// drainOnce makes one pass over the draining nodes of snap and reports
+// whether any node is draining.
+func (s *Server) drainOnce(snap *state.Snapshot, now time.Time) (bool, error) {
 	nodes, err := snap.Nodes(nil)
 	if err != nil {
-		return err
+		return false, err
 	}
+	draining := false
 	marks := map[string]*structs.DesiredTransition{}
 	jobs := map[structs.NamespacedID]*structs.Job{}
 	for _, n := range nodes {
 		if n.DrainStrategy == nil {
 			continue
 		}
+		draining = true
 		done, err := s.drainNode(snap, n, now, marks, jobs)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if done {
 			s.logger.Info("node drain complete", "node_id", n.ID, "node", n.Name)
 			req := &structs.NodeUpdateDrainRequest{NodeID: n.ID, UpdatedAt: now.Unix()}
 			if _, err := s.raftApply(structs.NodeUpdateDrainType, req); err != nil {
-				return err
+				return true, err
 			}
 		}
 	}
 	if len(marks) == 0 {
-		return nil
+		return draining, nil
 	}
 	req := &structs.AllocDesiredTransitionRequest{Allocs: marks}
 	for _, j := range jobs {
@@ -73,10 +91,10 @@ func (s *Server) drainOnce(now time.Time) error {
 	}
 	index, err := s.raftApply(structs.AllocDesiredTransitionType, req)
 	if err != nil {
-		return err
+		return true, err
 	}
 	s.enqueueEvals(index, req.Evals...)
-	return nil
+	return true, nil
 }
 
 // drainNode marks the allocations of node n that may migrate now, and
