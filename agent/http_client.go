@@ -93,18 +93,14 @@ func (a *Agent) allocLogs(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if task == "" {
-		tasks := ar.Alloc().TaskStates
-		if len(tasks) != 1 {
-			names := make([]string, 0, len(tasks))
-			for n := range tasks {
-				names = append(names, n)
-			}
-			sort.Strings(names)
+		names := ar.Alloc().TaskNames()
+		if len(names) == 0 {
+			return nil, &httpError{http.StatusNotFound, fmt.Sprintf("allocation %s has no task on this node yet; retry shortly", allocID)}
+		}
+		if len(names) != 1 {
 			return nil, badRequest("allocation %s has several tasks (%s); name one with ?task=", allocID, strings.Join(names, ", "))
 		}
-		for n := range tasks {
-			task = n
-		}
+		task = names[0]
 	}
 	follow, _ := strconv.ParseBool(q.Get("follow"))
 	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)

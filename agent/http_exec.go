@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,7 +125,7 @@ func parseExecCommand(raw string) ([]string, error) {
 // execTaskName returns the task to exec in: the named one, or the only
 // one. The task must be running.
 func execTaskName(alloc *structs.Allocation, task string) (string, error) {
-	names := allocTaskNames(alloc)
+	names := alloc.TaskNames()
 	if task == "" {
 		if len(names) != 1 {
 			return "", badRequest("allocation %s has several tasks (%s); name one with ?task=", alloc.ID, strings.Join(names, ", "))
@@ -144,25 +143,6 @@ func execTaskName(alloc *structs.Allocation, task string) (string, error) {
 		return "", &httpError{http.StatusConflict, fmt.Sprintf("task %q of allocation %s is %s; exec needs a running task", task, alloc.ID, state)}
 	}
 	return task, nil
-}
-
-// allocTaskNames returns the names of the allocation's tasks, sorted.
-func allocTaskNames(alloc *structs.Allocation) []string {
-	var names []string
-	if alloc.Job != nil {
-		if tg := alloc.Job.LookupTaskGroup(alloc.TaskGroup); tg != nil {
-			for _, t := range tg.Tasks {
-				names = append(names, t.Name)
-			}
-		}
-	}
-	if len(names) == 0 {
-		for n := range alloc.TaskStates {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	return names
 }
 
 // checkTaskName fails with 404 when the allocation has no task by that name.
@@ -448,7 +428,7 @@ func (a *Agent) allocSignal(w http.ResponseWriter, r *http.Request) (any, error)
 	}
 	alloc := ar.Alloc()
 	if body.Task != "" {
-		if err := checkTaskName(alloc, allocTaskNames(alloc), body.Task); err != nil {
+		if err := checkTaskName(alloc, alloc.TaskNames(), body.Task); err != nil {
 			return nil, err
 		}
 	}
@@ -481,7 +461,7 @@ func (a *Agent) allocRestart(w http.ResponseWriter, r *http.Request) (any, error
 	}
 	alloc := ar.Alloc()
 	if body.TaskName != "" {
-		if err := checkTaskName(alloc, allocTaskNames(alloc), body.TaskName); err != nil {
+		if err := checkTaskName(alloc, alloc.TaskNames(), body.TaskName); err != nil {
 			return nil, err
 		}
 	}

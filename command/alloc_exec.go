@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,7 +105,7 @@ func (c *AllocExecCommand) Run(args []string) int {
 // names one of the allocation's tasks and a command follows it; else the
 // allocation must have a single task.
 func execTarget(alloc *structs.Allocation, task string, rest []string) (string, []string, error) {
-	names := taskNames(alloc)
+	names := alloc.TaskNames()
 	list := strings.Join(names, ", ")
 	switch {
 	case task != "":
@@ -123,26 +122,6 @@ func execTarget(alloc *structs.Allocation, task string, rest []string) (string, 
 	}
 	return "", nil, fmt.Errorf("allocation %s has several tasks (%s); name one: skiff alloc exec %s TASK COMMAND..., or -task TASK",
 		shortID(alloc.ID, false), list, shortID(alloc.ID, false))
-}
-
-// taskNames returns the names of an allocation's tasks, sorted: from its
-// job's task group, else from the task states its client reported.
-func taskNames(alloc *structs.Allocation) []string {
-	var names []string
-	if alloc.Job != nil {
-		if tg := alloc.Job.LookupTaskGroup(alloc.TaskGroup); tg != nil {
-			for _, t := range tg.Tasks {
-				names = append(names, t.Name)
-			}
-		}
-	}
-	if len(names) == 0 {
-		for n := range alloc.TaskStates {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	return names
 }
 
 // terminalFile returns r as a file and whether it is a terminal.

@@ -1,6 +1,9 @@
 package structs
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Allocation desired statuses: what the servers want.
 const (
@@ -224,3 +227,23 @@ type DesiredTransition struct {
 
 // ShouldMigrate reports whether the allocation is marked to migrate.
 func (d DesiredTransition) ShouldMigrate() bool { return d.Migrate != nil && *d.Migrate }
+
+// TaskNames returns the names of the allocation's tasks, sorted: from its
+// job's task group, else from the task states its client reported.
+func (a *Allocation) TaskNames() []string {
+	var names []string
+	if a.Job != nil {
+		if tg := a.Job.LookupTaskGroup(a.TaskGroup); tg != nil {
+			for _, t := range tg.Tasks {
+				names = append(names, t.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		for n := range a.TaskStates {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
