@@ -1,5 +1,7 @@
 package structs
 
+import "slices"
+
 // NodeUsage is what the live (non-terminal) allocations on a node use,
 // kept up to date by the state store as allocations are written, so the
 // scheduler reads a node's usage in one lookup instead of summing its
@@ -24,10 +26,8 @@ func AllocUsage(a *Allocation) (cpu, mem, disk int64, ports []int) {
 		mem += t.Memory.MemoryMB
 	}
 	disk = r.Shared.DiskMB
-	seen := map[int]bool{}
-	add := func(p int) {
-		if p != 0 && !seen[p] {
-			seen[p] = true
+	add := func(p int) { // allocations hold few ports: a scan beats a map
+		if p != 0 && !slices.Contains(ports, p) {
 			ports = append(ports, p)
 		}
 	}
