@@ -354,6 +354,9 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		{"server.raft_snapshot_interval", s.RaftSnapshotInterval, &sc.RaftSnapshotInterval},
 		{"server.raft_heartbeat_timeout", s.RaftHeartbeatTimeout, &sc.RaftHeartbeatTimeout},
 		{"server.raft_election_timeout", s.RaftElectionTimeout, &sc.RaftElectionTimeout},
+		{"server.min_heartbeat_ttl", s.MinHeartbeatTTL, &sc.MinHeartbeatTTL},
+		{"server.node_reconnect_grace", s.NodeReconnectGrace, &sc.NodeReconnectGrace},
+		{"server.heartbeat_grace", s.HeartbeatGrace, &sc.HeartbeatGrace},
 	} {
 		v, err := parseDur(d.name, d.v)
 		if err != nil {
@@ -362,6 +365,11 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		if v > 0 {
 			*d.dst = v
 		}
+	}
+	if s.MaxHeartbeatsPerSecond < 0 {
+		return nil, fmt.Errorf("server.max_heartbeats_per_second = %v: must be positive", s.MaxHeartbeatsPerSecond)
+	} else if s.MaxHeartbeatsPerSecond > 0 {
+		sc.MaxHeartbeatsPerSecond = s.MaxHeartbeatsPerSecond
 	}
 	if cfg.dev {
 		// One voter has nobody to be partitioned from: elect it at once.

@@ -75,6 +75,16 @@ type ServerConfig struct {
 	// SchedulerAlgorithm is "binpack" (fill nodes first, the default) or
 	// "spread" (emptiest nodes first). Give every server the same.
 	SchedulerAlgorithm string `hcl:"scheduler_algorithm,optional"`
+	// Client failure detection (see README "Failure detection"):
+	// MinHeartbeatTTL (default 10s) and MaxHeartbeatsPerSecond (default
+	// 50) set the heartbeat TTL, the backstop; NodeReconnectGrace
+	// (default 2s) is how long a client whose liveness connection ended
+	// has to come back before it is marked down; HeartbeatGrace (default
+	// 10s) is added to every TTL by a new leader.
+	MinHeartbeatTTL        string  `hcl:"min_heartbeat_ttl,optional"`
+	MaxHeartbeatsPerSecond float64 `hcl:"max_heartbeats_per_second,optional"`
+	NodeReconnectGrace     string  `hcl:"node_reconnect_grace,optional"`
+	HeartbeatGrace         string  `hcl:"heartbeat_grace,optional"`
 }
 
 // ServerJoin lists gossip addresses to join at start.
@@ -294,6 +304,17 @@ func (c *Config) merge(o *Config) {
 		setStr(&s.RaftHeartbeatTimeout, os.RaftHeartbeatTimeout)
 		setStr(&s.RaftElectionTimeout, os.RaftElectionTimeout)
 		setStr(&s.GossipProfile, os.GossipProfile)
+		if os.NumSchedulers != 0 {
+			s.NumSchedulers = os.NumSchedulers
+		}
+		setStr(&s.DeadServerCleanup, os.DeadServerCleanup)
+		setStr(&s.SchedulerAlgorithm, os.SchedulerAlgorithm)
+		setStr(&s.MinHeartbeatTTL, os.MinHeartbeatTTL)
+		if os.MaxHeartbeatsPerSecond != 0 {
+			s.MaxHeartbeatsPerSecond = os.MaxHeartbeatsPerSecond
+		}
+		setStr(&s.NodeReconnectGrace, os.NodeReconnectGrace)
+		setStr(&s.HeartbeatGrace, os.HeartbeatGrace)
 	}
 	if o.Client != nil {
 		c.Client = o.Client

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/testutil"
 
+	"github.com/hashicorp/go-hclog"
 	nomad "github.com/hashicorp/nomad/api"
 
 	"github.com/skiffhq/skiff/structs"
@@ -318,5 +321,46 @@ func TestBindAllAdvertisesAPrivateIP(t *testing.T) {
 	}
 	if sc.RPCAdvertise == nil || sc.RPCAdvertise.IP.IsUnspecified() || sc.RPCAdvertise.Port != 4647 {
 		t.Fatalf("RPC advertise = %v, want a specific IP on port 4647", sc.RPCAdvertise)
+	}
+}
+
+// TestServerSettingsFromConfigFiles: every server setting of a config
+// file reaches the server, the last file winning.
+func TestServerSettingsFromConfigFiles(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "a.hcl")
+	second := filepath.Join(dir, "b.hcl")
+	if err := os.WriteFile(first, []byte(`data_dir = "/tmp/x"
+bind_addr = "127.0.0.1"
+server {
+  enabled                   = true
+  num_schedulers            = 3
+  scheduler_algorithm       = "spread"
+  dead_server_cleanup       = "1m"
+  min_heartbeat_ttl         = "20s"
+  max_heartbeats_per_second = 100
+  node_reconnect_grace      = "3s"
+  heartbeat_grace           = "30s"
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second, []byte("server {\n  node_reconnect_grace = \"4s\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseFlags([]string{"-config", first, "-config", second}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := serverConfig(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.NumSchedulers != 3 || sc.SchedulerAlgorithm != "spread" || sc.DeadServerCleanup != time.Minute ||
+		sc.MinHeartbeatTTL != 20*time.Second || sc.MaxHeartbeatsPerSecond != 100 ||
+		sc.NodeReconnectGrace != 4*time.Second || sc.HeartbeatGrace != 30*time.Second {
+		t.Fatalf("server config = schedulers %d %q, cleanup %s, ttl %s, rate %v, reconnect %s, grace %s",
+			sc.NumSchedulers, sc.SchedulerAlgorithm, sc.DeadServerCleanup, sc.MinHeartbeatTTL,
+			sc.MaxHeartbeatsPerSecond, sc.NodeReconnectGrace, sc.HeartbeatGrace)
 	}
 }

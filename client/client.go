@@ -186,6 +186,9 @@ func (c *Client) Start() {
 	c.restore()
 	c.goFunc(c.updates.run)
 	c.goFunc(c.registerAndHeartbeat)
+	if c.servers != nil {
+		c.goFunc(c.holdLiveness)
+	}
 	c.goFunc(c.watchAllocs)
 	c.goFunc(c.gcLoop)
 }

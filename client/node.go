@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
+	skiffrpc "github.com/skiffhq/skiff/rpc"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -130,4 +132,54 @@ func (c *Client) refingerprint() bool {
 		c.nodeMu.Unlock()
 	}
 	return changed
+}
+
+// holdLiveness keeps a liveness connection open to the current server
+// while the client runs (rpc.ConnLiveness): when the process dies, its
+// kernel closes the connection and the servers know at once. A
+// connection that breaks is opened again, to the next server if this one
+// cannot be reached.
+func (c *Client) holdLiveness() {
+	select {
+	case <-c.registered:
+	case <-c.ctx.Done():
+		return
+	}
+	var gen uint64
+	backoff := retryMin
+	for c.ctx.Err() == nil {
+		addr, n := c.servers.pick()
+		if n == 0 {
+			return
+		}
+		gen = max(gen+1, uint64(time.Now().UnixNano()))
+		node := c.Node()
+		hello := &structs.NodeLivenessRequest{NodeID: node.ID, SecretID: node.SecretID, Generation: gen}
+		connected := make(chan struct{})
+		err := skiffrpc.HoldLiveness(c.ctx, addr, hello, 5*time.Second, connected)
+		if c.ctx.Err() != nil {
+			return
+		}
+		wait := backoff
+		select {
+		case <-connected:
+			// It held: open the next one soon (a pause keeps a server that
+			// closes at once from making this spin).
+			wait, backoff = retryMin, retryMin
+			c.logger.Debug("liveness connection ended; opening another", "server", addr, "error", err)
+		default:
+			if !errors.Is(err, skiffrpc.ErrLivenessRefused) {
+				c.servers.failed(addr)
+			}
+			backoff = min(backoff*2, retryMax)
+			c.logger.Debug("open liveness connection; will retry", "server", addr, "error", err, "retry_in", wait)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-c.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+	}
 }

@@ -42,7 +42,9 @@ type Listener struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	sessions map[*yamux.Session]struct{} // guarded by mu
+	held     map[net.Conn]struct{}       // liveness connections; guarded by mu
 	closed   bool                        // guarded by mu
+	liveness LivenessHandler
 }
 
 // NewListener serves srv and a raft stream layer on ln. Call Serve to start.
@@ -51,6 +53,7 @@ func NewListener(ln net.Listener, srv *rpc.Server, advertise net.Addr, logger hc
 		ln: ln, server: srv, logger: logger.Named("rpc"),
 		raftLayer: newRaftLayer(advertise, ln.Addr()),
 		sessions:  map[*yamux.Session]struct{}{},
+		held:      map[net.Conn]struct{}{},
 	}
 }
 
@@ -99,6 +102,8 @@ func (l *Listener) handleConn(conn net.Conn) {
 		l.raftLayer.handoff(conn)
 	case ConnMultiplex:
 		l.serveMultiplex(conn)
+	case ConnLiveness:
+		l.serveLiveness(conn)
 	default:
 		l.logger.Warn("unknown connection type; closing", "type", b[0], "remote", conn.RemoteAddr())
 		conn.Close()
@@ -147,6 +152,9 @@ func (l *Listener) Close() error {
 	l.closed = true
 	for s := range l.sessions {
 		s.Close()
+	}
+	for c := range l.held {
+		c.Close()
 	}
 	l.mu.Unlock()
 	err := l.ln.Close()

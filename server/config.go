@@ -57,10 +57,13 @@ type Config struct {
 
 	// Client heartbeats: a node's TTL is at least MinHeartbeatTTL and long
 	// enough that all nodes together send at most MaxHeartbeatsPerSecond;
-	// a new leader adds HeartbeatGrace before marking anyone down.
+	// a new leader adds HeartbeatGrace before marking anyone down. A node
+	// whose liveness connection ends has NodeReconnectGrace to come back
+	// (liveness.go).
 	MinHeartbeatTTL        time.Duration
 	MaxHeartbeatsPerSecond float64
 	HeartbeatGrace         time.Duration
+	NodeReconnectGrace     time.Duration
 
 	// Scheduling: workers on the leader, and how evaluations are retried.
 	NumSchedulers     int
@@ -93,9 +96,10 @@ func DefaultConfig() *Config {
 		NumSchedulers:          runtime.NumCPU(),
 		EvalNackTimeout:        60 * time.Second,
 		EvalDeliveryLimit:      3,
-		MinHeartbeatTTL:        2 * time.Second,
+		MinHeartbeatTTL:        10 * time.Second,
 		MaxHeartbeatsPerSecond: 50,
 		HeartbeatGrace:         10 * time.Second,
+		NodeReconnectGrace:     2 * time.Second,
 		GossipProfile:          "lan",
 	}
 }

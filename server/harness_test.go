@@ -36,8 +36,9 @@ func newTestServer(t *testing.T, name string, expect int, join []string, dir str
 	cfg.RetryInterval = 100 * time.Millisecond
 	cfg.GossipProfile = "local"
 	cfg.ReconcileInterval = 200 * time.Millisecond
-	cfg.MinHeartbeatTTL = 300 * time.Millisecond
+	cfg.MinHeartbeatTTL = testMinHeartbeatTTL
 	cfg.HeartbeatGrace = 2 * time.Second
+	cfg.NodeReconnectGrace = 500 * time.Millisecond
 	cfg.DeadServerCleanup = testDeadServerCleanup
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: testWriter{t}})
 	s, err := New(cfg)
@@ -51,6 +52,10 @@ func newTestServer(t *testing.T, name string, expect int, join []string, dir str
 // test that needs it short sets it before starting its cluster (server
 // tests do not run in parallel).
 var testDeadServerCleanup = 5 * time.Minute
+
+// testMinHeartbeatTTL is the servers' MinHeartbeatTTL in tests (short, so
+// silent nodes go down fast); set it before starting a cluster.
+var testMinHeartbeatTTL = 300 * time.Millisecond
 
 type testWriter struct{ t *testing.T }
 

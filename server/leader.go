@@ -78,6 +78,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.consistentReads.Store(true)
 	s.initHeartbeats()
 	defer s.clearHeartbeats()
+	defer s.liveness.clear()
 	scheduling := make(chan struct{})
 	go func() { defer close(scheduling); s.runScheduling(ctx) }()
 	defer func() { <-scheduling }()

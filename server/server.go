@@ -61,6 +61,7 @@ type Server struct {
 	planQueue chan *pendingPlan
 
 	heartbeats heartbeats
+	liveness   liveness
 	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
 
 	isLeader atomic.Bool
@@ -173,6 +174,7 @@ func (s *Server) setupRPC() error {
 		return fmt.Errorf("rpc is bound to %s, which peers cannot dial: set advertise { rpc = \"ip:port\" }", ta)
 	}
 	s.listener = skiffrpc.NewListener(ln, s.rpcServer, adv, s.config.Logger)
+	s.listener.SetLivenessHandler(s.serveLiveness)
 	s.goFunc(func() {
 		if err := s.listener.Serve(); err != nil {
 			s.logger.Error("rpc listener stopped", "error", err)

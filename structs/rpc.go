@@ -322,6 +322,18 @@ type NodeUpdateStatusRequest struct {
 	WriteRequest
 }
 
+// NodeLivenessRequest is a client's hello on a liveness connection, and
+// what the server holding that connection tells the leader when it starts
+// (Connected) and when it ends. Generation orders a node's connections:
+// the client takes a new, larger one for every connection it opens.
+type NodeLivenessRequest struct {
+	NodeID     string
+	SecretID   string
+	Generation uint64
+	Connected  bool
+	WriteRequest
+}
+
 // NodeDeregisterRequest removes nodes.
 type NodeDeregisterRequest struct {
 	NodeIDs []string

@@ -61,6 +61,11 @@ type Config struct {
 	// fail allocations.
 	AllocStatus func(n *Node, a *structs.Allocation) string
 
+	// Liveness makes every node hold a liveness connection to a server,
+	// as real clients do (rpc.ConnLiveness): Kill then closes it, and the
+	// servers notice at once. One TCP connection per node.
+	Liveness bool
+
 	// PullWait is the MaxQueryTime of the blocking pull. Default 1 minute.
 	PullWait time.Duration
 	// RPCTimeout bounds one call that is not a blocking pull. Default 30 s.

@@ -2,6 +2,7 @@ package simnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -159,6 +160,13 @@ func (n *Node) start() {
 		defer close(n.hbDone)
 		n.heartbeatLoop(hbCtx)
 	}()
+	if n.fleet.cfg.Liveness {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.livenessLoop(n.ctx)
+		}()
+	}
 	if n.fleet.cfg.Idle {
 		return
 	}
@@ -167,6 +175,31 @@ func (n *Node) start() {
 		defer n.wg.Done()
 		n.pullLoop(n.ctx)
 	}()
+}
+
+// livenessLoop holds the node's liveness connection until ctx ends,
+// opening another (on the next server if this one is unreachable) when
+// one ends.
+func (n *Node) livenessLoop(ctx context.Context) {
+	servers := n.fleet.cfg.Servers
+	var gen uint64
+	for ctx.Err() == nil {
+		gen = max(gen+1, uint64(time.Now().UnixNano()))
+		i := int(n.server.Load()) % len(servers)
+		hello := &structs.NodeLivenessRequest{NodeID: n.spec.ID, SecretID: n.spec.SecretID, Generation: gen}
+		connected := make(chan struct{})
+		err := rpc.HoldLiveness(ctx, servers[i], hello, 5*time.Second, connected)
+		select {
+		case <-connected:
+		default:
+			if !errors.Is(err, rpc.ErrLivenessRefused) {
+				n.server.CompareAndSwap(int32(i), int32((i+1)%len(servers)))
+			}
+		}
+		if !sleep(ctx, jitter(200*time.Millisecond)) {
+			return
+		}
+	}
 }
 
 // beatAfter is when to heartbeat next after a success: at a random point

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/testutil"
+	skiffrpc "github.com/skiffhq/skiff/rpc"
+	"github.com/skiffhq/skiff/structs"
+)
+
+func TestLivenessNoteOrdersConnections(t *testing.T) {
+	var l liveness
+	steps := []struct {
+		gen       uint64
+		connected bool
+		news      bool
+	}{
+		{5, true, true},   // first connection
+		{5, true, false},  // the same, again
+		{4, false, false}, // an older connection's end: the node moved on
+		{7, true, true},   // a newer connection
+		{5, false, false}, // the older one ends after it
+		{7, false, true},  // the newest ends: news
+		{7, true, false},  // its "connected", arriving late, does not undo it
+		{8, true, true},   // the node comes back
+	}
+	for i, s := range steps {
+		if got := l.note("n1", s.gen, s.connected); got != s.news {
+			t.Errorf("step %d (gen %d connected %v): news = %v, want %v", i, s.gen, s.connected, got, s.news)
+		}
+	}
+	if !l.note("n2", 1, false) {
+		t.Error("another node's first event is news")
+	}
+}
+
+// holdLiveness opens a liveness connection for n to the server at addr and
+// returns once the server has accepted it; cancel ends it.
+func holdLiveness(t *testing.T, addr string, n *structs.Node, gen uint64) (cancel func()) {
+	t.Helper()
+	ctx, cancelCtx := context.WithCancel(context.Background())
+	connected := make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		ended <- skiffrpc.HoldLiveness(ctx, addr, &structs.NodeLivenessRequest{NodeID: n.ID, SecretID: n.SecretID, Generation: gen}, time.Second, connected)
+	}()
+	select {
+	case <-connected:
+	case err := <-ended:
+		t.Fatalf("liveness connection to %s: %v", addr, err)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("liveness connection to %s not accepted", addr)
+	}
+	t.Cleanup(cancelCtx)
+	return func() { cancelCtx(); <-ended }
+}
+
+// TestLivenessConnectionEndMarksNodeDownFast: with a heartbeat TTL of a
+// minute, a node whose liveness connection (here to a follower) ends is
+// marked down within the reconnect grace; one that moved its connection to
+// another server first is not.
+func TestLivenessConnectionEndMarksNodeDownFast(t *testing.T) {
+	old := testMinHeartbeatTTL
+	testMinHeartbeatTTL = time.Minute
+	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	var followers []*Server
+	for _, s := range c.servers {
+		if s != leader {
+			followers = append(followers, s)
+		}
+	}
+	n := testNode()
+	var reply structs.NodeUpdateResponse
+	if err := leader.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the followers to know the node", func() bool {
+		for _, f := range followers {
+			if got, _ := f.State().NodeByID(nil, n.ID); got == nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	// A wrong secret is refused.
+	bad := *n
+	bad.SecretID = structs.GenerateUUID()
+	err := skiffrpc.HoldLiveness(context.Background(), followers[0].RPCAddr(),
+		&structs.NodeLivenessRequest{NodeID: bad.ID, SecretID: bad.SecretID, Generation: 1}, time.Second, nil)
+	if !errors.Is(err, skiffrpc.ErrLivenessRefused) {
+		t.Fatalf("liveness with a wrong secret: %v, want refused", err)
+	}
+
+	// The node moves its connection from one follower to the other: the
+	// first one's end is old news.
+	end1 := holdLiveness(t, followers[0].RPCAddr(), n, 1)
+	end2 := holdLiveness(t, followers[1].RPCAddr(), n, 2)
+	end1()
+	time.Sleep(4 * leader.config.NodeReconnectGrace)
+	if got := nodeStatus(t, leader, n.ID); got != structs.NodeStatusReady {
+		t.Fatalf("node moved its liveness connection and is %q, want ready", got)
+	}
+
+	// The node's last connection ends: down within the grace, not the TTL.
+	ended := time.Now()
+	end2()
+	testutil.WaitFor(t, 10*time.Second, "the node to be marked down", func() bool {
+		return nodeStatus(t, leader, n.ID) == structs.NodeStatusDown
+	})
+	took := time.Since(ended)
+	t.Logf("liveness connection ended -> node down in %s (grace %s, TTL %s)", took, leader.config.NodeReconnectGrace, reply.HeartbeatTTL)
+	if took >= reply.HeartbeatTTL/2 {
+		t.Errorf("node marked down %s after its connection ended: that is the TTL's doing, not the liveness signal", took)
+	}
+}
+
+// TestLivenessReconnectWithinGraceKeepsNodeReady: a client whose
+// connection breaks and that opens a new one within the grace stays ready.
+func TestLivenessReconnectWithinGraceKeepsNodeReady(t *testing.T) {
+	old := testMinHeartbeatTTL
+	testMinHeartbeatTTL = time.Minute
+	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	var reply structs.NodeUpdateResponse
+	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	end := holdLiveness(t, s.RPCAddr(), n, 1)
+	end()
+	time.Sleep(s.config.NodeReconnectGrace / 4)
+	holdLiveness(t, s.RPCAddr(), n, 2)
+	time.Sleep(4 * s.config.NodeReconnectGrace)
+	if got := nodeStatus(t, s, n.ID); got != structs.NodeStatusReady {
+		t.Fatalf("node that reconnected within the grace is %q, want ready", got)
+	}
+}
