@@ -80,7 +80,14 @@ func waitNodeReady(t testing.TB, a *agentProc) {
 // containerPIDs lists the running tasks of the namespace: container ID -> PID.
 func containerPIDs(t testing.TB, env *testcontainerd.Env) map[string]uint32 {
 	t.Helper()
-	c, err := containerd.New(env.Address, containerd.WithDefaultNamespace(env.Namespace))
+	return namespacePIDs(t, env.Address, env.Namespace)
+}
+
+// namespacePIDs lists the running tasks of namespace ns on the containerd
+// at address: container ID -> PID.
+func namespacePIDs(t testing.TB, address, ns string) map[string]uint32 {
+	t.Helper()
+	c, err := containerd.New(address, containerd.WithDefaultNamespace(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +351,14 @@ func TestClientThroughLeaderChange(t *testing.T) {
 // (its log is printed when the test failed).
 func clientOnlyAgent(tb testing.TB, env *testcontainerd.Env, serverRPCPorts []int) *agentProc {
 	tb.Helper()
-	cl := &agentProc{t: tb, name: "client", dir: tb.TempDir(),
+	return namedClientAgent(tb, env, "client", env.Namespace, serverRPCPorts)
+}
+
+// namedClientAgent is clientOnlyAgent with its own name (its node's name)
+// and containerd namespace, so that several share one containerd.
+func namedClientAgent(tb testing.TB, env *testcontainerd.Env, name, namespace string, serverRPCPorts []int) *agentProc {
+	tb.Helper()
+	cl := &agentProc{t: tb, name: name, dir: tb.TempDir(),
 		http: testutil.FreePort(tb), rpc: testutil.FreePort(tb), serf: testutil.FreePort(tb)}
 	cl.configPath = filepath.Join(cl.dir, "agent.hcl")
 	servers := make([]string, 0, len(serverRPCPorts))
@@ -352,7 +366,7 @@ func clientOnlyAgent(tb testing.TB, env *testcontainerd.Env, serverRPCPorts []in
 		servers = append(servers, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", p)))
 	}
 	cfg := fmt.Sprintf(`
-name      = "client"
+name      = %q
 data_dir  = %q
 bind_addr = "127.0.0.1"
 log_level = "DEBUG"
@@ -369,7 +383,7 @@ client {
     namespace = %q
   }
 }
-`, filepath.Join(cl.dir, "data"), cl.http, cl.rpc, cl.serf, strings.Join(servers, ", "), env.Address, env.Namespace)
+`, name, filepath.Join(cl.dir, "data"), cl.http, cl.rpc, cl.serf, strings.Join(servers, ", "), env.Address, namespace)
 	if err := os.WriteFile(cl.configPath, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -377,7 +391,7 @@ client {
 	tb.Cleanup(func() {
 		cl.kill()
 		if tb.Failed() {
-			tb.Logf("---- logs of the client ----\n%s", cl.tail(80))
+			tb.Logf("---- logs of %s ----\n%s", name, cl.tail(80))
 		}
 	})
 	return cl
