@@ -54,9 +54,19 @@ type agentProc struct {
 	logs            *bytes.Buffer
 	exited          chan struct{}
 	mu              sync.Mutex
+	ip              string // address it binds to; empty means 127.0.0.1
+	netns           string // network namespace it runs in (ip netns exec); empty means the test's own
 }
 
-func (a *agentProc) addr() string { return fmt.Sprintf("http://127.0.0.1:%d", a.http) }
+func (a *agentProc) addr() string { return fmt.Sprintf("http://%s:%d", a.host(), a.http) }
+
+// host is the IP address the agent binds to.
+func (a *agentProc) host() string {
+	if a.ip == "" {
+		return "127.0.0.1"
+	}
+	return a.ip
+}
 
 // cluster is n server processes that bootstrap together.
 type cluster struct {
@@ -67,6 +77,9 @@ type cluster struct {
 // clusterOpts tune the servers' config.
 type clusterOpts struct {
 	extraServer string // extra lines inside server { }
+	// ips and netns, when set, give server i its bind address and the
+	// network namespace it runs in (see agentProc.ip and agentProc.netns).
+	ips, netns []string
 }
 
 func newCluster(t testing.TB, n int, opts clusterOpts) *cluster {
@@ -75,18 +88,24 @@ func newCluster(t testing.TB, n int, opts clusterOpts) *cluster {
 	for i := range n {
 		a := &agentProc{t: t, name: fmt.Sprintf("s%d", i+1), dir: t.TempDir(),
 			http: testutil.FreePort(t), rpc: testutil.FreePort(t), serf: testutil.FreePort(t)}
+		if i < len(opts.ips) {
+			a.ip = opts.ips[i]
+		}
+		if i < len(opts.netns) {
+			a.netns = opts.netns[i]
+		}
 		c.agents = append(c.agents, a)
 	}
 	joins := make([]string, 0, n)
 	for _, a := range c.agents {
-		joins = append(joins, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", a.serf)))
+		joins = append(joins, fmt.Sprintf("%q", fmt.Sprintf("%s:%d", a.host(), a.serf)))
 	}
 	for _, a := range c.agents {
 		a.configPath = filepath.Join(a.dir, "agent.hcl")
 		cfg := fmt.Sprintf(`
 name      = %q
 data_dir  = %q
-bind_addr = "127.0.0.1"
+bind_addr = %q
 log_level = "DEBUG"
 ports {
   http = %d
@@ -103,7 +122,7 @@ server {
   }
   %s
 }
-`, a.name, filepath.Join(a.dir, "data"), a.http, a.rpc, a.serf, n, strings.Join(joins, ", "), opts.extraServer)
+`, a.name, filepath.Join(a.dir, "data"), a.host(), a.http, a.rpc, a.serf, n, strings.Join(joins, ", "), opts.extraServer)
 		if err := os.WriteFile(a.configPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +148,13 @@ func (a *agentProc) start() {
 	if a.logs == nil {
 		a.logs = &bytes.Buffer{}
 	}
-	cmd := exec.Command(skiffBin, append([]string{"agent", "-config", a.configPath}, a.extraArgs...)...)
+	args := append([]string{"agent", "-config", a.configPath}, a.extraArgs...)
+	cmd := exec.Command(skiffBin, args...)
+	if a.netns != "" {
+		// ip netns exec execs the agent in place: the PID and process
+		// group stay the agent's, so kill still reaches it.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, skiffBin}, args...)...)
+	}
 	cmd.Stdout = lockedWriter{&a.mu, a.logs}
 	cmd.Stderr = lockedWriter{&a.mu, a.logs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -248,7 +273,7 @@ func (c *cluster) leader() *agentProc {
 			addr = got
 		}
 		for _, a := range c.agents {
-			if a.running() && addr == fmt.Sprintf("127.0.0.1:%d", a.rpc) {
+			if a.running() && addr == fmt.Sprintf("%s:%d", a.host(), a.rpc) {
 				l = a
 				return true
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,5 +321,125 @@ job "crash" {
 	}
 	if g := summary.Summary["g"]; g.Failed != 2 || g.Running != 0 {
 		t.Errorf("job summary of g = %+v, want 2 failed, none running", g)
+	}
+}
+
+// signal sends sig to the agent's process group.
+func (a *agentProc) signal(sig syscall.Signal) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil && a.cmd.Process != nil {
+		_ = syscall.Kill(-a.cmd.Process.Pid, sig)
+	}
+}
+
+// TestDisconnectedClientReturnsToOneCopy: a client agent that freezes
+// (SIGSTOP: its connections stay up, its heartbeats stop) runs an
+// allocation of a group with disconnect { lost_after = "1m", reconcile =
+// "keep_original" }. Its node must become disconnected, not down; the
+// allocation unknown, not lost, and replaced on the other node. When the
+// agent resumes (SIGCONT), the node is ready again and exactly one copy
+// runs: the original, as the reconcile setting says.
+func TestDisconnectedClientReturnsToOneCopy(t *testing.T) {
+	env := testcontainerd.Start(t)
+	archive := testcontainerd.BusyboxArchive(t)
+	c := newCluster(t, 3, clusterOpts{extraServer: `min_heartbeat_ttl = "2s"`})
+	c.leader()
+	var rpcPorts []int
+	for _, s := range c.agents {
+		rpcPorts = append(rpcPorts, s.rpc)
+	}
+	clients := map[string]*agentProc{}
+	var namespaces []string
+	for i := range 2 {
+		name, ns := fmt.Sprintf("client%d", i), fmt.Sprintf("%s-d%d", env.Namespace, i)
+		namespaces = append(namespaces, ns)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := testcontainerd.RemoveAll(ctx, env.Address, ns); err != nil {
+				t.Errorf("clean up namespace %s: %v", ns, err)
+			}
+		})
+		clients[name] = namedClientAgent(t, env, name, ns, rpcPorts)
+	}
+	api := c.agents[0]
+	nodeAgent := map[string]*agentProc{}
+	testutil.WaitFor(t, 30*time.Second, "2 ready client nodes", func() bool {
+		var nodes []*structs.NodeListStub
+		if _, err := call(context.Background(), "GET", api.addr()+"/v1/nodes", nil, &nodes); err != nil {
+			return false
+		}
+		for _, n := range nodes {
+			if n.Status == structs.NodeStatusReady {
+				nodeAgent[n.ID] = clients[n.Name]
+			}
+		}
+		return len(nodeAgent) == 2
+	})
+	job := sleepJob("web", "oci-archive:"+archive, 1)
+	replace := true
+	job.TaskGroups[0].Disconnect = &structs.DisconnectStrategy{LostAfter: time.Minute, Replace: &replace, Reconcile: "keep_original"}
+	if _, err := call(context.Background(), "PUT", api.addr()+"/v1/jobs", map[string]any{"Job": job}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var orig *structs.AllocListStub
+	testutil.WaitFor(t, 60*time.Second, "the allocation running", func() bool {
+		live := liveAllocs(t, api, "web")
+		if len(live) == 1 {
+			orig = live[0]
+		}
+		return orig != nil
+	})
+	victim := nodeAgent[orig.NodeID]
+	frozen := time.Now()
+	victim.signal(syscall.SIGSTOP)
+	t.Cleanup(func() { victim.signal(syscall.SIGCONT) })
+	pollFor(t, 30*time.Second, "the frozen client's node disconnected", func() bool {
+		return nodeStatusOf(api, orig.NodeID) == structs.NodeStatusDisconnected
+	})
+	toDisconnected := time.Since(frozen)
+	var all []*structs.AllocListStub
+	pollFor(t, 60*time.Second, "the original unknown and a replacement running", func() bool {
+		if _, err := call(context.Background(), "GET", api.addr()+"/v1/job/web/allocations", nil, &all); err != nil {
+			return false
+		}
+		unknown, replaced := false, false
+		for _, a := range all {
+			unknown = unknown || a.ID == orig.ID && a.ClientStatus == structs.AllocClientStatusUnknown && a.DesiredStatus == structs.AllocDesiredStatusRun
+			replaced = replaced || a.ID != orig.ID && a.ClientStatus == structs.AllocClientStatusRunning && a.DesiredStatus == structs.AllocDesiredStatusRun
+		}
+		return unknown && replaced
+	})
+	t.Logf("frozen client: node disconnected after %s, replacement running after %s", toDisconnected.Round(time.Millisecond), time.Since(frozen).Round(time.Millisecond))
+
+	victim.signal(syscall.SIGCONT)
+	resumed := time.Now()
+	pollFor(t, 30*time.Second, "the resumed client's node ready", func() bool {
+		return nodeStatusOf(api, orig.NodeID) == structs.NodeStatusReady
+	})
+	// One copy: the original runs, its replacement is stopped, and only
+	// the original's container runs.
+	oneCopy := func() (bool, string) {
+		live := liveAllocs(t, api, "web")
+		var ids []string
+		for _, ns := range namespaces {
+			for id := range namespacePIDs(t, env.Address, ns) {
+				ids = append(ids, strings.TrimSuffix(id, "-t"))
+			}
+		}
+		ok := len(live) == 1 && live[0].ID == orig.ID && len(ids) == 1 && ids[0] == orig.ID
+		return ok, fmt.Sprintf("running allocations %d (first %v), containers of %v; original %s", len(live), func() string {
+			if len(live) > 0 {
+				return live[0].ID
+			}
+			return "-"
+		}(), ids, orig.ID)
+	}
+	pollFor(t, 60*time.Second, "only the original running", func() bool { ok, _ := oneCopy(); return ok })
+	t.Logf("resumed client: one copy (the original) again after %s", time.Since(resumed).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	if ok, why := oneCopy(); !ok {
+		t.Fatalf("not one copy after the reconnect: %s", why)
 	}
 }

@@ -93,9 +93,17 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 		case n == nil || n.Status == structs.NodeStatusDown ||
 			(n.Status == structs.NodeStatusDisconnected && tg.Disconnect == nil):
 			// A disconnected node counts as down unless the group
-			// tolerates disconnects (then its allocations are left alone).
+			// tolerates disconnects (disconnect.go).
 			c.stop(a, descNodeLost, structs.AllocClientStatusLost)
 			replace = append(replace, placement{tg: tg, name: a.Name, prev: a})
+		case n.Status == structs.NodeStatusDisconnected:
+			isLive, p := c.disconnected(a, tg, n)
+			if isLive {
+				live = append(live, a)
+			}
+			if p != nil {
+				replace = append(replace, *p)
+			}
 		case n.DrainStrategy != nil && a.DesiredTransition.ShouldMigrate():
 			// The drainer lets allocations leave a draining node a few at
 			// a time (the group's migrate max_parallel); the others stay.
@@ -105,7 +113,7 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 			live = append(live, a)
 		}
 	}
-	return held, live, replace, nil
+	return held, c.reconnected(tg, live), replace, nil
 }
 
 // keep keeps the live allocations with the lowest indexes, up to count
@@ -208,23 +216,7 @@ func (c *planCtx) failedAlloc(a *structs.Allocation, tg *structs.TaskGroup) bool
 	if a.FollowupEvalID != "" {
 		return false // a follow-up evaluation is already waiting
 	}
-	var f *structs.Evaluation
-	for _, e := range c.followUps {
-		if d := when.Sub(e.WaitUntil); d >= 0 && d < followUpWindow {
-			f = e
-			break
-		}
-	}
-	if f == nil {
-		f = &structs.Evaluation{
-			ID: c.newID(), Namespace: c.eval.Namespace, Priority: c.eval.Priority, Type: c.eval.Type,
-			TriggeredBy: structs.EvalTriggerRetryFailed, JobID: c.eval.JobID, JobModifyIndex: c.job.JobModifyIndex,
-			Status: structs.EvalStatusPending, StatusDescription: "created for delayed rescheduling",
-			WaitUntil: when, PreviousEval: c.eval.ID,
-			CreateTime: c.now.UnixNano(), ModifyTime: c.now.UnixNano(),
-		}
-		c.followUps = append(c.followUps, f)
-	}
+	f := c.followUp(when, structs.EvalTriggerRetryFailed, "created for delayed rescheduling")
 	up := a.Copy()
 	up.FollowupEvalID, up.ModifyTime = f.ID, c.now.UnixNano()
 	c.plan.AppendAlloc(up)

@@ -137,8 +137,19 @@ func (n *Node) updateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		if !stored.ClientTerminalStatus() && (u.ClientStatus == structs.AllocClientStatusComplete || u.ClientStatus == structs.AllocClientStatusFailed) {
 			freed = true
 		}
-		if u.ClientStatus != structs.AllocClientStatusFailed || stored.ClientStatus == structs.AllocClientStatusFailed ||
-			stored.DesiredStatus != structs.AllocDesiredStatusRun || stored.Job == nil {
+		if stored.DesiredStatus != structs.AllocDesiredStatusRun || stored.Job == nil {
+			continue
+		}
+		// A failed allocation may be rescheduled; one the servers held
+		// unknown (its node was out of touch) and its client reports
+		// again may now have a replacement to settle with.
+		trigger := ""
+		switch {
+		case u.ClientStatus == structs.AllocClientStatusFailed && stored.ClientStatus != structs.AllocClientStatusFailed:
+			trigger = structs.EvalTriggerReschedule
+		case stored.ClientStatus == structs.AllocClientStatusUnknown && u.ClientStatus != "":
+			trigger = structs.EvalTriggerReconnect
+		default:
 			continue
 		}
 		job := stored.Job
@@ -152,7 +163,7 @@ func (n *Node) updateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		seen[key] = true
 		args.Evals = append(args.Evals, &structs.Evaluation{
 			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
-			TriggeredBy: structs.EvalTriggerReschedule, JobID: job.ID, NodeID: args.NodeID,
+			TriggeredBy: trigger, JobID: job.ID, NodeID: args.NodeID,
 			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -100,25 +101,69 @@ func (s *Server) initHeartbeats() {
 }
 
 // heartbeatExpired marks a silent node down through raft, with an
-// evaluation for every job that has allocations on it.
+// evaluation for every job that has allocations on it. A node that runs
+// allocations of groups with a disconnect block is marked disconnected
+// first, and down once the longest of their lost_after has passed.
 func (s *Server) heartbeatExpired(nodeID string) {
 	s.forgetHeartbeat(nodeID)
 	if !s.IsLeader() {
 		return
 	}
-	node, err := s.fsm.State().NodeByID(nil, nodeID)
+	snap := s.fsm.State().Snapshot()
+	node, err := snap.NodeByID(nil, nodeID)
 	if err != nil || node == nil || node.Status == structs.NodeStatusDown {
 		return
 	}
-	s.logger.Warn("node missed its heartbeat; marking it down", "node_id", nodeID, "node", node.Name)
-	req := &structs.NodeUpdateStatusRequest{NodeID: nodeID, Status: structs.NodeStatusDown, UpdatedAt: time.Now().Unix()}
+	status := structs.NodeStatusDown
+	window, err := disconnectWindow(snap, nodeID)
+	if err != nil {
+		s.logger.Error("read allocations of a silent node", "node_id", nodeID, "error", err)
+	}
+	if window > 0 {
+		if node.Status != structs.NodeStatusDisconnected {
+			status = structs.NodeStatusDisconnected
+		} else if left := time.Until(time.Unix(node.StatusUpdatedAt, 0).Add(window)); left > 0 {
+			s.resetHeartbeat(nodeID, left) // not yet lost (e.g. timers restarted by a new leader)
+			return
+		}
+	}
+	if status == structs.NodeStatusDisconnected {
+		s.logger.Warn("node missed its heartbeat; marking it disconnected", "node_id", nodeID, "node", node.Name, "lost_after", window)
+	} else {
+		s.logger.Warn("node missed its heartbeat; marking it down", "node_id", nodeID, "node", node.Name)
+	}
+	req := &structs.NodeUpdateStatusRequest{NodeID: nodeID, Status: status, UpdatedAt: time.Now().Unix()}
 	req.Evals, err = s.nodeEvals(nodeID)
 	if err != nil {
-		s.logger.Error("build evaluations for a down node", "node_id", nodeID, "error", err)
+		s.logger.Error("build evaluations for a silent node", "node_id", nodeID, "error", err)
 	}
 	if _, err := s.commitNodeChange(structs.NodeUpdateStatusRequestType, req, req.Evals, nil); err != nil {
-		s.logger.Error("mark node down", "node_id", nodeID, "error", err)
+		s.logger.Error("mark node "+status, "node_id", nodeID, "error", err)
+		return
 	}
+	if status == structs.NodeStatusDisconnected {
+		s.resetHeartbeat(nodeID, window) // down when the window ends, unless it returns
+	}
+}
+
+// disconnectWindow is how long a silent node may stay disconnected before
+// it is down: the longest lost_after of the groups that have allocations
+// on it, or 0 when none tolerates a disconnect.
+func disconnectWindow(snap *state.Snapshot, nodeID string) (time.Duration, error) {
+	allocs, err := snap.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return 0, err
+	}
+	var w time.Duration
+	for _, a := range allocs {
+		if a.TerminalStatus() || a.DesiredStatus != structs.AllocDesiredStatusRun || a.Job == nil {
+			continue
+		}
+		if tg := a.Job.LookupTaskGroup(a.TaskGroup); tg != nil && tg.Disconnect != nil {
+			w = max(w, tg.Disconnect.LostAfter)
+		}
+	}
+	return w, nil
 }
 
 // nodeEvals returns one node-update evaluation per job with a

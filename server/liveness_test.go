@@ -142,3 +142,65 @@ func TestLivenessReconnectWithinGraceKeepsNodeReady(t *testing.T) {
 		t.Fatalf("node that reconnected within the grace is %q, want ready", got)
 	}
 }
+
+// TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown: a silent node
+// that runs an allocation of a group with disconnect { lost_after } is
+// marked disconnected at its TTL, and down once lost_after has passed;
+// its allocation is unknown in between, then lost.
+func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	var nreply structs.NodeUpdateResponse
+	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &nreply); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_, _ = heartbeat(s, n)
+		}
+	}()
+	job := testJob("web")
+	job.TaskGroups[0].Count = 1
+	job.TaskGroups[0].Disconnect = &structs.DisconnectStrategy{LostAfter: 3 * time.Second}
+	register(t, s, job)
+	var alloc *structs.Allocation
+	testutil.WaitFor(t, 10*time.Second, "the allocation placed", func() bool {
+		live := liveAllocs(t, s, "web")
+		if len(live) == 1 {
+			alloc = live[0]
+		}
+		return alloc != nil
+	})
+	close(stop)
+	<-done
+	silent := time.Now()
+	testutil.WaitFor(t, 5*time.Second, "the node disconnected", func() bool {
+		return nodeStatus(t, s, n.ID) == structs.NodeStatusDisconnected
+	})
+	testutil.WaitFor(t, 5*time.Second, "the allocation unknown", func() bool {
+		a, _ := s.State().AllocByID(nil, alloc.ID)
+		return a != nil && a.ClientStatus == structs.AllocClientStatusUnknown
+	})
+	if nodeStatus(t, s, n.ID) != structs.NodeStatusDisconnected {
+		t.Fatal("the node left disconnected before lost_after")
+	}
+	testutil.WaitFor(t, 10*time.Second, "the node down", func() bool {
+		return nodeStatus(t, s, n.ID) == structs.NodeStatusDown
+	})
+	if took := time.Since(silent); took < 3*time.Second {
+		t.Errorf("node down %s after its last heartbeat, before lost_after (3s)", took)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the allocation lost", func() bool {
+		a, _ := s.State().AllocByID(nil, alloc.ID)
+		return a != nil && a.ClientStatus == structs.AllocClientStatusLost
+	})
+}

@@ -56,7 +56,14 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 			}
 		} else if addr := s.Leader(); addr != "" {
 			info.SetForwarded()
-			ctx, cancel := s.callerContext(info.Context(), maxQueryTime+time.Minute)
+			timeout := maxQueryTime + time.Minute
+			if !info.IsRead() {
+				// A write's callers have no context to cancel it: bound it,
+				// so one sent to a leader that was cut off just then does
+				// not hold its caller for the length of a blocking read.
+				timeout = forwardWriteTimeout
+			}
+			ctx, cancel := s.callerContext(info.Context(), timeout)
 			err := s.pool.Call(ctx, addr, method, args, reply)
 			cancel()
 			if err == nil || !retryable(err, info.IsRead()) {
@@ -79,6 +86,10 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply any) (
 		}
 	}
 }
+
+// forwardWriteTimeout bounds a write forwarded to the leader: well above
+// a raft commit under load and a worker's dequeue wait (maxDequeueWait).
+const forwardWriteTimeout = time.Minute
 
 // retryable reports whether a forwarded call may be sent again: it failed
 // for want of a leader, or on the way to it. A read may always be sent

@@ -23,6 +23,12 @@ const (
 	EvalTriggerReschedule    = "alloc-failure"
 	EvalTriggerQueuedAllocs  = "queued-allocs"
 	EvalTriggerDeployment    = "deployment-watcher"
+	// EvalTriggerMaxDisconnectTimeout: an unknown allocation's
+	// disconnect.lost_after ends.
+	EvalTriggerMaxDisconnectTimeout = "max-disconnect-timeout"
+	// EvalTriggerReconnect: the client of an unknown allocation reports
+	// it again.
+	EvalTriggerReconnect = "reconnect"
 )
 
 // Evaluation asks the scheduler to bring a job's allocations in line with

@@ -228,12 +228,19 @@ func (ar *AllocRunner) handleUpdate(a *structs.Allocation) {
 	if merged.Job == nil || merged.Job.LookupTaskGroup(merged.TaskGroup) == nil {
 		merged.Job, merged.TaskGroup = ar.alloc.Job, ar.alloc.TaskGroup
 	}
+	// The servers mark an allocation unknown while its node is out of
+	// touch; back in touch, the client says again what it knows.
+	resend := a.ClientStatus == structs.AllocClientStatusUnknown && ar.alloc.ClientStatus != "" &&
+		ar.alloc.ClientStatus != structs.AllocClientStatusUnknown
 	merged.ClientStatus, merged.ClientDescription = ar.alloc.ClientStatus, ar.alloc.ClientDescription
 	merged.TaskStates = ar.alloc.TaskStates
 	ar.alloc = merged
 	ar.mu.Unlock()
 	if err := ar.cfg.StateDB.PutAlloc(merged); err != nil {
 		ar.logger.Error("could not save allocation update", "error", err)
+	}
+	if resend {
+		ar.cfg.Updater(merged.Copy())
 	}
 	for _, tr := range ar.tasks {
 		tr.updateAlloc(merged)
