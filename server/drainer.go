@@ -153,17 +153,17 @@ func (s *Server) drainNode(snap *state.Snapshot, n *structs.Node, now time.Time,
 			if err != nil {
 				return false, err
 			}
-			maxPar, minHealthy := 1, time.Duration(0)
+			pace := structs.MigrateStrategy{MaxParallel: 1}
 			if job != nil {
 				if tg := job.LookupTaskGroup(k.tg); tg != nil && tg.Migrate != nil {
-					maxPar, minHealthy = max(tg.Migrate.MaxParallel, 1), tg.Migrate.MinHealthyTime
+					pace = *tg.Migrate
 				}
 			}
-			busy, err := migrating(snap, k.job, k.tg, now, minHealthy)
+			busy, err := migrating(snap, k.job, k.tg, now, &pace)
 			if err != nil {
 				return false, err
 			}
-			allowed = max(maxPar-busy, 0)
+			allowed = max(max(pace.MaxParallel, 1)-busy, 0)
 		}
 		for _, a := range list[:min(allowed, len(list))] {
 			mark(a)
@@ -179,8 +179,10 @@ func (s *Server) drainNode(snap *state.Snapshot, n *structs.Node, now time.Time,
 
 // migrating counts the group's allocations that are migrating: marked and
 // still running, or replaced by an allocation that has not yet run for
-// minHealthy (a replacement that ended no longer holds the migration up).
-func migrating(snap *state.Snapshot, job structs.NamespacedID, tg string, now time.Time, minHealthy time.Duration) (int, error) {
+// the migrate block's min_healthy_time. A replacement that ended, or that
+// is still not healthy healthy_deadline after it was placed (it counts as
+// unhealthy), no longer holds the migration up: a drain always ends.
+func migrating(snap *state.Snapshot, job structs.NamespacedID, tg string, now time.Time, pace *structs.MigrateStrategy) (int, error) {
 	allocs, err := snap.AllocsByJob(nil, job.Namespace, job.ID, true)
 	if err != nil {
 		return 0, err
@@ -201,9 +203,13 @@ func migrating(snap *state.Snapshot, job structs.NamespacedID, tg string, now ti
 		if err != nil {
 			return 0, err
 		}
-		if r != nil && !r.TerminalStatus() && !healthyFor(r, now, minHealthy) {
-			n++
+		if r == nil || r.TerminalStatus() || healthyFor(r, now, pace.MinHealthyTime) {
+			continue
 		}
+		if pace.HealthyDeadline > 0 && now.Sub(time.Unix(0, r.CreateTime)) >= pace.HealthyDeadline {
+			continue // unhealthy past its deadline: the drain moves on
+		}
+		n++
 	}
 	return n, nil
 }
