@@ -52,7 +52,7 @@ func TestSimulatedNodesScheduling(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	fleet, err := simnode.Start(ctx, simnode.Config{
-		Servers: addrs, Count: 20, Name: "e2e", CPUMHz: simNodeMHz, MemoryMB: simNodeMB,
+		Servers: addrs, Count: 20, Name: "e2e", CPUMHz: simNodeMHz, MemoryMB: simNodeMB, Liveness: true,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "fleet", Level: hclog.Warn, Output: logWriter{t}}),
 	})
 	if err != nil {
@@ -248,7 +248,7 @@ func checkCapacity(t *testing.T, allocs []*structs.AllocListStub) {
 	}
 }
 
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))

@@ -23,6 +23,7 @@ type Node struct {
 	pool  *rpc.Pool
 
 	server atomic.Int32 // index into Config.Servers of the server to call next
+	alive  atomic.Bool  // the liveness connection is open (Config.Liveness)
 	ttl    atomic.Int64 // heartbeat TTL of the last reply, in nanoseconds
 
 	ctx      context.Context // ends on Kill or Fleet.Close
@@ -119,6 +120,9 @@ func (n *Node) Allocs() map[string]string {
 	return out
 }
 
+// LivenessOpen reports whether the node's liveness connection is open.
+func (n *Node) LivenessOpen() bool { return n.alive.Load() }
+
 // Kill stops the node as if its machine died: no more heartbeats, pulls
 // or reports. It returns once none of the node's calls is in flight. The
 // servers mark the node down when its TTL runs out.
@@ -188,7 +192,15 @@ func (n *Node) livenessLoop(ctx context.Context) {
 		i := int(n.server.Load()) % len(servers)
 		hello := &structs.NodeLivenessRequest{NodeID: n.spec.ID, SecretID: n.spec.SecretID, Generation: gen}
 		connected := make(chan struct{})
+		go func() {
+			select {
+			case <-connected:
+				n.alive.Store(true)
+			case <-ctx.Done():
+			}
+		}()
 		err := rpc.HoldLiveness(ctx, servers[i], hello, 5*time.Second, connected)
+		n.alive.Store(false)
 		select {
 		case <-connected:
 		default:
