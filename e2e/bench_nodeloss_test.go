@@ -49,6 +49,16 @@ func BenchmarkNodeLoss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The baseline in the same run: three more nodes without liveness
+		// connections, detected by the heartbeat TTL alone (what a
+		// TTL-only design such as Nomad's does).
+		ttlOnly, err := simnode.Start(ctx, simnode.Config{
+			Servers: addrs, Count: 3, Name: "s7ttl", Idle: true,
+			Logger: hclog.New(&hclog.LoggerOptions{Name: "ttl", Level: hclog.Error, Output: logWriter{b}}),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
 		count := max(nodes/5, kills+1)
 		job := simJob("s7", count)
 		if _, err := call(context.Background(), "PUT", api.addr()+"/v1/jobs", map[string]any{"Job": job}, nil); err != nil {
@@ -119,6 +129,28 @@ func BenchmarkNodeLoss(b *testing.B) {
 			}
 		}
 		b.StopTimer()
+		var ttlDown []time.Duration
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, sn := range ttlOnly.Nodes() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				sn.Kill()
+				// (pollFor fails the benchmark, which only its own
+				// goroutine may do.)
+				for time.Since(start) < 10*time.Minute && nodeStatusOf(api, sn.ID()) != structs.NodeStatusDown {
+					time.Sleep(20 * time.Millisecond)
+				}
+				mu.Lock()
+				ttlDown = append(ttlDown, time.Since(start))
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(percentile(ttlDown, 0.5).Seconds(), "ttl-only-down-p50-s")
+		b.Logf("S7 baseline, same run: 3 nodes without liveness connections (heartbeat TTL only) down after %v", ttlDown)
 		b.ReportMetric(percentile(toDown, 0.5).Seconds(), "down-p50-s")
 		b.ReportMetric(percentile(toDown, 0.99).Seconds(), "down-p99-s")
 		b.ReportMetric(percentile(toRunning, 0.5).Seconds(), "replaced-p50-s")
@@ -148,6 +180,7 @@ func BenchmarkNodeLoss(b *testing.B) {
 			}
 		}
 		fleet.Close()
+		ttlOnly.Close()
 		cancel()
 	}
 }

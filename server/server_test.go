@@ -234,19 +234,23 @@ func TestLeftServerIsRemovedFromRaft(t *testing.T) {
 	})
 }
 
+// TestFiveServersTolerateTwoFailures: with the leader and a follower of
+// five servers dead, the three left elect a leader, take writes, serve
+// linearizable reads and keep scheduling.
 func TestFiveServersTolerateTwoFailures(t *testing.T) {
 	c := newTestCluster(t, 5)
 	register(t, c.follower(), testJob("before"))
 	l := c.leader()
-	down := 0
+	l.Shutdown()
 	for _, s := range c.servers {
-		if s != l && down < 2 {
+		if s != l {
 			s.Shutdown()
-			down++
+			break
 		}
 	}
 	// Three of five is still a quorum: writes and linearizable reads go on.
-	reply := register(t, c.follower(), testJob("after"))
+	survivor := c.leader()
+	reply := register(t, survivor, testJob("after"))
 	for _, s := range c.servers {
 		if s.shutdownCtx.Err() != nil {
 			continue
@@ -255,6 +259,11 @@ func TestFiveServersTolerateTwoFailures(t *testing.T) {
 			t.Fatalf("%s misses a job with two of five servers down (index %d)", s.config.NodeName, reply.Index)
 		}
 	}
+	// And scheduling: a node joins, both jobs are placed on it.
+	registerNode(t, survivor, testNode())
+	testutil.WaitFor(t, 10*time.Second, "both jobs placed by the three servers left", func() bool {
+		return len(liveAllocs(t, survivor, "before")) == 2 && len(liveAllocs(t, survivor, "after")) == 2
+	})
 }
 
 // TestConcurrentCheckIndexHasOneWinner: 16 clients register the same job
