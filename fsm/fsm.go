@@ -114,6 +114,7 @@ var appliers = map[structs.MessageType]applier{
 	structs.NodeUpdateEligibilityType:    applyNodeEligibility,
 	structs.NodeUpdateDrainType:          applyNodeDrain,
 	structs.AllocDesiredTransitionType:   applyAllocDesiredTransition,
+	structs.DeploymentUpdateRequestType:  applyDeploymentUpdate,
 	structs.NoopRequestType:              func(*state.Batch, uint64, []byte) any { return nil },
 }
 
@@ -297,6 +298,36 @@ func applyAllocClientUpdate(b *state.Batch, index uint64, body []byte) any {
 	if len(req.Evals) > 0 {
 		if err := b.UpsertEvals(index, req.Evals); err != nil {
 			return fmt.Errorf("update allocations of node %s: create evaluations: %w", req.NodeID, err)
+		}
+	}
+	return nil
+}
+
+// applyDeploymentUpdate writes a deployment's new state with the job it
+// registers (an automatic revert), the version it marks stable and its
+// evaluations, in one transaction.
+func applyDeploymentUpdate(b *state.Batch, index uint64, body []byte) any {
+	var req structs.DeploymentUpdateRequest
+	decode(index, body, &req)
+	d := req.Deployment
+	if d != nil {
+		if err := b.UpsertDeployment(index, d); err != nil {
+			return err
+		}
+	}
+	if req.Job != nil {
+		if err := b.UpsertJob(index, req.Job); err != nil {
+			return fmt.Errorf("register job %q: %w", req.Job.ID, err)
+		}
+	}
+	if req.StableVersion != nil && d != nil {
+		if err := b.SetJobStable(index, d.Namespace, d.JobID, *req.StableVersion); err != nil {
+			return err
+		}
+	}
+	if len(req.Evals) > 0 {
+		if err := b.UpsertEvals(index, req.Evals); err != nil {
+			return fmt.Errorf("deployment update: create evaluations: %w", err)
 		}
 	}
 	return nil

@@ -227,3 +227,36 @@ func (t *txn) updateJobStatus(id structs.NamespacedID) error {
 	c.ModifyIndex = t.index
 	return t.insert(TableJobs, &c)
 }
+
+// SetJobStable marks one version of a job stable (its deployment
+// succeeded) at raft index index: the tracked version, and the job itself
+// when that is its current version. Only the FSM calls it. A version no
+// longer tracked is skipped.
+func (w writer) SetJobStable(index uint64, namespace, jobID string, version uint64) error {
+	return w.run(index, func(t *txn) error {
+		v, err := first[structs.Job](nil, t.Txn, TableJobVersions, indexID, namespace, jobID, version)
+		if err != nil {
+			return fmt.Errorf("mark job %q version %d stable: %w", jobID, version, err)
+		}
+		if v != nil && !v.Stable {
+			c := *v
+			c.Stable = true
+			if err := t.insert(TableJobVersions, &c); err != nil {
+				return err
+			}
+		}
+		cur, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+		if err != nil {
+			return fmt.Errorf("mark job %q version %d stable: %w", jobID, version, err)
+		}
+		if cur != nil && cur.Version == version && !cur.Stable {
+			c := *cur
+			c.Stable = true
+			c.ModifyIndex = t.index
+			if err := t.insert(TableJobs, &c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -51,3 +51,15 @@ type DeploymentState struct {
 	HealthyAllocs     int
 	UnhealthyAllocs   int
 }
+
+// Deployment status descriptions, as Nomad words them.
+const (
+	DeploymentDescRunning           = "Deployment is running"
+	DeploymentDescSuccessful        = "Deployment completed successfully"
+	DeploymentDescPaused            = "Deployment is paused"
+	DeploymentDescFailedByUser      = "Deployment marked as failed"
+	DeploymentDescFailedAllocations = "Failed due to unhealthy allocations"
+	DeploymentDescProgressDeadline  = "Failed due to progress deadline"
+	DeploymentDescNewerJob          = "Cancelled due to newer version of job"
+	DeploymentDescStoppedJob        = "Cancelled because job is stopped"
+)

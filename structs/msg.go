@@ -22,6 +22,7 @@ const (
 	NodeUpdateEligibilityType    MessageType = 12
 	NodeUpdateDrainType          MessageType = 13
 	AllocDesiredTransitionType   MessageType = 14
+	DeploymentUpdateRequestType  MessageType = 15
 )
 
 // IgnoreUnknownTypeFlag marks an entry that servers which do not know its

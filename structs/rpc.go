@@ -468,3 +468,75 @@ type AllocDesiredTransitionRequest struct {
 	Evals  []*Evaluation
 	WriteRequest
 }
+
+// DeploymentUpdateRequest commits a deployment's new state (the leader's
+// deployment watcher, or an operator's fail or pause) in one raft entry,
+// with what goes with it: a job to register (an automatic revert), the
+// job version to mark stable (the deployment succeeded), evaluations.
+type DeploymentUpdateRequest struct {
+	Deployment *Deployment
+	Job        *Job
+	// StableVersion, when set, marks that version of the deployment's job
+	// stable.
+	StableVersion *uint64
+	Evals         []*Evaluation
+	WriteRequest
+}
+
+// DeploymentListRequest lists deployments (all, or one job's with
+// JobDeploymentsRequest).
+type DeploymentListRequest struct {
+	QueryOptions
+}
+
+// DeploymentListResponse is a list of deployments, newest first.
+type DeploymentListResponse struct {
+	Deployments []*Deployment
+	QueryMeta
+}
+
+// DeploymentSpecificRequest names one deployment.
+type DeploymentSpecificRequest struct {
+	DeploymentID string
+	QueryOptions
+}
+
+// SingleDeploymentResponse returns one deployment, nil if there is none.
+type SingleDeploymentResponse struct {
+	Deployment *Deployment
+	QueryMeta
+}
+
+// DeploymentFailRequest fails a running or paused deployment.
+type DeploymentFailRequest struct {
+	DeploymentID string
+	WriteRequest
+}
+
+// DeploymentPauseRequest pauses or resumes a deployment.
+type DeploymentPauseRequest struct {
+	DeploymentID string
+	Pause        bool
+	WriteRequest
+}
+
+// DeploymentUpdateResponse answers a change to a deployment.
+type DeploymentUpdateResponse struct {
+	EvalID                string
+	EvalCreateIndex       uint64
+	DeploymentModifyIndex uint64
+	// RevertedJobVersion is the version registered again, if the change
+	// reverted the job.
+	RevertedJobVersion *uint64
+	QueryMeta
+}
+
+// JobRevertRequest registers an earlier version of a job again, as a new
+// version. EnforcePriorVersion, when set, must be the job's current
+// version.
+type JobRevertRequest struct {
+	JobID               string
+	JobVersion          uint64
+	EnforcePriorVersion *uint64
+	WriteRequest
+}
