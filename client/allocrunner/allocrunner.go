@@ -74,7 +74,8 @@ type AllocRunner struct {
 	running  bool                // guarded by mu; Run was called
 	shutdown bool                // guarded by mu; Shutdown was called
 
-	lc lifecycle // owned by the run goroutine
+	lc      lifecycle // owned by the run goroutine
+	started time.Time // when Run started the runner (health deadlines count from it)
 }
 
 // Events of the alloc runner's state machine.
@@ -165,6 +166,7 @@ func (ar *AllocRunner) Run() {
 			return
 		}
 		ar.running = true
+		ar.started = ar.cfg.Now()
 		ar.wg.Add(1)
 		go ar.run()
 	})
@@ -234,6 +236,14 @@ func (ar *AllocRunner) handleUpdate(a *structs.Allocation) {
 		ar.alloc.ClientStatus != structs.AllocClientStatusUnknown
 	merged.ClientStatus, merged.ClientDescription = ar.alloc.ClientStatus, ar.alloc.ClientDescription
 	merged.TaskStates = ar.alloc.TaskStates
+	if ds := ar.alloc.DeploymentStatus; ds != nil && ds.Healthy != nil && (merged.DeploymentStatus == nil || merged.DeploymentStatus.Healthy == nil) {
+		// Health judged here and not yet on the servers: keep it.
+		c := *ds
+		if merged.DeploymentStatus != nil {
+			c.Canary = merged.DeploymentStatus.Canary
+		}
+		merged.DeploymentStatus = &c
+	}
 	ar.alloc = merged
 	ar.mu.Unlock()
 	if err := ar.cfg.StateDB.PutAlloc(merged); err != nil {

@@ -3,6 +3,7 @@ package allocrunner
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -42,6 +43,7 @@ type lifecycle struct {
 	reported    []uint64        // task state versions last reported
 	status      string          // client status last reported
 	desc        string          // client description last reported
+	healthAt    time.Time       // when a health check is due (health.go)
 }
 
 // stopCause is why the allocation stops.
@@ -241,17 +243,20 @@ func (ar *AllocRunner) report(v []taskView) {
 		versions[i] = t.version
 	}
 	status, desc := clientStatus(v)
-	if ar.lc.reported != nil && slices.Equal(versions, ar.lc.reported) && status == ar.lc.status && desc == ar.lc.desc {
+	ar.mu.Lock()
+	a := ar.alloc.Copy()
+	ar.mu.Unlock()
+	judged := ar.judgeHealth(a, v)
+	if !judged && ar.lc.reported != nil && slices.Equal(versions, ar.lc.reported) && status == ar.lc.status && desc == ar.lc.desc {
 		return
 	}
 	statusChanged := status != ar.lc.status
 	ar.lc.reported, ar.lc.status, ar.lc.desc = versions, status, desc
-	ar.mu.Lock()
-	a := ar.alloc.Copy()
 	a.ClientStatus, a.ClientDescription, a.TaskStates = status, desc, taskStates(v)
+	ar.mu.Lock()
 	ar.alloc = a
 	ar.mu.Unlock()
-	if statusChanged {
+	if statusChanged || judged {
 		if err := ar.cfg.StateDB.PutAlloc(a); err != nil {
 			ar.logger.Error("could not save allocation status", "error", err)
 		}
