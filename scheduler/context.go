@@ -56,6 +56,11 @@ type planCtx struct {
 	// once the plan applies (existing minus stopped, plus placed).
 	jobOn map[string][]*structs.Allocation
 
+	// deployment is the deployment of the job's current version, if any;
+	// deploymentsOn says the job rolls through deployments (deployment.go).
+	deployment    *structs.Deployment
+	deploymentsOn bool
+
 	classOK   map[string]bool // node class -> feasible for some group
 	queued    map[string]int
 	failed    map[string]*structs.AllocMetric

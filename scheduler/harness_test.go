@@ -78,6 +78,11 @@ func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error
 			return nil, nil, err
 		}
 	}
+	if p.Deployment != nil {
+		if err := h.store.UpsertDeployment(h.next(), p.Deployment); err != nil {
+			return nil, nil, err
+		}
+	}
 	res.AllocIndex = h.index
 	if len(refused) > 0 {
 		res.RefreshIndex = h.index

@@ -39,6 +39,7 @@ func (c *planCtx) reconcileGeneric() error {
 		}
 		places = append(places, ps...)
 	}
+	c.syncDesiredTotals()
 	return c.placeAll(places)
 }
 
@@ -149,11 +150,18 @@ func (c *planCtx) keep(tg *structs.TaskGroup, held map[int]bool, live []*structs
 // possible, else by a stop and a placement (returned).
 func (c *planCtx) update(tg *structs.TaskGroup, kept []*structs.Allocation) []placement {
 	var places []placement
+	budget := c.updateBudget(tg) // -1: any number
 	for _, a := range kept {
 		if a.Job != nil && a.Job.Version == c.job.Version && a.Job.JobModifyIndex == c.job.JobModifyIndex {
 			continue
 		}
 		if destructive(a.Job, c.job, tg.Name) {
+			if budget == 0 {
+				continue // a rolling update: it waits for the replacements in flight
+			}
+			if budget > 0 {
+				budget--
+			}
 			c.stop(a, descUpdating, "")
 			places = append(places, placement{tg: tg, name: a.Name, prev: a})
 			continue
@@ -353,6 +361,9 @@ func (c *planCtx) placeOne(g *groupChecks, a *ask, p placement) (bool, error) {
 		TaskGroup: p.tg.Name, AllocatedResources: cand.res, Metrics: m,
 		DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
 		CreateTime: now, ModifyTime: now,
+	}
+	if d := c.deploymentFor(p.tg); d != nil {
+		alloc.DeploymentID = d.ID
 	}
 	if p.prev != nil {
 		alloc.PreviousAllocation = p.prev.ID

@@ -281,7 +281,7 @@ func (s *scheduler) compute(st State, eval *structs.Evaluation, attempt int) (*p
 	}
 	if s.system() {
 		err = c.reconcileSystem()
-	} else {
+	} else if err = c.loadDeployment(); err == nil {
 		err = c.reconcileGeneric()
 	}
 	return c, err

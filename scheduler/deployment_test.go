@@ -1,0 +1,175 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// rollingJob is a service job of count allocations whose group rolls
+// maxParallel at a time.
+func rollingJob(count, maxParallel int, image string) *structs.Job {
+	j := testJob("web", structs.JobTypeService, count)
+	j.TaskGroups[0].Tasks[0].Config = map[string]any{"image": image}
+	j.TaskGroups[0].Update = &structs.UpdateStrategy{MaxParallel: maxParallel, HealthCheck: structs.UpdateHealthCheckTaskStates,
+		MinHealthyTime: time.Second, HealthyDeadline: time.Minute, ProgressDeadline: 10 * time.Minute}
+	return j
+}
+
+// reportHealth stores the clients' verdict on allocations.
+func (h *harness) reportHealth(healthy bool, allocs ...*structs.Allocation) {
+	h.t.Helper()
+	var ups []*structs.Allocation
+	for _, a := range allocs {
+		ups = append(ups, &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
+			DeploymentStatus: &structs.AllocDeploymentStatus{Healthy: &healthy, Timestamp: h.now}})
+	}
+	if err := h.store.UpdateAllocsFromClient(h.next(), ups); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// versions counts the job's live allocations per job version, and the
+// new version's pending (no verdict yet) and healthy ones.
+func (h *harness) versions(job *structs.Job) (old, pending, healthy int, newest []*structs.Allocation) {
+	for _, a := range h.liveAllocs(job) {
+		if a.Job.Version != job.Version {
+			old++
+			continue
+		}
+		if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil && *ds.Healthy {
+			healthy++
+		} else {
+			pending++
+			newest = append(newest, a)
+		}
+	}
+	return
+}
+
+func (h *harness) deployment(job *structs.Job) *structs.Deployment {
+	h.t.Helper()
+	d, err := h.store.LatestDeploymentByJobID(nil, job.Namespace, job.ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// TestRollingUpdate: a changed image replaces a 4-allocation group one at
+// a time, each next one only once the last replacement is healthy, all
+// under the new version's deployment; an unhealthy replacement stops the
+// rollout.
+func TestRollingUpdate(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 4, 4)
+	v0 := h.addJob(rollingJob(4, 1, "nginx:1.27"))
+	h.process(v0, structs.EvalTriggerJobRegister)
+	d0 := h.deployment(v0)
+	if d0 == nil || d0.JobVersion != 0 || d0.TaskGroups["web"].DesiredTotal != 4 {
+		t.Fatalf("deployment of version 0 = %+v, want one for 4 allocations", d0)
+	}
+	first := h.liveAllocs(v0)
+	if len(first) != 4 {
+		t.Fatalf("%d allocations placed, want 4 (filling the count is not held back)", len(first))
+	}
+	for _, a := range first {
+		if a.DeploymentID != d0.ID {
+			t.Errorf("alloc %s has deployment %q, want %s", a.Name, a.DeploymentID, d0.ID)
+		}
+	}
+	h.reportHealth(true, first...)
+
+	v1 := h.addJob(rollingJob(4, 1, "nginx:1.28"))
+	for step := 1; step <= 4; step++ {
+		h.process(v1, structs.EvalTriggerJobRegister)
+		old, pending, healthy, newest := h.versions(v1)
+		if pending != 1 || old != 4-step || healthy != step-1 {
+			t.Fatalf("step %d: %d old, %d new pending, %d new healthy; want %d, 1, %d", step, old, pending, healthy, 4-step, step-1)
+		}
+		d1 := h.deployment(v1)
+		if d1 == nil || d1.JobVersion != v1.Version || newest[0].DeploymentID != d1.ID {
+			t.Fatalf("step %d: the replacement's deployment %q, latest %+v; want the version's", step, newest[0].DeploymentID, d1)
+		}
+		// No verdict yet: evaluating again replaces nothing more.
+		plans := len(h.plans)
+		h.process(v1, structs.EvalTriggerDeployment)
+		if len(h.plans) != plans {
+			t.Fatalf("step %d: a replacement was made while one is not yet healthy", step)
+		}
+		h.reportHealth(true, newest...)
+	}
+
+	// Version 2 rolls; its first replacement is unhealthy: nothing more.
+	v2 := h.addJob(rollingJob(4, 1, "nginx:1.29"))
+	h.process(v2, structs.EvalTriggerJobRegister)
+	_, _, _, newest := h.versions(v2)
+	h.reportHealth(false, newest...)
+	plans := len(h.plans)
+	h.process(v2, structs.EvalTriggerDeployment)
+	if len(h.plans) != plans {
+		t.Fatal("the rollout went on after an unhealthy replacement")
+	}
+}
+
+// TestRollingUpdateCountChange: a count change in the middle of a
+// rollout is recorded in its deployment, and the new allocations are
+// placed at once.
+func TestRollingUpdateCountChange(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 6, 6)
+	v0 := h.addJob(rollingJob(3, 1, "a"))
+	h.process(v0, structs.EvalTriggerJobRegister)
+	h.reportHealth(true, h.liveAllocs(v0)...)
+	v1 := h.addJob(rollingJob(3, 1, "b"))
+	h.process(v1, structs.EvalTriggerJobRegister)
+	v2 := h.addJob(rollingJob(5, 1, "b"))
+	if v2.Version != v1.Version+1 {
+		t.Fatalf("the count change made version %d, want %d", v2.Version, v1.Version+1)
+	}
+	h.process(v2, structs.EvalTriggerJobRegister)
+	if n := len(h.liveAllocs(v2)); n < 5 {
+		t.Fatalf("%d live allocations after scaling to 5, want at least 5", n)
+	}
+}
+
+// TestRollingNeverExceedsMaxParallel is the property: whatever the
+// count, max_parallel and the clients' verdicts, at no point are more than
+// max_parallel of the group's allocations unavailable (neither running
+// the old version nor healthy on the new one).
+func TestRollingNeverExceedsMaxParallel(t *testing.T) {
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 99))
+			h := newHarness(t)
+			addTestNodes(h, 12, 4)
+			count, maxPar := 2+r.IntN(7), 1+r.IntN(3)
+			v0 := h.addJob(rollingJob(count, maxPar, "v0"))
+			h.process(v0, structs.EvalTriggerJobRegister)
+			h.reportHealth(true, h.liveAllocs(v0)...)
+			job := h.addJob(rollingJob(count, maxPar, "v1"))
+			for range 3 * count {
+				h.process(job, structs.EvalTriggerDeployment)
+				old, pending, healthy, newest := h.versions(job)
+				if unavailable := count - old - healthy; unavailable > maxPar {
+					t.Fatalf("count %d max_parallel %d: %d old, %d pending, %d healthy: %d unavailable",
+						count, maxPar, old, pending, healthy, unavailable)
+				}
+				if old == 0 && pending == 0 {
+					return
+				}
+				// The clients judge some of the pending ones.
+				var judged []*structs.Allocation
+				for _, a := range newest {
+					if r.IntN(3) > 0 {
+						judged = append(judged, a)
+					}
+				}
+				h.reportHealth(true, judged...)
+			}
+		})
+	}
+}
