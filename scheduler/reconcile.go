@@ -168,6 +168,12 @@ func (c *planCtx) update(tg *structs.TaskGroup, kept []*structs.Allocation) []pl
 		}
 		up := a.Copy()
 		up.Job, up.EvalID, up.ModifyTime = c.job, c.eval.ID, c.now.UnixNano()
+		if d := c.deploymentFor(tg); d != nil {
+			// It joins the version's deployment with the health it has
+			// (a nil DeploymentStatus keeps the stored one); one never
+			// judged is judged by its client.
+			up.DeploymentID = d.ID
+		}
 		c.plan.AppendAlloc(up)
 	}
 	return places
