@@ -117,6 +117,18 @@ func (a *Agent) routes() http.Handler {
 	h("GET /v1/job/{id}/summary", a.jobSummary)
 	h("PUT /v1/job/{id}/plan", a.jobPlan)
 	h("POST /v1/job/{id}/plan", a.jobPlan)
+	h("GET /v1/job/{id}/deployments", a.jobDeployments)
+	h("GET /v1/job/{id}/deployment", a.jobLatestDeployment)
+	h("PUT /v1/job/{id}/revert", a.jobRevert)
+	h("POST /v1/job/{id}/revert", a.jobRevert)
+
+	h("GET /v1/deployments", a.deploymentList)
+	h("GET /v1/deployment/{id}", a.deploymentGet)
+	h("GET /v1/deployment/allocations/{id}", a.deploymentAllocations)
+	h("PUT /v1/deployment/fail/{id}", a.deploymentFail)
+	h("POST /v1/deployment/fail/{id}", a.deploymentFail)
+	h("PUT /v1/deployment/pause/{id}", a.deploymentPause)
+	h("POST /v1/deployment/pause/{id}", a.deploymentPause)
 
 	h("GET /v1/evaluations", a.evalList)
 	h("GET /v1/evaluation/{id}", a.evalGet)

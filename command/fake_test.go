@@ -126,11 +126,13 @@ func checkGolden(t *testing.T, name, got string) {
 
 // Fixtures. IDs are UUIDs so that prefixes and short IDs are exercised.
 const (
-	evalID1  = "5f2c1a3b-8d0e-4c6a-9b1f-0a1b2c3d4e5f"
-	evalID2  = "5f2c1a3c-1111-4222-8333-444455556666"
-	allocID1 = "a1b2c3d4-0000-4000-8000-000000000001"
-	allocID2 = "a1b2c3d5-0000-4000-8000-000000000002"
-	nodeID1  = "9e8d7c6b-0000-4000-8000-00000000000a"
+	evalID1   = "5f2c1a3b-8d0e-4c6a-9b1f-0a1b2c3d4e5f"
+	evalID2   = "5f2c1a3c-1111-4222-8333-444455556666"
+	allocID1  = "a1b2c3d4-0000-4000-8000-000000000001"
+	allocID2  = "a1b2c3d5-0000-4000-8000-000000000002"
+	nodeID1   = "9e8d7c6b-0000-4000-8000-00000000000a"
+	deployID1 = "d3e4f5a6-0000-4000-8000-000000000001"
+	deployID2 = "d3e4f5a7-0000-4000-8000-000000000002"
 )
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -175,6 +177,25 @@ func fixtureAllocs() []*structs.AllocListStub {
 	}
 }
 
+// fixtureDeployments are the deployments of "web", newest first: version
+// 3 rolling out (with a canary), version 2 failed.
+func fixtureDeployments() []*structs.Deployment {
+	return []*structs.Deployment{
+		{ID: deployID1, Namespace: "default", JobID: "web", JobVersion: 3, Status: structs.DeploymentStatusRunning,
+			StatusDescription: structs.DeploymentDescRunning, CreateIndex: 41, ModifyIndex: 44,
+			TaskGroups: map[string]*structs.DeploymentState{
+				"api": {AutoRevert: true, DesiredTotal: 2, PlacedAllocs: 2, HealthyAllocs: 1, DesiredCanaries: 1,
+					PlacedCanaries: []string{allocID2}, RequireProgressBy: fixedNow.Add(10 * time.Minute)},
+				"cache": {DesiredTotal: 1},
+			}},
+		{ID: deployID2, Namespace: "default", JobID: "web", JobVersion: 2, Status: structs.DeploymentStatusFailed,
+			StatusDescription: structs.DeploymentDescFailedAllocations, CreateIndex: 30, ModifyIndex: 35,
+			TaskGroups: map[string]*structs.DeploymentState{
+				"api": {DesiredTotal: 2, PlacedAllocs: 2, HealthyAllocs: 1, UnhealthyAllocs: 1},
+			}},
+	}
+}
+
 // serveJob registers the read routes of the fixture job "web".
 func (f *fakeAgent) serveJob() {
 	job := fixtureJob()
@@ -192,5 +213,14 @@ func (f *fakeAgent) serveJob() {
 	f.json("GET /v1/job/web/allocations", 50, fixtureAllocs())
 	v2 := fixtureJob()
 	v2.Version, v2.Stable, v2.SubmitTime = 2, true, nanos(fixedNow.Add(-24*time.Hour))
+	v2.TaskGroups[0].Count = 1
+	v2.TaskGroups[0].Tasks[0].Config["image"] = "nginx:1.25"
+	deps := fixtureDeployments()
+	f.json("GET /v1/job/web/deployment", 50, deps[0])
+	f.json("GET /v1/job/web/deployments", 50, deps)
+	f.json("GET /v1/deployments", 50, deps)
+	for _, d := range deps {
+		f.json("GET /v1/deployment/"+d.ID, d.ModifyIndex, d)
+	}
 	f.json("GET /v1/job/web/versions", 50, map[string]any{"Versions": []*structs.Job{job, v2}})
 }

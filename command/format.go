@@ -27,11 +27,12 @@ func (t *table) flush() { _ = t.tw.Flush() }
 // kv is one "Key = Value" line of a header block.
 type kv struct{ k, v string }
 
-// printKV writes a header block with the = signs aligned.
+// printKV writes a header block with the = signs aligned. A row with an
+// empty value ends at its "=" (what follows is on the next lines).
 func printKV(w io.Writer, rows []kv) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t= %s\n", r.k, r.v)
+		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t= %s", r.k, r.v), " "))
 	}
 	_ = tw.Flush()
 }

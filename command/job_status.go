@@ -20,9 +20,10 @@ func (c *JobStatusCommand) Help() string {
 	return helpText("job status [options] [JOB]", `
 Without JOB, lists the jobs of the namespace. With JOB (or a unique prefix
 of its ID), shows the job, its allocations per task group, its latest
-evaluations and its allocations.`, `  -json
-    Print JSON: the list of jobs, or {"Job", "Summary", "Evaluations",
-    "Allocations"} for one job.
+deployment, its latest evaluations and its allocations.`, `  -json
+    Print JSON: the list of jobs, or {"Job", "Summary", "LatestDeployment",
+    "Evaluations", "Allocations"} for one job (LatestDeployment is null
+    when the job has none).
 
   -verbose
     Print full IDs.`, true)
@@ -82,10 +83,11 @@ func (c *JobStatusCommand) list(client *api.Client, jsonOut bool) int {
 
 // jobStatus is what "job status JOB -json" prints.
 type jobStatus struct {
-	Job         *structs.Job
-	Summary     *structs.JobSummary
-	Evaluations []*structs.Evaluation
-	Allocations []*structs.AllocListStub
+	Job              *structs.Job
+	Summary          *structs.JobSummary
+	LatestDeployment *structs.Deployment
+	Evaluations      []*structs.Evaluation
+	Allocations      []*structs.AllocListStub
 }
 
 func (c *JobStatusCommand) show(client *api.Client, arg string, jsonOut, verbose bool) int {
@@ -99,6 +101,10 @@ func (c *JobStatusCommand) show(client *api.Client, arg string, jsonOut, verbose
 	}
 	if st.Summary, _, err = client.Jobs().Summary(c.ctx, id, nil); err != nil {
 		return c.fail(err, "reading the summary of job %q", id)
+	}
+	// An agent without deployments (404) shows none.
+	if st.LatestDeployment, _, err = client.Jobs().LatestDeployment(c.ctx, id, nil); err != nil && !api.IsNotFound(err) {
+		return c.fail(err, "reading the latest deployment of job %q", id)
 	}
 	if st.Evaluations, _, err = client.Jobs().Evaluations(c.ctx, id, nil); err != nil {
 		return c.fail(err, "listing the evaluations of job %q", id)
@@ -160,6 +166,18 @@ func (c *JobStatusCommand) printJob(st *jobStatus, verbose bool) {
 			itoa(s.Complete), itoa(s.Lost), itoa(s.Unknown))
 	}
 	t.flush()
+
+	if d := st.LatestDeployment; d != nil {
+		fmt.Fprintln(w, "\nLatest Deployment")
+		printKV(w, []kv{
+			{"ID", shortID(d.ID, verbose)},
+			{"Job Version", strconv.FormatUint(d.JobVersion, 10)},
+			{"Status", d.Status},
+			{"Description", orDash(d.StatusDescription)},
+		})
+		fmt.Fprintln(w, "\nDeployed")
+		printDeploymentGroups(w, d)
+	}
 
 	evals := st.Evaluations
 	if len(evals) > maxEvals && !verbose {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,6 +134,7 @@ func BenchmarkNodeLoss(b *testing.B) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, sn := range ttlOnly.Nodes() {
+			killed[sn.ID()] = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -169,6 +171,14 @@ func BenchmarkNodeLoss(b *testing.B) {
 			for _, nd := range list {
 				if nd.Status != structs.NodeStatusReady && !killed[nd.ID] {
 					falseDown++
+					b.Logf("false down: node %s (%s) is %s", nd.Name, nd.ID, nd.Status)
+					for _, a := range c.agents {
+						for _, line := range strings.Split(a.tail(1<<30), "\n") {
+							if strings.Contains(line, nd.ID) {
+								b.Logf("  %s: %s", a.name, line)
+							}
+						}
+					}
 				}
 			}
 			st := fleet.Stats()

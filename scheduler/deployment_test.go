@@ -173,3 +173,32 @@ func TestRollingNeverExceedsMaxParallel(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedAllocOfOlderVersionIsReplaced: an allocation that failed with
+// no reschedule left holds its slot while the job stands still, and is
+// replaced once a new version is registered (a rollback fills the slot
+// of the version that failed).
+func TestFailedAllocOfOlderVersionIsReplaced(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 3, 3)
+	j := testJob("web", structs.JobTypeService, 2)
+	j.TaskGroups[0].ReschedulePolicy = &structs.ReschedulePolicy{Attempts: 0}
+	v0 := h.addJob(j)
+	h.process(v0, structs.EvalTriggerJobRegister)
+	failed := h.liveAllocs(v0)[0]
+	if err := h.store.UpdateAllocsFromClient(h.next(), []*structs.Allocation{{ID: failed.ID, ClientStatus: structs.AllocClientStatusFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	h.process(v0, structs.EvalTriggerReschedule)
+	if n := len(h.liveAllocs(v0)); n != 1 {
+		t.Fatalf("%d live allocations after a failure with no reschedule left, want 1", n)
+	}
+	j2 := testJob("web", structs.JobTypeService, 2)
+	j2.TaskGroups[0].ReschedulePolicy = &structs.ReschedulePolicy{Attempts: 0}
+	j2.TaskGroups[0].Tasks[0].Config = map[string]any{"image": "nginx:1.28"}
+	v1 := h.addJob(j2)
+	h.process(v1, structs.EvalTriggerJobRegister)
+	if n := len(h.liveAllocs(v1)); n != 2 {
+		t.Fatalf("%d live allocations after a new version, want 2 (the failed slot filled)", n)
+	}
+}

@@ -79,9 +79,14 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 			if a.NextAllocation != "" {
 				continue
 			}
-			if c.failedAlloc(a, tg) {
+			switch {
+			case c.failedAlloc(a, tg):
 				replace = append(replace, placement{tg: tg, name: a.Name, prev: a, reschedule: true})
-			} else {
+			case a.Job != nil && a.Job.JobModifyIndex != c.job.JobModifyIndex:
+				// Out of reschedules, but of an older version: the new
+				// version places its own (a rollback must fill the slot
+				// of the version that failed).
+			default:
 				held[allocIndex(a.Name)] = true
 			}
 			continue

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -70,6 +72,57 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		reply.JobModifyIndex = r.JobModifyIndex // this write's, not a later writer's
 	}
 	return nil
+}
+
+// Revert registers an earlier version of a job again, as a new version,
+// through the same path as Register (validation, an evaluation in the
+// same raft entry). The version must be tracked and differ from the
+// current one; EnforcePriorVersion, when set, must be the current version.
+func (j *Job) Revert(args *structs.JobRevertRequest, reply *structs.JobRegisterResponse) error {
+	return j.srv.write("Job.Revert", args, reply, func() error { return j.revert(args, reply) })
+}
+
+func (j *Job) revert(args *structs.JobRevertRequest, reply *structs.JobRegisterResponse) error {
+	ns := namespaceOf(args.Namespace)
+	snap := j.srv.fsm.State().Snapshot()
+	cur, err := snap.JobByID(nil, ns, args.JobID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("job %q %w in namespace %q", args.JobID, structs.ErrNotFound, ns)
+	}
+	old, err := snap.JobByIDAndVersion(nil, ns, args.JobID, args.JobVersion)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		versions, err := snap.JobVersionsByID(nil, ns, args.JobID)
+		if err != nil {
+			return err
+		}
+		kept := make([]string, 0, len(versions))
+		for _, v := range versions {
+			kept = append(kept, strconv.FormatUint(v.Version, 10))
+		}
+		return fmt.Errorf("job %q version %d %w (the versions kept are %s; see \"skiff job history\")",
+			args.JobID, args.JobVersion, structs.ErrNotFound, strings.Join(kept, ", "))
+	}
+	if args.JobVersion == cur.Version {
+		return fmt.Errorf("%w: job %q is already at version %d", ErrBadRequest, args.JobID, cur.Version)
+	}
+	reg := &structs.JobRegisterRequest{Job: revertCopy(old), WriteRequest: args.WriteRequest}
+	reg.Namespace = ns
+	if p := args.EnforcePriorVersion; p != nil {
+		if *p != cur.Version {
+			return fmt.Errorf("%w: job %q is at version %d, not at version %d as the revert requires", ErrBadRequest, args.JobID, cur.Version, *p)
+		}
+		// The check holds until the entry is applied: a register in
+		// between changes the job modify index, and the FSM refuses this
+		// one.
+		reg.EnforceIndex, reg.JobModifyIndex = true, cur.JobModifyIndex
+	}
+	return j.register(reg, reply)
 }
 
 // prepare readies a job from a request for registration (or a dry run):

@@ -62,7 +62,10 @@ type Server struct {
 
 	heartbeats heartbeats
 	liveness   liveness
-	cluster    atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
+	// deploymentMu serialises the leader's read-decide-commit of a
+	// deployment: the watcher against an operator's fail or pause.
+	deploymentMu sync.Mutex
+	cluster      atomic.Pointer[clusterSnapshot] // cached for heartbeat replies
 
 	isLeader atomic.Bool
 	// consistentReads is set once a new leader has applied every entry of

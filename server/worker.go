@@ -47,6 +47,7 @@ func (s *Server) runScheduling(ctx context.Context) {
 	run(s.planApplier)
 	run(s.reapEvals)
 	run(s.drainer)
+	run(s.deploymentWatcher)
 	wg.Wait()
 }
 

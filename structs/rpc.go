@@ -483,8 +483,8 @@ type DeploymentUpdateRequest struct {
 	WriteRequest
 }
 
-// DeploymentListRequest lists deployments (all, or one job's with
-// JobDeploymentsRequest).
+// DeploymentListRequest lists deployments (a job's are listed with
+// JobSpecificRequest).
 type DeploymentListRequest struct {
 	QueryOptions
 }

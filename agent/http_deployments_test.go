@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	nomad "github.com/hashicorp/nomad/api"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// commitDeployment writes a deployment update through the agent's raft,
+// as the rollout engine does.
+func commitDeployment(t *testing.T, a *Agent, req *structs.DeploymentUpdateRequest) {
+	t.Helper()
+	buf, err := structs.Encode(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := a.Server().Raft().Apply(buf, 10*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatalf("commit deployment update: %v", err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		t.Fatalf("apply deployment update: %v", err)
+	}
+}
+
+// testNomadDeployment is a running deployment of job, as Nomad's client
+// read it, with one group. Nothing is placed for it, and its counts say
+// so: the leader's deployment watcher has nothing to change.
+func testNomadDeployment(job *nomad.Job, group string, autoRevert bool) *structs.Deployment {
+	return &structs.Deployment{
+		ID: structs.GenerateUUID(), Namespace: "default", JobID: *job.ID, JobVersion: *job.Version,
+		JobCreateIndex: *job.CreateIndex, JobSpecModifyIndex: *job.JobModifyIndex,
+		TaskGroups: map[string]*structs.DeploymentState{group: {AutoRevert: autoRevert, DesiredTotal: 3}},
+		Status:     structs.DeploymentStatusRunning, StatusDescription: structs.DeploymentDescRunning,
+	}
+}
+
+// TestNomadClientDeployments drives deployments and reverts with Nomad's
+// own Go API client.
+func TestNomadClientDeployments(t *testing.T) {
+	a, addr := testAgent(t)
+	client, err := nomad.NewClient(&nomad.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No update block (and no Canonicalize, which would add one): the
+	// deployments here are the test's own.
+	job := nomad.NewServiceJob("web", "web", "global", 50)
+	job.Datacenters = []string{"dc1"}
+	tg := nomad.NewTaskGroup("frontend", 2)
+	tg.AddTask(nomad.NewTask("server", "docker").SetConfig("image", "busybox:1.36"))
+	job.AddTaskGroup(tg)
+	register := func(count int) *nomad.Job {
+		t.Helper()
+		*job.TaskGroups[0].Count = count
+		if _, _, err := client.Jobs().Register(job, nil); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+		got, _, err := client.Jobs().Info("web", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// Version 0 succeeds and is stable; version 1 rolls out with
+	// auto-revert.
+	v0 := register(2)
+	d0 := testNomadDeployment(v0, "frontend", false)
+	d0.Status, d0.StatusDescription = structs.DeploymentStatusSuccessful, structs.DeploymentDescSuccessful
+	zero := uint64(0)
+	commitDeployment(t, a, &structs.DeploymentUpdateRequest{Deployment: d0, StableVersion: &zero})
+	v1 := register(3)
+	d1 := testNomadDeployment(v1, "frontend", true)
+	commitDeployment(t, a, &structs.DeploymentUpdateRequest{Deployment: d1})
+
+	list, meta, err := client.Deployments().List(nil)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(list) != 2 || list[0].ID != d1.ID || list[1].ID != d0.ID || meta.LastIndex == 0 {
+		t.Fatalf("list = %d deployments (meta %+v), want %s then %s", len(list), meta, d1.ID, d0.ID)
+	}
+	list, _, err = client.Deployments().PrefixList(d1.ID[:6])
+	if err != nil || len(list) != 1 || list[0].ID != d1.ID {
+		t.Fatalf("prefix list: %v, %d deployments", err, len(list))
+	}
+	info, _, err := client.Deployments().Info(d1.ID, nil)
+	if err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if info.JobID != "web" || info.JobVersion != 1 || info.Status != "running" ||
+		info.TaskGroups["frontend"] == nil || !info.TaskGroups["frontend"].AutoRevert || info.TaskGroups["frontend"].DesiredTotal != 3 {
+		t.Fatalf("info = %+v, want the running deployment of web version 1", info)
+	}
+	if _, _, err := client.Deployments().Info(structs.GenerateUUID(), nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("info of an unknown deployment: err = %v, want 404", err)
+	}
+	allocs, _, err := client.Deployments().Allocations(d1.ID, nil)
+	if err != nil || len(allocs) != 0 {
+		t.Fatalf("allocations: %v, %d", err, len(allocs))
+	}
+	jobDeps, _, err := client.Jobs().Deployments("web", false, nil)
+	if err != nil || len(jobDeps) != 2 || jobDeps[0].ID != d1.ID {
+		t.Fatalf("job deployments: %v, %d", err, len(jobDeps))
+	}
+	latest, _, err := client.Jobs().LatestDeployment("web", nil)
+	if err != nil || latest == nil || latest.ID != d1.ID {
+		t.Fatalf("latest deployment: %v, %+v", err, latest)
+	}
+	if none, _, err := client.Jobs().LatestDeployment("other", nil); err != nil || none != nil {
+		t.Fatalf("latest deployment of a job without any: %v, %+v; want nil, nil", err, none)
+	}
+
+	paused, _, err := client.Deployments().Pause(d1.ID, true, nil)
+	if err != nil || paused.EvalID != "" || paused.DeploymentModifyIndex == 0 {
+		t.Fatalf("pause: %v, %+v", err, paused)
+	}
+	if info, _, _ = client.Deployments().Info(d1.ID, nil); info.Status != "paused" {
+		t.Fatalf("status after pause = %s", info.Status)
+	}
+	if _, _, err := client.Deployments().Pause(d1.ID, true, nil); err == nil || !strings.Contains(err.Error(), "400") ||
+		!strings.Contains(err.Error(), "is paused") {
+		t.Fatalf("second pause: err = %v, want 400 saying it is paused", err)
+	}
+	resumed, _, err := client.Deployments().Pause(d1.ID, false, nil)
+	if err != nil || resumed.EvalID == "" {
+		t.Fatalf("resume: %v, %+v", err, resumed)
+	}
+
+	failed, wm, err := client.Deployments().Fail(d1.ID, nil)
+	if err != nil {
+		t.Fatalf("fail: %v", err)
+	}
+	if failed.EvalID == "" || failed.RevertedJobVersion == nil || *failed.RevertedJobVersion != 0 || wm.LastIndex == 0 {
+		t.Fatalf("fail = %+v (meta %+v), want an eval and a revert to version 0", failed, wm)
+	}
+	info, _, _ = client.Deployments().Info(d1.ID, nil)
+	if info.Status != "failed" || info.StatusDescription != "Deployment marked as failed - rolling back to job version 0" {
+		t.Fatalf("after fail: %s %q", info.Status, info.StatusDescription)
+	}
+	got, _, err := client.Jobs().Info("web", nil)
+	if err != nil || *got.Version != 2 || *got.TaskGroups[0].Count != 2 {
+		t.Fatalf("job after the revert: %v, version %d", err, *got.Version)
+	}
+	if _, _, err := client.Deployments().Fail(d1.ID, nil); err == nil || !strings.Contains(err.Error(), "400") ||
+		!strings.Contains(err.Error(), "is failed") {
+		t.Fatalf("second fail: err = %v, want 400 saying it is failed", err)
+	}
+
+	two := uint64(2)
+	rev, _, err := client.Jobs().Revert("web", 1, &two, nil, "", "")
+	if err != nil || rev.EvalID == "" {
+		t.Fatalf("revert: %v, %+v", err, rev)
+	}
+	if got, _, _ = client.Jobs().Info("web", nil); *got.Version != 3 || *got.TaskGroups[0].Count != 3 {
+		t.Fatalf("after revert to 1: version %d count %d, want 3 and 3", *got.Version, *got.TaskGroups[0].Count)
+	}
+	if _, _, err := client.Jobs().Revert("web", 3, nil, nil, "", ""); err == nil || !strings.Contains(err.Error(), "already at version 3") {
+		t.Fatalf("revert to the current version: err = %v", err)
+	}
+	if _, _, err := client.Jobs().Revert("web", 0, &two, nil, "", ""); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("revert with a stale prior version: err = %v, want 400", err)
+	}
+}
+
+func TestDeploymentBadRequests(t *testing.T) {
+	_, addr := testAgent(t)
+	id := structs.GenerateUUID()
+	cases := []struct {
+		name, method, path, body string
+		code                     int
+		want                     string
+	}{
+		{"unknown deployment", "GET", "/v1/deployment/" + id, "", 404, "not found"},
+		{"fail unknown", "PUT", "/v1/deployment/fail/" + id, "", 404, "not found"},
+		{"pause without body", "PUT", "/v1/deployment/pause/" + id, "", 400, "body is empty"},
+		{"pause without Pause", "PUT", "/v1/deployment/pause/" + id, `{"DeploymentID": "` + id + `"}`, 400, `no "Pause" field`},
+		{"pause of another ID", "PUT", "/v1/deployment/pause/" + id, `{"DeploymentID": "x", "Pause": true}`, 400, "does not match"},
+		{"revert without version", "PUT", "/v1/job/web/revert", `{"JobID": "web"}`, 400, `no "JobVersion"`},
+		{"revert of another job", "PUT", "/v1/job/web/revert", `{"JobID": "api", "JobVersion": 0}`, 400, "does not match"},
+		{"revert unknown job", "PUT", "/v1/job/web/revert", `{"JobVersion": 0}`, 404, `job "web" not found`},
+		{"oversized fail body", "PUT", "/v1/deployment/fail/" + id, strings.Repeat("x", 5<<20), 413, "larger than the 4194304-byte limit"},
+		{"list", "GET", "/v1/deployments", "", 200, "[]"},
+		{"job deployments", "GET", "/v1/job/web/deployments", "", 200, "[]"},
+		{"latest of none", "GET", "/v1/job/web/deployment", "", 200, "null"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body io.Reader // nil, not a nil *strings.Reader: no body at all
+			if c.body != "" {
+				body = strings.NewReader(c.body)
+			}
+			r, out := do(t, c.method, addr+c.path, body)
+			if r.StatusCode != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("got %d %q, want %d containing %q", r.StatusCode, out, c.code, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// watchInterval is how often the leader's deployment watcher looks at the
+// active deployments.
+const watchInterval = 250 * time.Millisecond
+
+// deploymentWatcher runs on the leader while it leads. It moves every
+// active deployment along from what the clients report
+// (client/allocrunner/health.go):
+//   - it counts each group's placed, healthy and unhealthy allocations,
+//     and pushes the progress deadline out by progress_deadline from the
+//     latest healthy one;
+//   - each newly healthy allocation brings an evaluation, so that the
+//     scheduler replaces the next ones (max_parallel at a time);
+//   - an unhealthy allocation, or a passed progress deadline, fails the
+//     deployment; with auto_revert the latest stable version of the job is
+//     registered again in the same raft entry;
+//   - once every group has as many healthy allocations as it wants, the
+//     deployment is successful and its job version stable;
+//   - a deployment whose job was stopped or changed since is cancelled.
+//
+// A deployment therefore always ends: successful, failed or cancelled.
+func (s *Server) deploymentWatcher(ctx context.Context) {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	var idleAt [3]uint64 // table indexes of the last pass that found nothing active
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap := s.fsm.State().Snapshot()
+		var at [3]uint64
+		for i, table := range []string{state.TableDeployments, state.TableAllocs, state.TableJobs} {
+			at[i], _ = snap.MaxIndex(table)
+		}
+		if at == idleAt {
+			continue
+		}
+		active, err := s.watchDeployments(snap, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.logger.Warn("watch deployments", "error", err)
+			idleAt = [3]uint64{}
+		case active:
+			idleAt = [3]uint64{}
+		default:
+			idleAt = at
+		}
+	}
+}
+
+// watchDeployments makes one pass over the active deployments of snap,
+// committing what changed, and reports whether any is still active.
+func (s *Server) watchDeployments(snap *state.Snapshot, now time.Time) (bool, error) {
+	all, err := snap.Deployments(nil)
+	if err != nil {
+		return false, err
+	}
+	active := false
+	for _, d := range all {
+		if !d.Active() {
+			continue
+		}
+		more, err := s.watchDeployment(d.ID, now)
+		if err != nil {
+			return true, err
+		}
+		active = active || more
+	}
+	return active, nil
+}
+
+// watchDeployment advances one deployment and reports whether it is still
+// active. It holds deploymentMu from its read to its commit, as an
+// operator's fail or pause does, so neither undoes the other.
+func (s *Server) watchDeployment(id string, now time.Time) (bool, error) {
+	s.deploymentMu.Lock()
+	defer s.deploymentMu.Unlock()
+	snap := s.fsm.State().Snapshot()
+	d, err := snap.DeploymentByID(nil, id)
+	if err != nil || d == nil || !d.Active() {
+		return false, err
+	}
+	req, err := s.advanceDeployment(snap, d, now)
+	if err != nil || req == nil {
+		return true, err
+	}
+	index, err := s.raftApply(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		return true, fmt.Errorf("deployment %s: %w", d.ID, err)
+	}
+	s.enqueueEvals(index, req.Evals...)
+	if req.Deployment.Active() {
+		return true, nil
+	}
+	s.logger.Info("deployment ended", "deployment_id", d.ID, "job_id", d.JobID, "job_version", d.JobVersion,
+		"status", req.Deployment.Status, "description", req.Deployment.StatusDescription)
+	return false, nil
+}
+
+// advanceDeployment decides what changes for one active deployment: nil
+// when nothing does.
+func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, now time.Time) (*structs.DeploymentUpdateRequest, error) {
+	job, err := snap.JobByID(nil, d.Namespace, d.JobID)
+	if err != nil {
+		return nil, err
+	}
+	end := func(status, desc string) *structs.DeploymentUpdateRequest {
+		up := d.Copy()
+		up.Status, up.StatusDescription = status, desc
+		return &structs.DeploymentUpdateRequest{Deployment: up}
+	}
+	switch {
+	case job == nil || job.Stop:
+		return end(structs.DeploymentStatusCancelled, structs.DeploymentDescStoppedJob), nil
+	case job.Version != d.JobVersion || job.CreateIndex != d.JobCreateIndex:
+		return end(structs.DeploymentStatusCancelled, structs.DeploymentDescNewerJob), nil
+	case d.Status != structs.DeploymentStatusRunning:
+		return nil, nil // paused: counts and deadlines wait
+	}
+
+	allocs, err := snap.AllocsByDeployment(nil, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	up := d.Copy()
+	moreHealthy, unhealthy := false, false
+	latest := map[string]time.Time{} // group -> newest health verdict
+	counts := map[string]*structs.DeploymentState{}
+	for name := range up.TaskGroups {
+		counts[name] = &structs.DeploymentState{}
+	}
+	for _, a := range allocs {
+		c := counts[a.TaskGroup]
+		if c == nil {
+			continue
+		}
+		c.PlacedAllocs++
+		h := a.DeploymentStatus
+		switch {
+		case h != nil && h.Healthy != nil && *h.Healthy:
+			if a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus() {
+				c.HealthyAllocs++
+				if h.Timestamp.After(latest[a.TaskGroup]) {
+					latest[a.TaskGroup] = h.Timestamp
+				}
+			}
+		case h != nil && h.Healthy != nil:
+			c.UnhealthyAllocs++
+			unhealthy = true
+		}
+	}
+	done := true
+	for name, g := range up.TaskGroups {
+		c := counts[name]
+		if c.HealthyAllocs > g.HealthyAllocs {
+			moreHealthy = true
+			if g.ProgressDeadline > 0 {
+				g.RequireProgressBy = latest[name].Add(g.ProgressDeadline)
+			}
+		}
+		g.PlacedAllocs, g.HealthyAllocs, g.UnhealthyAllocs = c.PlacedAllocs, c.HealthyAllocs, c.UnhealthyAllocs
+		if g.HealthyAllocs < g.DesiredTotal {
+			done = false
+		}
+	}
+	req := &structs.DeploymentUpdateRequest{Deployment: up}
+	missedDeadline := false
+	for _, g := range up.TaskGroups {
+		if !done && g.ProgressDeadline > 0 && !g.RequireProgressBy.IsZero() && now.After(g.RequireProgressBy) && g.HealthyAllocs < g.DesiredTotal {
+			missedDeadline = true
+		}
+	}
+	switch {
+	case unhealthy || missedDeadline:
+		desc := structs.DeploymentDescFailedAllocations
+		if !unhealthy {
+			desc = structs.DeploymentDescProgressDeadline
+		}
+		up.Status, up.StatusDescription = structs.DeploymentStatusFailed, desc
+		revert, suffix, err := s.revertFor(snap, d, job)
+		if err != nil {
+			return nil, err
+		}
+		up.StatusDescription += suffix
+		if revert != nil {
+			req.Job = revert
+			req.Evals = append(req.Evals, deploymentEval(job, d.ID))
+		}
+	case done:
+		up.Status, up.StatusDescription = structs.DeploymentStatusSuccessful, structs.DeploymentDescSuccessful
+		v := d.JobVersion
+		req.StableVersion = &v
+	case moreHealthy:
+		req.Evals = append(req.Evals, deploymentEval(job, d.ID)) // the next replacements
+	default:
+		if sameCounts(d, up) {
+			return nil, nil
+		}
+	}
+	return req, nil
+}
+
+func sameCounts(a, b *structs.Deployment) bool {
+	for name, x := range a.TaskGroups {
+		y := b.TaskGroups[name]
+		if y == nil || x.PlacedAllocs != y.PlacedAllocs || x.HealthyAllocs != y.HealthyAllocs || x.UnhealthyAllocs != y.UnhealthyAllocs {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/state"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// Deployment reads deployments and lets an operator fail, pause or resume
+// one. The rollout itself (creating deployments, following their health)
+// is the scheduler's and the leader's deployment watcher's.
+type Deployment struct{ srv *Server }
+
+// List lists deployments, newest first, filtered by ID prefix
+// (QueryOptions.Prefix); namespace "*" lists every namespace.
+func (d *Deployment) List(args *structs.DeploymentListRequest, reply *structs.DeploymentListResponse) error {
+	if done, err := d.srv.forward("Deployment.List", args, args, reply); done {
+		return err
+	}
+	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		all, err := snap.Deployments(ws)
+		if err != nil {
+			return 0, err
+		}
+		ns := namespaceOf(args.Namespace)
+		out := make([]*structs.Deployment, 0, len(all))
+		for _, dep := range all {
+			if (ns == state.AllNamespaces || dep.Namespace == ns) && strings.HasPrefix(dep.ID, args.Prefix) {
+				out = append(out, dep)
+			}
+		}
+		sortNewestFirst(out)
+		reply.Deployments = out
+		return snap.MaxIndex(state.TableDeployments)
+	})
+}
+
+// sortNewestFirst orders deployments by descending CreateIndex, then ID.
+func sortNewestFirst(ds []*structs.Deployment) {
+	slices.SortStableFunc(ds, func(a, b *structs.Deployment) int {
+		return cmp.Or(cmp.Compare(b.CreateIndex, a.CreateIndex), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// GetDeployment returns one deployment (nil if absent), blocking if asked.
+func (d *Deployment) GetDeployment(args *structs.DeploymentSpecificRequest, reply *structs.SingleDeploymentResponse) error {
+	if done, err := d.srv.forward("Deployment.GetDeployment", args, args, reply); done {
+		return err
+	}
+	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		dep, err := snap.DeploymentByID(ws, args.DeploymentID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Deployment = dep
+		if dep != nil {
+			return dep.ModifyIndex, nil
+		}
+		return snap.MaxIndex(state.TableDeployments)
+	})
+}
+
+// Allocations lists the allocations placed for a deployment.
+func (d *Deployment) Allocations(args *structs.DeploymentSpecificRequest, reply *structs.JobAllocationsResponse) error {
+	if done, err := d.srv.forward("Deployment.Allocations", args, args, reply); done {
+		return err
+	}
+	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		allocs, err := snap.AllocsByDeployment(ws, args.DeploymentID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Allocations = stubs(allocs)
+		return snap.MaxIndex(state.TableAllocs)
+	})
+}
+
+// Deployments lists a job's deployments, newest first. Unless All is set,
+// only those of the job's current incarnation are listed: a job purged and
+// registered again under the same ID is a new job.
+func (j *Job) Deployments(args *structs.JobSpecificRequest, reply *structs.DeploymentListResponse) error {
+	if done, err := j.srv.forward("Job.Deployments", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		ns := namespaceOf(args.Namespace)
+		deps, err := snap.DeploymentsByJobID(ws, ns, args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		job, err := snap.JobByID(ws, ns, args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		out := make([]*structs.Deployment, 0, len(deps))
+		for _, dep := range deps {
+			// A deployment that does not record its job's create index
+			// (0) is kept: it cannot be told apart.
+			if args.All || job == nil || dep.JobCreateIndex == 0 || dep.JobCreateIndex == job.CreateIndex {
+				out = append(out, dep)
+			}
+		}
+		sortNewestFirst(out)
+		reply.Deployments = out
+		return snap.MaxIndex(state.TableDeployments, state.TableJobs)
+	})
+}
+
+// LatestDeployment returns the job's newest deployment, nil if it has none.
+func (j *Job) LatestDeployment(args *structs.JobSpecificRequest, reply *structs.SingleDeploymentResponse) error {
+	if done, err := j.srv.forward("Job.LatestDeployment", args, args, reply); done {
+		return err
+	}
+	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		dep, err := snap.LatestDeploymentByJobID(ws, namespaceOf(args.Namespace), args.JobID)
+		if err != nil {
+			return 0, err
+		}
+		reply.Deployment = dep
+		return snap.MaxIndex(state.TableDeployments)
+	})
+}
+
+// Fail marks an active deployment failed, as an operator's decision. If a
+// group of the deployment has auto_revert, the job's latest stable version
+// older than the deployment's is registered again in the same raft entry.
+// An evaluation of the job is created with it, so the scheduler acts on
+// the outcome.
+func (d *Deployment) Fail(args *structs.DeploymentFailRequest, reply *structs.DeploymentUpdateResponse) error {
+	return d.srv.write("Deployment.Fail", args, reply, func() error { return d.fail(args, reply) })
+}
+
+func (d *Deployment) fail(args *structs.DeploymentFailRequest, reply *structs.DeploymentUpdateResponse) error {
+	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
+	defer d.srv.deploymentMu.Unlock()
+	snap := d.srv.fsm.State().Snapshot()
+	dep, job, err := d.lookup(snap, args.DeploymentID)
+	if err != nil {
+		return err
+	}
+	if !dep.Active() {
+		return fmt.Errorf("%w: deployment %s is %s; only a running, paused or blocked deployment can be failed", ErrBadRequest, dep.ID, dep.Status)
+	}
+	u := dep.Copy()
+	u.Status, u.StatusDescription = structs.DeploymentStatusFailed, structs.DeploymentDescFailedByUser
+	req := &structs.DeploymentUpdateRequest{Deployment: u}
+
+	var reverted *uint64
+	revert, suffix, err := d.srv.revertFor(snap, dep, job)
+	if err != nil {
+		return err
+	}
+	u.StatusDescription += suffix
+	if revert != nil {
+		req.Job = revert
+		v := revert.Version
+		reverted = &v
+	}
+	if job != nil {
+		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
+	}
+	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		return err
+	}
+	d.fillReply(reply, req, index)
+	reply.RevertedJobVersion = reverted
+	return nil
+}
+
+// Pause pauses a running deployment (Pause set) or resumes a paused one.
+// A resume creates an evaluation of the job in the same raft entry, so the
+// rollout continues.
+func (d *Deployment) Pause(args *structs.DeploymentPauseRequest, reply *structs.DeploymentUpdateResponse) error {
+	return d.srv.write("Deployment.Pause", args, reply, func() error { return d.pause(args, reply) })
+}
+
+func (d *Deployment) pause(args *structs.DeploymentPauseRequest, reply *structs.DeploymentUpdateResponse) error {
+	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
+	defer d.srv.deploymentMu.Unlock()
+	snap := d.srv.fsm.State().Snapshot()
+	verb, from, to, desc := "resumed", structs.DeploymentStatusPaused, structs.DeploymentStatusRunning, structs.DeploymentDescRunning
+	if args.Pause {
+		verb, from, to, desc = "paused", structs.DeploymentStatusRunning, structs.DeploymentStatusPaused, structs.DeploymentDescPaused
+	}
+	dep, job, err := d.lookup(snap, args.DeploymentID)
+	if err != nil {
+		return err
+	}
+	if dep.Status != from {
+		return fmt.Errorf("%w: deployment %s is %s; only a %s deployment can be %s", ErrBadRequest, dep.ID, dep.Status, from, verb)
+	}
+	u := dep.Copy()
+	u.Status, u.StatusDescription = to, desc
+	req := &structs.DeploymentUpdateRequest{Deployment: u}
+	if !args.Pause && job != nil {
+		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
+	}
+	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		return err
+	}
+	d.fillReply(reply, req, index)
+	return nil
+}
+
+// lookup returns the deployment an operator acts on, and its job (nil if
+// the job was purged). A deployment that is missing is a not-found error.
+func (d *Deployment) lookup(snap *state.Snapshot, id string) (*structs.Deployment, *structs.Job, error) {
+	if id == "" {
+		return nil, nil, fmt.Errorf("%w: the request names no deployment (DeploymentID is empty)", ErrBadRequest)
+	}
+	dep, err := snap.DeploymentByID(nil, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dep == nil {
+		return nil, nil, fmt.Errorf("deployment %q %w", id, structs.ErrNotFound)
+	}
+	job, err := snap.JobByID(nil, dep.Namespace, dep.JobID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dep, job, nil
+}
+
+// fillReply answers a committed deployment update: its index, and its
+// evaluation (now handed to the broker), if any.
+func (d *Deployment) fillReply(reply *structs.DeploymentUpdateResponse, req *structs.DeploymentUpdateRequest, index uint64) {
+	reply.Index = index
+	reply.DeploymentModifyIndex = index
+	if len(req.Evals) > 0 {
+		reply.EvalID, reply.EvalCreateIndex = req.Evals[0].ID, index
+		d.srv.enqueueEvals(index, req.Evals...)
+	}
+}
+
+// autoRevert reports whether any group of the deployment reverts to the
+// last stable version when the deployment fails.
+func autoRevert(dep *structs.Deployment) bool {
+	for _, tg := range dep.TaskGroups {
+		if tg != nil && tg.AutoRevert {
+			return true
+		}
+	}
+	return false
+}
+
+// deploymentEval is the evaluation of job that follows a change to one of
+// its deployments.
+func deploymentEval(job *structs.Job, deploymentID string) *structs.Evaluation {
+	now := time.Now().UnixNano()
+	return &structs.Evaluation{
+		ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
+		TriggeredBy: structs.EvalTriggerDeployment, JobID: job.ID, DeploymentID: deploymentID,
+		Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
+	}
+}
+
+// revertCopy returns a copy of an earlier version of a job, ready to be
+// registered again as a new version: the fields the servers manage are
+// cleared (the store numbers the version) and it is submitted now.
+func revertCopy(v *structs.Job) *structs.Job {
+	job := v.Copy()
+	job.Stop, job.Status, job.StatusDescription, job.Stable = false, "", "", false
+	job.SubmitTime = time.Now().UnixNano()
+	return job
+}
+
+// revertFor decides the automatic revert of a failed deployment: the job
+// to register again (a copy of the latest stable version before the
+// deployment's, with that Version for the caller to report), or nil, and
+// what to add to the deployment's description. Nothing is reverted when
+// no group has auto_revert, when the job changed since the deployment
+// began (that would undo a change this deployment never rolled out), or
+// when the stable version's spec is the job's already (no revert loops).
+func (s *Server) revertFor(snap *state.Snapshot, dep *structs.Deployment, job *structs.Job) (*structs.Job, string, error) {
+	if job == nil || job.Version != dep.JobVersion || !autoRevert(dep) {
+		return nil, "", nil
+	}
+	stable, err := s.latestStableBefore(snap, dep.Namespace, dep.JobID, dep.JobVersion)
+	if err != nil || stable == nil {
+		return nil, "", err
+	}
+	if structs.DiffJobs(job, stable).Type == structs.DiffTypeNone {
+		return nil, fmt.Sprintf(" - not rolling back to stable job version %d as current job has same specification", stable.Version), nil
+	}
+	revert := revertCopy(stable)
+	revert.Version = stable.Version // for the caller's report; the store numbers the new version
+	return revert, fmt.Sprintf(" - rolling back to job version %d", stable.Version), nil
+}
+
+// latestStableBefore returns the newest version of the job older than
+// version that is marked stable (its deployment succeeded), or nil if no
+// tracked version is. The leader calls it to find where a failed
+// deployment reverts to: an operator's Deployment.Fail, and the
+// deployment watcher. The job returned is the store's: copy it before
+// changing it.
+func (s *Server) latestStableBefore(snap *state.Snapshot, namespace, jobID string, version uint64) (*structs.Job, error) {
+	versions, err := snap.JobVersionsByID(nil, namespace, jobID) // newest first
+	if err != nil {
+		return nil, fmt.Errorf("find the latest stable version of job %q before version %d: %w", jobID, version, err)
+	}
+	for _, v := range versions {
+		if v.Version < version && v.Stable {
+			return v, nil
+		}
+	}
+	return nil, nil
+}
