@@ -87,6 +87,7 @@ func (c *JobRevertCommand) Run(args []string) int {
 	}
 	fmt.Fprintf(c.stderr, "==> Job %q reverted to version %d: evaluation ID %s, index %d\n",
 		id, version, shortID(resp.EvalID, verbose), wm.LastIndex)
-	mon := &monitor{Meta: &c.Meta, client: client, timeout: monitorTimeout, verbose: verbose, listAllocs: true}
+	mon := &monitor{Meta: &c.Meta, client: client, timeout: monitorTimeout, verbose: verbose, listAllocs: true,
+		jobID: id, jobModifyIndex: resp.JobModifyIndex}
 	return mon.run(resp.EvalID)
 }

@@ -19,10 +19,17 @@ func (c *JobRunCommand) Help() string {
 	return helpText("job run [options] FILE", `
 Parses the job file, registers the job with the cluster, and follows the
 evaluation that the change created until the scheduler has processed it.
+Then, for a service job with an update block, it follows the new
+version's deployment until it ends, showing each group's desired, placed,
+healthy and unhealthy allocations (redrawn in place on a terminal, one
+line per change when piped); otherwise it follows the placed allocations
+until they run.
 
-Exit codes: 0 the job was placed, 2 placement failed, 1 any other error,
-including an evaluation still pending when -monitor-timeout ends. With
--detach, 0 once the job is registered.`, `  -detach
+Exit codes: 0 the job was placed (its deployment successful), 2 placement
+failed, an allocation failed or the deployment failed (also when it
+rolled back), 1 any other error, including an evaluation still pending
+when -monitor-timeout ends or a deployment cancelled by a newer version.
+With -detach, 0 once the job is registered.`, `  -detach
     Return once the job is registered, printing "Evaluation ID: <id>".
 
   -check-index=<index>
@@ -100,6 +107,9 @@ func (c *JobRunCommand) Run(args []string) int {
 	fmt.Fprintf(c.stderr, "==> Job %q registered: evaluation ID %s, index %d\n",
 		job.ID, shortID(resp.EvalID, verbose), wm.LastIndex)
 	mon := &monitor{Meta: &c.Meta, client: client, timeout: monitorTimeout, verbose: verbose, listAllocs: true}
+	if rollsOut(job) {
+		mon.jobID, mon.jobModifyIndex = job.ID, resp.JobModifyIndex
+	}
 	return mon.run(resp.EvalID)
 }
 

@@ -261,3 +261,59 @@ func TestJobRunUnreadableFile(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: want 1 and a read error, not \"is invalid\"", code, errb.String())
 	}
 }
+
+// TestJobRunFollowsDeployment: for a service job with an update block,
+// job run follows the new version's deployment to its end, printing its
+// progress as plain lines when piped: successful exits 0, failed (rolled
+// back) exits 2.
+func TestJobRunFollowsDeployment(t *testing.T) {
+	for _, tc := range []struct {
+		end      string
+		desc     string
+		wantCode int
+		want     string
+	}{
+		{structs.DeploymentStatusSuccessful, structs.DeploymentDescSuccessful, 0, `Deployment "d1d2d3d4" successful`},
+		{structs.DeploymentStatusFailed, structs.DeploymentDescFailedAllocations + " - rolling back to job version 1", 2,
+			`Deployment "d1d2d3d4" failed: Failed due to unhealthy allocations - rolling back to job version 1`},
+	} {
+		t.Run(tc.end, func(t *testing.T) {
+			restore := parseJobFile
+			t.Cleanup(func() { parseJobFile = restore })
+			parseJobFile = func(string, []string, []string, []string) (*structs.Job, error) {
+				j := fixtureJob()
+				j.TaskGroups[0].Update = &structs.UpdateStrategy{MaxParallel: 1}
+				return j, nil
+			}
+			f := newFakeAgent(t)
+			complete := &structs.Evaluation{ID: evalID1, JobID: "web", Status: "complete", TriggeredBy: "job-register", ModifyIndex: 13}
+			serveRegister(f, complete)
+			dep := func(status string, healthy int) *structs.Deployment {
+				return &structs.Deployment{ID: "d1d2d3d4-0000-0000-0000-000000000000", JobID: "web", JobVersion: 2, JobModifyIndex: 12,
+					Status: status, StatusDescription: structs.DeploymentDescRunning,
+					TaskGroups: map[string]*structs.DeploymentState{"api": {DesiredTotal: 2, PlacedAllocs: 2, HealthyAllocs: healthy}}}
+			}
+			f.json("GET /v1/job/{id}/deployment", 14, dep(structs.DeploymentStatusRunning, 0))
+			reads := 0
+			f.handle("GET /v1/deployment/{id}", func(w http.ResponseWriter, r *http.Request) {
+				reads++
+				d := dep(structs.DeploymentStatusRunning, 1)
+				if reads > 1 {
+					d = dep(tc.end, 2)
+					d.StatusDescription = tc.desc
+				}
+				reply(w, uint64(20+reads), d)
+			})
+			res := runCLIEnv(t, []string{"SKIFF_ADDR=" + f.srv.URL}, "job", "run", "web.hcl")
+			if res.code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", res.code, tc.wantCode, res.stdout, res.stderr)
+			}
+			for _, s := range []string{`Monitoring deployment "d1d2d3d4"`, "running: api 0/2 healthy, 2 placed, 0 unhealthy",
+				"running: api 1/2 healthy", tc.want} {
+				if !strings.Contains(res.stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, res.stdout)
+				}
+			}
+		})
+	}
+}

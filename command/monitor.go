@@ -35,8 +35,9 @@ var pollInterval = 250 * time.Millisecond
 //  2. follow NextEval when the scheduler failed and chained a retry;
 //  3. report the outcome (reportEval): placement failures exit 2.
 //
-// Following the deployment of a service job will be a step between 3 and
-// the exit.
+//  4. follow the registered version's deployment, if it has one, until it
+//     ends (successful 0, failed 2); else the placed allocations until
+//     they run.
 type monitor struct {
 	*Meta
 	client  *api.Client
@@ -45,6 +46,11 @@ type monitor struct {
 	// listAllocs makes a successful report list the allocations the
 	// evaluation placed (job run), rather than only its status (job stop).
 	listAllocs bool
+	// jobID and jobModifyIndex, when set, name the job version just
+	// registered: its deployment, if it has one, is followed to its end
+	// (monitor_deployment.go).
+	jobID          string
+	jobModifyIndex uint64
 }
 
 // run follows evalID and returns the command's exit code.
@@ -158,6 +164,15 @@ func (mon *monitor) report(ev *structs.Evaluation) int {
 	for _, a := range allocs {
 		fmt.Fprintf(mon.stdout, "    Allocation %q created: node %q, group %q\n",
 			shortID(a.ID, mon.verbose), shortID(a.NodeID, mon.verbose), a.TaskGroup)
+	}
+	if mon.jobModifyIndex != 0 {
+		d, err := mon.findDeployment(mon.jobID, mon.jobModifyIndex)
+		if err != nil {
+			return mon.fail(err, "looking up the deployment of job %q", mon.jobID)
+		}
+		if d != nil {
+			return mon.waitDeployment(d)
+		}
 	}
 	if len(allocs) == 0 {
 		fmt.Fprintln(mon.stdout, "    No allocations needed to change")

@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,8 +102,20 @@ func TestRollingUpdateWithContainers(t *testing.T) {
 	}
 
 	// Version 2's task exits at once: unhealthy, failed, rolled back.
-	put(rollingSleepJob(archive, 4, 1, time.Second, "not-a-number"))
+	// Submitted with the CLI, which follows the deployment and exits 2.
+	file := filepath.Join(t.TempDir(), "web.json")
+	body, err := json.Marshal(map[string]any{"Job": rollingSleepJob(archive, 4, 1, time.Second, "not-a-number")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	failedAt := time.Now()
+	out, errOut, code := skiff(t, srv, "job", "run", "-json", file)
+	if code != 2 || !strings.Contains(out, "rolling back to job version 1") {
+		t.Errorf("job run of a failing version: exit %d, want 2 with the rollback named\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	d2 := waitDeployment(2, structs.DeploymentStatusFailed, time.Minute)
 	t.Logf("version 2 failed after %s: %s", time.Since(failedAt).Round(time.Millisecond), d2.StatusDescription)
 	waitDeployment(3, structs.DeploymentStatusSuccessful, 2*time.Minute)
