@@ -32,11 +32,8 @@ var pollInterval = 250 * time.Millisecond
 //  1. wait for the evaluation to be processed (waitEval), bounded by the
 //     timeout: an evaluation still pending then is reported and is not an
 //     error, since no scheduler may be running yet;
-//
 //  2. follow NextEval when the scheduler failed and chained a retry;
-//
-//  3. report the outcome (reportEval): placement failures exit 2.
-//
+//  3. report the outcome (reportEval): placement failures exit 2;
 //  4. follow the registered version's deployment, if it has one, until it
 //     ends (successful 0, failed 2); else the placed allocations until
 //     they run.
