@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/testcontainerd"
+	"github.com/skiffhq/skiff/structs"
+)
+
+// BenchmarkRollout is the rollout issue's figures with real containers: a
+// 10-allocation job with max_parallel = 2 and min_healthy_time = 1s.
+//   - rolling-s: a changed command registered -> its deployment
+//     successful; overhead-s: that minus the minimum health time the five
+//     batches must wait (5 x 1 s);
+//   - revert-s: a version whose task exits at once: the first unhealthy
+//     verdict (its client's timestamp) -> the deployment failed with the
+//     rollback registered.
+func BenchmarkRollout(b *testing.B) {
+	env := testcontainerd.Start(b)
+	archive := testcontainerd.BusyboxArchive(b)
+	c := newCluster(b, 1, clusterOpts{})
+	srv := c.leader()
+	clientOnlyAgent(b, env, []int{srv.rpc})
+	waitNodeReady(b, srv)
+	put := func(j *structs.Job) time.Time {
+		b.Helper()
+		start := time.Now()
+		if _, err := call(context.Background(), "PUT", srv.addr()+"/v1/jobs", map[string]any{"Job": j}, nil); err != nil {
+			b.Fatal(err)
+		}
+		return start
+	}
+	// ended polls for the deployment of version v to reach status and
+	// returns when it was seen.
+	ended := func(v uint64, status string) (time.Time, *structs.Deployment) {
+		b.Helper()
+		var d *structs.Deployment
+		pollFor(b, 3*time.Minute, "a deployment "+status, func() bool {
+			var all []*structs.Deployment
+			if _, err := call(context.Background(), "GET", srv.addr()+"/v1/job/web/deployments", nil, &all); err != nil {
+				return false
+			}
+			for _, x := range all {
+				if x.JobVersion == v && x.Status == status {
+					d = x
+					return true
+				}
+			}
+			return false
+		})
+		return time.Now(), d
+	}
+	version := uint64(0)
+	put(rollingSleepJob(archive, 10, 2, time.Second, "3600"))
+	ended(version, structs.DeploymentStatusSuccessful)
+	var rolling, revert []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		version++
+		start := put(rollingSleepJob(archive, 10, 2, time.Second, fmt.Sprint(3601+i)))
+		done, _ := ended(version, structs.DeploymentStatusSuccessful)
+		rolling = append(rolling, done.Sub(start))
+
+		version++
+		put(rollingSleepJob(archive, 10, 2, time.Second, "not-a-number"))
+		failed, d := ended(version, structs.DeploymentStatusFailed)
+		var allocs []*structs.Allocation
+		var stubs []*structs.AllocListStub
+		if _, err := call(context.Background(), "GET", srv.addr()+"/v1/deployment/allocations/"+d.ID, nil, &stubs); err != nil {
+			b.Fatal(err)
+		}
+		first := time.Time{}
+		for _, s := range stubs {
+			var a structs.Allocation
+			if _, err := call(context.Background(), "GET", srv.addr()+"/v1/allocation/"+s.ID, nil, &a); err != nil {
+				b.Fatal(err)
+			}
+			allocs = append(allocs, &a)
+			if h := a.DeploymentStatus; h != nil && h.Healthy != nil && !*h.Healthy && (first.IsZero() || h.Timestamp.Before(first)) {
+				first = h.Timestamp
+			}
+		}
+		if !first.IsZero() {
+			revert = append(revert, failed.Sub(first))
+		}
+		version++ // the rollback's version
+		ended(version, structs.DeploymentStatusSuccessful)
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(rolling, 0.5).Seconds(), "rolling-s")
+	b.ReportMetric((percentile(rolling, 0.5) - 5*time.Second).Seconds(), "overhead-s")
+	if len(revert) > 0 {
+		b.ReportMetric(percentile(revert, 0.5).Seconds(), "revert-s")
+	}
+	b.Logf("10 allocations, max_parallel 2, min_healthy_time 1s: rolled in %v; unhealthy -> rollback registered %v", rolling, revert)
+}
