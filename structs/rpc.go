@@ -540,3 +540,13 @@ type JobRevertRequest struct {
 	EnforcePriorVersion *uint64
 	WriteRequest
 }
+
+// DeploymentPromoteRequest promotes the canaries of a deployment: of
+// every group with All, else of the named Groups. Every canary of a group
+// promoted must be healthy.
+type DeploymentPromoteRequest struct {
+	DeploymentID string
+	All          bool
+	Groups       []string
+	WriteRequest
+}
