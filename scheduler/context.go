@@ -60,6 +60,7 @@ type planCtx struct {
 	// deploymentsOn says the job rolls through deployments (deployment.go).
 	deployment    *structs.Deployment
 	deploymentsOn bool
+	canaryGroups  map[string]bool // groups that start with canaries
 
 	classOK   map[string]bool // node class -> feasible for some group
 	queued    map[string]int

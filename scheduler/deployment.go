@@ -86,12 +86,16 @@ func (c *planCtx) deploymentFor(tg *structs.TaskGroup) *structs.Deployment {
 		if !rolls(g) {
 			continue
 		}
-		d.TaskGroups[g.Name] = &structs.DeploymentState{
+		s := &structs.DeploymentState{
 			AutoRevert: g.Update.AutoRevert, AutoPromote: g.Update.AutoPromote,
 			ProgressDeadline:  g.Update.ProgressDeadline,
 			RequireProgressBy: c.now.Add(g.Update.ProgressDeadline),
-			DesiredTotal:      g.Count, DesiredCanaries: g.Update.Canary,
+			DesiredTotal:      g.Count,
 		}
+		if c.canaryGroups[g.Name] {
+			s.DesiredCanaries = g.Update.Canary
+		}
+		d.TaskGroups[g.Name] = s
 	}
 	c.plan.Deployment = d
 	return d
@@ -130,9 +134,12 @@ func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
 	}
 	d := c.deployment
 	if d == nil {
+		if c.canaryGroups[tg.Name] {
+			return 0 // canaries first
+		}
 		return tg.Update.MaxParallel // a new deployment: nothing in flight yet
 	}
-	if d.Status != structs.DeploymentStatusRunning {
+	if d.Status != structs.DeploymentStatusRunning || c.inCanaryPhase(tg) {
 		return 0
 	}
 	inFlight := 0
@@ -153,4 +160,103 @@ func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
 		}
 	}
 	return max(tg.Update.MaxParallel-inFlight, 0)
+}
+
+// Canaries. A group with update { canary = N } whose new version changes
+// its allocations destructively first gets N canaries: allocations of
+// the new version placed beside the old ones, which keep running and are
+// not replaced. They count for nothing until the deployment promotes the
+// group (an operator, or auto_promote once every canary is healthy); then
+// each canary takes the place of the old allocation of the same name,
+// and the rest roll max_parallel at a time.
+
+// decideCanaries notes, before anything is planned, which groups start
+// with canaries: those that roll, have canaries, and have allocations of
+// an older version that a destructive update would replace. A version's
+// deployment keeps the decision (DesiredCanaries).
+func (c *planCtx) decideCanaries() {
+	c.canaryGroups = map[string]bool{}
+	for _, tg := range c.job.TaskGroups {
+		if !c.deploymentsOn || !rolls(tg) || tg.Update.Canary <= 0 {
+			continue
+		}
+		if d := c.deployment; d != nil {
+			s := d.TaskGroups[tg.Name]
+			c.canaryGroups[tg.Name] = s != nil && s.DesiredCanaries > 0
+			continue
+		}
+		for _, a := range c.allocs {
+			if a.TaskGroup == tg.Name && a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus() &&
+				a.Job != nil && a.Job.JobModifyIndex != c.job.JobModifyIndex && destructive(a.Job, c.job, tg.Name) {
+				c.canaryGroups[tg.Name] = true
+				break
+			}
+		}
+	}
+}
+
+// inCanaryPhase reports whether the group's canaries wait for promotion.
+func (c *planCtx) inCanaryPhase(tg *structs.TaskGroup) bool {
+	if !c.canaryGroups[tg.Name] {
+		return false
+	}
+	d := c.plan.Deployment
+	if d == nil {
+		d = c.deployment
+	}
+	if d == nil {
+		return true
+	}
+	s := d.TaskGroups[tg.Name]
+	return s != nil && !s.Promoted && d.Active()
+}
+
+// splitCanaries takes the group's canaries out of live while they wait
+// for promotion: they neither count towards the group nor are stopped.
+func (c *planCtx) splitCanaries(tg *structs.TaskGroup, live []*structs.Allocation) (rest, canaries []*structs.Allocation) {
+	if !c.inCanaryPhase(tg) || c.deployment == nil {
+		return live, nil
+	}
+	for _, a := range live {
+		if a.DeploymentID == c.deployment.ID && a.DeploymentStatus != nil && a.DeploymentStatus.Canary {
+			canaries = append(canaries, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return rest, canaries
+}
+
+// placeCanaries returns the canaries still to place: named after the
+// group's first allocations that no canary shadows yet.
+func (c *planCtx) placeCanaries(tg *structs.TaskGroup, kept, canaries []*structs.Allocation) []placement {
+	if !c.inCanaryPhase(tg) {
+		return nil
+	}
+	need := tg.Update.Canary - len(canaries)
+	taken := map[string]bool{}
+	for _, a := range canaries {
+		taken[a.Name] = true
+	}
+	var out []placement
+	for i := 0; need > 0 && i < max(tg.Count, tg.Update.Canary)+len(canaries); i++ {
+		name := allocName(c.job.ID, tg.Name, i)
+		if taken[name] {
+			continue
+		}
+		out = append(out, placement{tg: tg, name: name, canary: true})
+		need--
+	}
+	return out
+}
+
+// planDeployment returns the deployment in the plan, copying the
+// version's stored one into it first when the plan changes it.
+func (c *planCtx) planDeployment(tg *structs.TaskGroup) *structs.Deployment {
+	d := c.deploymentFor(tg)
+	if d != nil && c.plan.Deployment == nil {
+		c.plan.Deployment = d.Copy()
+		d = c.plan.Deployment
+	}
+	return d
 }

@@ -202,3 +202,60 @@ func TestFailedAllocOfOlderVersionIsReplaced(t *testing.T) {
 		t.Fatalf("%d live allocations after a new version, want 2 (the failed slot filled)", n)
 	}
 }
+
+// TestCanaryThenPromote: with canary = 1, a destructive change first
+// places one canary beside the four old allocations and replaces
+// nothing, promoted or not yet healthy; once the group is promoted the
+// canary takes the place of the old allocation of its name and the rest
+// roll one at a time.
+func TestCanaryThenPromote(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 6, 6)
+	canaryJob := func(image string) *structs.Job {
+		j := rollingJob(4, 1, image)
+		j.TaskGroups[0].Update.Canary = 1
+		return j
+	}
+	v0 := h.addJob(canaryJob("a"))
+	h.process(v0, structs.EvalTriggerJobRegister)
+	if d := h.deployment(v0); d == nil || d.TaskGroups["web"].DesiredCanaries != 0 {
+		t.Fatalf("the first version's deployment = %+v, want no canaries (nothing to replace)", d)
+	}
+	h.reportHealth(true, h.liveAllocs(v0)...)
+
+	v1 := h.addJob(canaryJob("b"))
+	h.process(v1, structs.EvalTriggerJobRegister)
+	d := h.deployment(v1)
+	old, pending, _, newest := h.versions(v1)
+	if d.JobVersion != 1 || d.TaskGroups["web"].DesiredCanaries != 1 || len(d.TaskGroups["web"].PlacedCanaries) != 1 ||
+		old != 4 || pending != 1 || !newest[0].DeploymentStatus.Canary || d.TaskGroups["web"].PlacedCanaries[0] != newest[0].ID {
+		t.Fatalf("after the change: deployment %+v, %d old, %d new; want 1 canary beside 4 old", d.TaskGroups["web"], old, pending)
+	}
+	h.reportHealth(true, newest...)
+	plans := len(h.plans)
+	h.process(v1, structs.EvalTriggerDeployment)
+	if len(h.plans) != plans {
+		t.Fatal("something was replaced before the promotion")
+	}
+
+	promoted := h.deployment(v1).Copy()
+	promoted.TaskGroups["web"].Promoted = true
+	if err := h.store.UpsertDeployment(h.next(), promoted); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		h.process(v1, structs.EvalTriggerDeployment)
+		byName := h.live(v1) // fails on two live allocations of one name
+		if len(byName) != 4 {
+			t.Fatalf("%d live allocations after the promotion, want 4", len(byName))
+		}
+		_, _, _, newest := h.versions(v1)
+		h.reportHealth(true, newest...)
+	}
+	if old, pending, healthy, _ := h.versions(v1); old != 0 || pending != 0 || healthy != 4 {
+		t.Fatalf("after the rollout: %d old, %d pending, %d healthy; want 4 healthy of the new version", old, pending, healthy)
+	}
+	if a := h.alloc(newest[0].ID); a.TerminalStatus() {
+		t.Error("the promoted canary was stopped")
+	}
+}

@@ -16,6 +16,7 @@ type placement struct {
 	// destructively updated), or nil.
 	prev       *structs.Allocation
 	reschedule bool // prev failed: record the reschedule, avoid its node
+	canary     bool // a canary of the version's deployment (deployment.go)
 	node       *structs.Node
 }
 
@@ -26,6 +27,7 @@ const followUpWindow = 5 * time.Second
 // reconcileGeneric plans a service or batch job: it stops what is no
 // longer wanted, updates in place what can be, and places the rest.
 func (c *planCtx) reconcileGeneric() error {
+	c.decideCanaries()
 	for _, a := range c.allocs {
 		if !a.TerminalStatus() && c.job.LookupTaskGroup(a.TaskGroup) == nil {
 			c.stop(a, descGroupRemoved, "")
@@ -51,8 +53,10 @@ func (c *planCtx) reconcileGroup(tg *structs.TaskGroup) ([]placement, error) {
 	if err != nil {
 		return nil, err
 	}
+	live, canaries := c.splitCanaries(tg, live)
 	kept, budget := c.keep(tg, held, live)
 	places := c.update(tg, kept)
+	places = append(places, c.placeCanaries(tg, kept, canaries)...)
 	return c.name(tg, held, budget-len(kept), replace, places), nil
 }
 
@@ -127,8 +131,16 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 // highest index first. budget is how many allocations may run besides
 // the held ones.
 func (c *planCtx) keep(tg *structs.TaskGroup, held map[int]bool, live []*structs.Allocation) (kept []*structs.Allocation, budget int) {
+	// By index; of two with the same index (a promoted canary and the
+	// allocation it shadows) the current version's first.
+	older := func(a *structs.Allocation) int {
+		if a.Job != nil && a.Job.JobModifyIndex == c.job.JobModifyIndex {
+			return 0
+		}
+		return 1
+	}
 	slices.SortStableFunc(live, func(x, y *structs.Allocation) int {
-		return cmp.Or(cmp.Compare(allocIndex(x.Name), allocIndex(y.Name)), cmp.Compare(x.CreateIndex, y.CreateIndex))
+		return cmp.Or(cmp.Compare(allocIndex(x.Name), allocIndex(y.Name)), cmp.Compare(older(x), older(y)), cmp.Compare(x.CreateIndex, y.CreateIndex))
 	})
 	inRange := 0
 	for i := range held {
@@ -373,7 +385,13 @@ func (c *planCtx) placeOne(g *groupChecks, a *ask, p placement) (bool, error) {
 		DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
 		CreateTime: now, ModifyTime: now,
 	}
-	if d := c.deploymentFor(p.tg); d != nil {
+	if p.canary {
+		d := c.planDeployment(p.tg)
+		alloc.DeploymentID = d.ID
+		alloc.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+		st := d.TaskGroups[p.tg.Name]
+		st.PlacedCanaries = append(st.PlacedCanaries, alloc.ID)
+	} else if d := c.deploymentFor(p.tg); d != nil {
 		alloc.DeploymentID = d.ID
 	}
 	if p.prev != nil {

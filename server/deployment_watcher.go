@@ -148,6 +148,9 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		}
 		c.PlacedAllocs++
 		h := a.DeploymentStatus
+		if h != nil && h.Canary && h.Healthy != nil && *h.Healthy {
+			c.PlacedCanaries = append(c.PlacedCanaries, a.ID) // here: the healthy ones
+		}
 		switch {
 		case h != nil && h.Healthy != nil && *h.Healthy:
 			if a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus() {
@@ -162,8 +165,12 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		}
 	}
 	done := true
+	promote := s.autoPromote(up, allocs)
 	for name, g := range up.TaskGroups {
 		c := counts[name]
+		if g.DesiredCanaries > 0 && !g.Promoted {
+			done = false // canaries wait for their promotion
+		}
 		if c.HealthyAllocs > g.HealthyAllocs {
 			moreHealthy = true
 			if g.ProgressDeadline > 0 {
@@ -177,7 +184,10 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 	}
 	req := &structs.DeploymentUpdateRequest{Deployment: up}
 	missedDeadline := false
-	for _, g := range up.TaskGroups {
+	for name, g := range up.TaskGroups {
+		if g.DesiredCanaries > 0 && !g.Promoted && canariesHealthy(g, counts[name]) {
+			continue // waiting for an operator's promotion is not a lack of progress
+		}
 		if !done && g.ProgressDeadline > 0 && !g.RequireProgressBy.IsZero() && now.After(g.RequireProgressBy) && g.HealthyAllocs < g.DesiredTotal {
 			missedDeadline = true
 		}
@@ -202,6 +212,11 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		up.Status, up.StatusDescription = structs.DeploymentStatusSuccessful, structs.DeploymentDescSuccessful
 		v := d.JobVersion
 		req.StableVersion = &v
+	case len(promote) > 0:
+		for _, name := range promote {
+			up.TaskGroups[name].Promoted = true
+		}
+		req.Evals = append(req.Evals, deploymentEval(job, d.ID)) // the canaries take over, the rest roll
 	case moreHealthy:
 		req.Evals = append(req.Evals, deploymentEval(job, d.ID)) // the next replacements
 	default:
@@ -210,6 +225,40 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		}
 	}
 	return req, nil
+}
+
+// canariesHealthy reports whether all the group's canaries are placed and
+// healthy (counted lists the healthy ones in PlacedCanaries).
+func canariesHealthy(g, counted *structs.DeploymentState) bool {
+	return len(g.PlacedCanaries) >= g.DesiredCanaries && len(counted.PlacedCanaries) >= g.DesiredCanaries
+}
+
+// autoPromote returns the groups to promote now: when every group still
+// waiting with canaries has auto_promote and all its canaries placed and
+// healthy, all of them (Nomad promotes a deployment as a whole); else
+// none.
+func (s *Server) autoPromote(d *structs.Deployment, allocs []*structs.Allocation) []string {
+	byID := make(map[string]*structs.Allocation, len(allocs))
+	for _, a := range allocs {
+		byID[a.ID] = a
+	}
+	var out []string
+	for name, g := range d.TaskGroups {
+		if g.DesiredCanaries == 0 || g.Promoted {
+			continue
+		}
+		if !g.AutoPromote || len(g.PlacedCanaries) < g.DesiredCanaries {
+			return nil
+		}
+		for _, id := range g.PlacedCanaries {
+			a := byID[id]
+			if a == nil || a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil || !*a.DeploymentStatus.Healthy {
+				return nil
+			}
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 func sameCounts(a, b *structs.Deployment) bool {

@@ -151,3 +151,57 @@ func TestDeploymentCancelledByNewerVersion(t *testing.T) {
 		return d.Status == structs.DeploymentStatusCancelled && d.StatusDescription == structs.DeploymentDescNewerJob
 	})
 }
+
+// TestCanaryAutoPromote: a version with canary = 1 and auto_promote
+// places its canary, promotes it once healthy and rolls the rest to a
+// successful deployment; without auto_promote it waits, running, with
+// the canary healthy and the old allocations untouched.
+func TestCanaryAutoPromote(t *testing.T) {
+	for _, auto := range []bool{true, false} {
+		t.Run(fmt.Sprint("auto_promote=", auto), func(t *testing.T) {
+			c := newTestCluster(t, 1)
+			s := c.leader()
+			n := smallNode("n1")
+			registerNode(t, s, n)
+			playHealth(t, s, n, func(*structs.Allocation) bool { return true })
+			job := func(image string) *structs.Job {
+				j := rollingTestJob(image, false)
+				j.TaskGroups[0].Update.Canary, j.TaskGroups[0].Update.AutoPromote = 1, auto
+				return j
+			}
+			register(t, s, job("a"))
+			testutil.WaitFor(t, 20*time.Second, "version 0 deployed", func() bool {
+				d := latestDeployment(t, s)
+				return d != nil && d.JobVersion == 0 && d.Status == structs.DeploymentStatusSuccessful
+			})
+			register(t, s, job("b"))
+			if auto {
+				testutil.WaitFor(t, 20*time.Second, "version 1 deployed through its canary", func() bool {
+					d := latestDeployment(t, s)
+					return d != nil && d.JobVersion == 1 && d.Status == structs.DeploymentStatusSuccessful
+				})
+				d := latestDeployment(t, s)
+				if g := d.TaskGroups["web"]; !g.Promoted || len(g.PlacedCanaries) != 1 || g.HealthyAllocs != 3 {
+					t.Fatalf("deployment group %+v, want promoted with 1 canary and 3 healthy", g)
+				}
+				return
+			}
+			testutil.WaitFor(t, 20*time.Second, "the canary healthy", func() bool {
+				d := latestDeployment(t, s)
+				return d != nil && d.JobVersion == 1 && d.TaskGroups["web"].HealthyAllocs == 1
+			})
+			time.Sleep(time.Second)
+			d := latestDeployment(t, s)
+			old := 0
+			for _, a := range liveAllocs(t, s, "web") {
+				if a.Job.Version == 0 {
+					old++
+				}
+			}
+			if d.Status != structs.DeploymentStatusRunning || d.TaskGroups["web"].Promoted || old != 3 {
+				t.Fatalf("without auto_promote: deployment %s promoted %v, %d old allocations; want running, unpromoted, 3 old",
+					d.Status, d.TaskGroups["web"].Promoted, old)
+			}
+		})
+	}
+}
