@@ -133,30 +133,29 @@ func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
 		return -1
 	}
 	d := c.deployment
-	if d == nil {
-		if c.canaryGroups[tg.Name] {
-			return 0 // canaries first
-		}
-		return tg.Update.MaxParallel // a new deployment: nothing in flight yet
-	}
-	if d.Status != structs.DeploymentStatusRunning || c.inCanaryPhase(tg) {
+	switch {
+	case d == nil && c.canaryGroups[tg.Name]:
+		return 0 // canaries first
+	case d != nil && (d.Status != structs.DeploymentStatusRunning || c.inCanaryPhase(tg)):
 		return 0
 	}
 	inFlight := 0
 	for _, a := range c.allocs {
-		if a.TaskGroup != tg.Name || a.DeploymentID != d.ID || a.DesiredStatus != structs.AllocDesiredStatusRun || c.stopped[a.ID] {
+		if a.TaskGroup != tg.Name || a.DesiredStatus != structs.AllocDesiredStatusRun || c.stopped[a.ID] || a.TerminalStatus() {
 			continue
 		}
 		h := a.DeploymentStatus
 		switch {
+		case a.DeploymentID == "":
+			// Placed outside any deployment: nobody will judge it.
 		case h != nil && h.Healthy != nil && !*h.Healthy:
-			return 0 // unhealthy: the watcher fails the deployment
-		case a.ClientStatus == structs.AllocClientStatusFailed:
-			return 0
-		case h == nil || h.Healthy == nil:
-			if !a.TerminalStatus() {
-				inFlight++
+			if d != nil && a.DeploymentID == d.ID {
+				return 0 // unhealthy: the watcher fails the deployment
 			}
+		case h == nil || h.Healthy == nil:
+			// Not yet healthy, of this deployment or of the one a newer
+			// version replaced: unavailable either way.
+			inFlight++
 		}
 	}
 	return max(tg.Update.MaxParallel-inFlight, 0)

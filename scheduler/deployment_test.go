@@ -141,7 +141,7 @@ func TestRollingUpdateCountChange(t *testing.T) {
 // max_parallel of the group's allocations unavailable (neither running
 // the old version nor healthy on the new one).
 func TestRollingNeverExceedsMaxParallel(t *testing.T) {
-	for seed := range uint64(40) {
+	for seed := range uint64(60) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
 			h := newHarness(t)
@@ -151,25 +151,46 @@ func TestRollingNeverExceedsMaxParallel(t *testing.T) {
 			h.process(v0, structs.EvalTriggerJobRegister)
 			h.reportHealth(true, h.liveAllocs(v0)...)
 			job := h.addJob(rollingJob(count, maxPar, "v1"))
-			for range 3 * count {
-				h.process(job, structs.EvalTriggerDeployment)
-				old, pending, healthy, newest := h.versions(job)
-				if unavailable := count - old - healthy; unavailable > maxPar {
-					t.Fatalf("count %d max_parallel %d: %d old, %d pending, %d healthy: %d unavailable",
-						count, maxPar, old, pending, healthy, unavailable)
+			// Half the runs register a third version in the middle of the
+			// rollout.
+			midway := -1
+			if seed%2 == 1 {
+				midway = r.IntN(count)
+			}
+			for step := range 4 * count {
+				if step == midway {
+					job = h.addJob(rollingJob(count, maxPar, "v2"))
 				}
-				if old == 0 && pending == 0 {
+				h.process(job, structs.EvalTriggerDeployment)
+				live := h.liveAllocs(job)
+				var pending []*structs.Allocation
+				current := 0
+				for _, a := range live {
+					ds := a.DeploymentStatus
+					if a.DeploymentID != "" && (ds == nil || ds.Healthy == nil) {
+						pending = append(pending, a)
+					}
+					if a.Job.Version == job.Version {
+						current++
+					}
+				}
+				if unavailable := count - len(live) + len(pending); unavailable > maxPar {
+					t.Fatalf("count %d max_parallel %d, step %d: %d live, %d not yet healthy: %d unavailable",
+						count, maxPar, step, len(live), len(pending), unavailable)
+				}
+				if current == count && len(pending) == 0 {
 					return
 				}
 				// The clients judge some of the pending ones.
 				var judged []*structs.Allocation
-				for _, a := range newest {
+				for _, a := range pending {
 					if r.IntN(3) > 0 {
 						judged = append(judged, a)
 					}
 				}
 				h.reportHealth(true, judged...)
 			}
+			t.Fatalf("count %d max_parallel %d: the rollout did not finish in %d steps", count, maxPar, 4*count)
 		})
 	}
 }
@@ -257,5 +278,43 @@ func TestCanaryThenPromote(t *testing.T) {
 	}
 	if a := h.alloc(newest[0].ID); a.TerminalStatus() {
 		t.Error("the promoted canary was stopped")
+	}
+}
+
+// TestRollingNodeLostMidway: a node lost in the middle of a rollout has
+// its allocations replaced at once (filling the count is not held back),
+// and the rollout goes on to the end.
+func TestRollingNodeLostMidway(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 5, 5)
+	v0 := h.addJob(rollingJob(4, 1, "a"))
+	h.process(v0, structs.EvalTriggerJobRegister)
+	h.reportHealth(true, h.liveAllocs(v0)...)
+	v1 := h.addJob(rollingJob(4, 1, "b"))
+	h.process(v1, structs.EvalTriggerJobRegister)
+	_, _, _, newest := h.versions(v1)
+	h.reportHealth(true, newest...)
+	// Lose a node that runs an old allocation.
+	var lost string
+	for _, a := range h.liveAllocs(v1) {
+		if a.Job.Version == 0 {
+			lost = a.NodeID
+			break
+		}
+	}
+	if err := h.store.UpdateNodeStatus(h.next(), lost, structs.NodeStatusDown, h.now.Unix()); err != nil {
+		t.Fatal(err)
+	}
+	h.process(v1, structs.EvalTriggerNodeUpdate)
+	if n := len(h.liveAllocs(v1)); n != 4 {
+		t.Fatalf("%d live allocations after losing node %s, want 4 (the lost one replaced at once)", n, lost)
+	}
+	for range 8 {
+		h.process(v1, structs.EvalTriggerDeployment)
+		_, _, _, newest := h.versions(v1)
+		h.reportHealth(true, newest...)
+	}
+	if old, pending, healthy, _ := h.versions(v1); old != 0 || pending != 0 || healthy != 4 {
+		t.Fatalf("after the rollout: %d old, %d pending, %d healthy; want 4 healthy", old, pending, healthy)
 	}
 }
