@@ -3,11 +3,18 @@
 #
 #   skiff job run examples/web.hcl
 #   skiff job run -var image=registry.example.com/busybox:1.36 examples/web.hcl
+#   skiff job run -var greeting=bonjour examples/web.hcl   # a rolling update
 
 variable "image" {
   type        = string
   description = "An image with busybox httpd in it."
   default     = "127.0.0.1:5000/skiff/busybox:latest"
+}
+
+variable "greeting" {
+  type        = string
+  description = "The first word of the page each instance serves."
+  default     = "hello"
 }
 
 job "web" {
@@ -48,7 +55,7 @@ job "web" {
         image   = var.image
         command = "sh"
         args = ["-c", <<-EOT
-          echo "hello from allocation $NOMAD_ALLOC_ID" > /local/index.html
+          echo "${var.greeting} from allocation $NOMAD_ALLOC_ID" > /local/index.html
           echo "serving on port ${NOMAD_PORT_http}"
           exec httpd -f -p ${NOMAD_PORT_http} -h /local
         EOT

@@ -106,6 +106,13 @@ addr=$("$BIN" alloc status "$alloc" | awk '$1 == "*http" {print $2; exit}')
 run curl -fsS "http://$addr/"
 run "$BIN" alloc logs "$alloc"
 
+step "A rolling update: a new greeting replaces the instances one at a time, each healthy for 5 s before the next"
+run "$BIN" job run -var greeting=bonjour examples/web.hcl
+alloc=$("$BIN" job status web | awk '/^Allocations/ {f=1} f && / run  *running / {print $1; exit}')
+addr=$("$BIN" alloc status "$alloc" | awk '$1 == "*http" {print $2; exit}')
+run curl -fsS "http://$addr/"
+run "$BIN" deployment list
+
 step "Stop the job: containers get SIGTERM, then SIGKILL after kill_timeout"
 run "$BIN" job stop web
 kill -INT "${pids[11]}"; wait "${pids[11]}" 2>/dev/null || true; unset 'pids[11]'
