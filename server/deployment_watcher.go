@@ -27,6 +27,8 @@ const watchInterval = 250 * time.Millisecond
 //   - once every group has as many healthy allocations as it wants, the
 //     deployment is successful and its job version stable;
 //   - a deployment whose job was stopped or changed since is cancelled.
+//   - canaries waiting for a promotion wait within the progress deadline
+//     too: a deployment nobody promotes fails at it, saying so.
 //
 // A deployment therefore always ends: successful, failed or cancelled.
 func (s *Server) deploymentWatcher(ctx context.Context) {
@@ -184,18 +186,23 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 	}
 	req := &structs.DeploymentUpdateRequest{Deployment: up}
 	missedDeadline := false
+	awaitingPromotion := false
 	for name, g := range up.TaskGroups {
-		if g.DesiredCanaries > 0 && !g.Promoted && canariesHealthy(g, counts[name]) {
-			continue // waiting for an operator's promotion is not a lack of progress
-		}
-		if !done && g.ProgressDeadline > 0 && !g.RequireProgressBy.IsZero() && now.After(g.RequireProgressBy) && g.HealthyAllocs < g.DesiredTotal {
+		if !done && g.ProgressDeadline > 0 && !g.RequireProgressBy.IsZero() && now.After(g.RequireProgressBy) &&
+			(g.HealthyAllocs < g.DesiredTotal || g.DesiredCanaries > 0 && !g.Promoted) {
 			missedDeadline = true
+			awaitingPromotion = awaitingPromotion || g.DesiredCanaries > 0 && !g.Promoted && canariesHealthy(g, counts[name])
 		}
 	}
 	switch {
 	case unhealthy || missedDeadline:
 		desc := structs.DeploymentDescFailedAllocations
-		if !unhealthy {
+		switch {
+		case unhealthy:
+		case awaitingPromotion:
+			// Even a deployment that waits for an operator ends, and says why.
+			desc = structs.DeploymentDescProgressDeadline + ": the canaries were healthy but not promoted"
+		default:
 			desc = structs.DeploymentDescProgressDeadline
 		}
 		up.Status, up.StatusDescription = structs.DeploymentStatusFailed, desc

@@ -205,3 +205,34 @@ func TestCanaryAutoPromote(t *testing.T) {
 		})
 	}
 }
+
+// TestUnpromotedCanariesFailAtProgressDeadline: a deployment whose
+// healthy canaries nobody promotes still ends, at its progress deadline,
+// and says why.
+func TestUnpromotedCanariesFailAtProgressDeadline(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	playHealth(t, s, n, func(*structs.Allocation) bool { return true })
+	job := func(image string) *structs.Job {
+		j := rollingTestJob(image, false)
+		u := j.TaskGroups[0].Update
+		u.Canary, u.HealthyDeadline, u.ProgressDeadline = 1, time.Second, 2*time.Second
+		return j
+	}
+	register(t, s, job("a"))
+	testutil.WaitFor(t, 20*time.Second, "version 0 deployed", func() bool {
+		d := latestDeployment(t, s)
+		return d != nil && d.JobVersion == 0 && d.Status == structs.DeploymentStatusSuccessful
+	})
+	register(t, s, job("b"))
+	testutil.WaitFor(t, 20*time.Second, "version 1's deployment failed at its progress deadline", func() bool {
+		d := latestDeployment(t, s)
+		return d != nil && d.JobVersion == 1 && d.Status == structs.DeploymentStatusFailed
+	})
+	d := latestDeployment(t, s)
+	if want := structs.DeploymentDescProgressDeadline + ": the canaries were healthy but not promoted"; d.StatusDescription != want {
+		t.Errorf("description %q, want %q", d.StatusDescription, want)
+	}
+}
