@@ -158,7 +158,9 @@ func TestContainersEndToEnd(t *testing.T) {
 
 	image := registry + "/skiff/busybox:latest"
 	out, errOut, code := skiff(t, a, "job", "run", "-var", "image="+image, "../examples/web.hcl")
-	if code != 0 || !strings.Contains(out, "All allocations are running") {
+	// The example rolls through deployments: job run follows the first
+	// one to its end, once both instances are healthy.
+	if code != 0 || !strings.Contains(out, "successful: web 2/2 healthy") {
 		t.Fatalf("job run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	allocs := runningAllocs(t, a, "web")
