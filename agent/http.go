@@ -129,6 +129,8 @@ func (a *Agent) routes() http.Handler {
 	h("POST /v1/deployment/fail/{id}", a.deploymentFail)
 	h("PUT /v1/deployment/pause/{id}", a.deploymentPause)
 	h("POST /v1/deployment/pause/{id}", a.deploymentPause)
+	h("PUT /v1/deployment/promote/{id}", a.deploymentPromote)
+	h("POST /v1/deployment/promote/{id}", a.deploymentPromote)
 
 	h("GET /v1/evaluations", a.evalList)
 	h("GET /v1/evaluation/{id}", a.evalGet)

@@ -91,6 +91,32 @@ func (a *Agent) deploymentPause(w http.ResponseWriter, r *http.Request) (any, er
 	return reply, nil
 }
 
+// deploymentPromote is PUT /v1/deployment/promote/:id {"DeploymentID":
+// ..., "All": true} or {"DeploymentID": ..., "Groups": ["web"]}: promote
+// the canaries of every group, or of those named.
+func (a *Agent) deploymentPromote(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body struct {
+		DeploymentID string
+		All          bool
+		Groups       []string
+	}
+	if _, err := a.readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	id, err := bodyMatchesPath(r, "deployment", "DeploymentID", body.DeploymentID)
+	if err != nil {
+		return nil, err
+	}
+	args := structs.DeploymentPromoteRequest{DeploymentID: id, All: body.All, Groups: body.Groups}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.DeploymentUpdateResponse
+	if err := a.rpc("Deployment.Promote", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}
+
 // jobDeployments is GET /v1/job/:id/deployments; ?all=true includes the
 // deployments of earlier jobs purged under the same ID.
 func (a *Agent) jobDeployments(w http.ResponseWriter, r *http.Request) (any, error) {

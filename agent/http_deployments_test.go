@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	nomad "github.com/hashicorp/nomad/api"
 
+	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -15,16 +17,22 @@ import (
 // as the rollout engine does.
 func commitDeployment(t *testing.T, a *Agent, req *structs.DeploymentUpdateRequest) {
 	t.Helper()
-	buf, err := structs.Encode(structs.DeploymentUpdateRequestType, req)
+	commit(t, a, structs.DeploymentUpdateRequestType, req)
+}
+
+// commit writes a raft entry through the agent, as the servers do.
+func commit(t *testing.T, a *Agent, typ structs.MessageType, req any) {
+	t.Helper()
+	buf, err := structs.Encode(typ, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := a.Server().Raft().Apply(buf, 10*time.Second)
 	if err := f.Error(); err != nil {
-		t.Fatalf("commit deployment update: %v", err)
+		t.Fatalf("commit entry of type %d: %v", typ, err)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		t.Fatalf("apply deployment update: %v", err)
+		t.Fatalf("apply entry of type %d: %v", typ, err)
 	}
 }
 
@@ -169,6 +177,91 @@ func TestNomadClientDeployments(t *testing.T) {
 	}
 }
 
+// TestNomadClientPromote promotes canaries with Nomad's own Go API
+// client: refused while a canary is not judged healthy, then accepted.
+func TestNomadClientPromote(t *testing.T) {
+	a, addr := testAgent(t)
+	client, err := nomad.NewClient(&nomad.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No update block: the deployment is the test's own. There is no
+	// node, so the job's evaluation places nothing; once it is done the
+	// test commits canaries (on a node that does not exist) as the
+	// scheduler and a client would have.
+	job := nomad.NewServiceJob("web", "web", "global", 50)
+	job.Datacenters = []string{"dc1"}
+	tg := nomad.NewTaskGroup("frontend", 2)
+	tg.AddTask(nomad.NewTask("server", "docker").SetConfig("image", "busybox:1.36"))
+	job.AddTaskGroup(tg)
+	reg, _, err := client.Jobs().Register(job, nil)
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the evaluation of web done", func() bool {
+		ev, _, err := client.Evaluations().Info(reg.EvalID, nil)
+		return err == nil && ev.Status != structs.EvalStatusPending
+	})
+	v0, _, err := client.Jobs().Info("web", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testNomadDeployment(v0, "frontend", false)
+	g := d.TaskGroups["frontend"]
+	g.DesiredCanaries = 2
+	node := structs.GenerateUUID()
+	var canaries []*structs.Allocation
+	for i := range 2 {
+		c := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "web", TaskGroup: "frontend",
+			Name: fmt.Sprintf("web.frontend[%d]", i), NodeID: node, EvalID: reg.EvalID,
+			DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning,
+			DeploymentID: d.ID, DeploymentStatus: &structs.AllocDeploymentStatus{Canary: true}}
+		g.PlacedCanaries = append(g.PlacedCanaries, c.ID)
+		canaries = append(canaries, c)
+	}
+	// The deployment's counts match its canaries: the leader's watcher
+	// has nothing to change.
+	health := func(healthy ...bool) {
+		t.Helper()
+		g.PlacedAllocs, g.HealthyAllocs = len(canaries), 0
+		for i, c := range canaries {
+			c.DeploymentStatus.Healthy, c.DeploymentStatus.Timestamp = nil, time.Now()
+			if healthy[i] {
+				c.DeploymentStatus.Healthy = &healthy[i]
+				g.HealthyAllocs++
+			}
+		}
+		commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: canaries, Deployment: d, EvalID: reg.EvalID})
+	}
+	health(true, false) // the second not judged yet
+
+	_, _, err = client.Deployments().PromoteAll(d.ID, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "group frontend has 1 of 2 canaries healthy; promote once they all are") {
+		t.Fatalf("promote all before the canaries are healthy: err = %v, want 400 with the counts", err)
+	}
+	_, _, err = client.Deployments().PromoteGroups(d.ID, []string{"api"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), `has no group "api"`) {
+		t.Fatalf("promote of an unknown group: err = %v, want 400", err)
+	}
+
+	health(true, true)
+	resp, wm, err := client.Deployments().PromoteGroups(d.ID, []string{"frontend"}, nil)
+	if err != nil {
+		t.Fatalf("promote frontend: %v", err)
+	}
+	if resp.EvalID == "" || resp.DeploymentModifyIndex == 0 || wm.LastIndex == 0 {
+		t.Fatalf("promote = %+v (meta %+v), want an evaluation and the deployment's index", resp, wm)
+	}
+	info, _, err := client.Deployments().Info(d.ID, nil)
+	if err != nil || !info.TaskGroups["frontend"].Promoted || info.Status != "running" {
+		t.Fatalf("after promote: %v, %+v", err, info)
+	}
+	// Promoted already: accepted.
+	if resp, _, err := client.Deployments().PromoteAll(d.ID, nil); err != nil || resp.EvalID == "" {
+		t.Fatalf("promote all after the promotion: %v, %+v", err, resp)
+	}
+}
+
 func TestDeploymentBadRequests(t *testing.T) {
 	_, addr := testAgent(t)
 	id := structs.GenerateUUID()
@@ -182,6 +275,12 @@ func TestDeploymentBadRequests(t *testing.T) {
 		{"pause without body", "PUT", "/v1/deployment/pause/" + id, "", 400, "body is empty"},
 		{"pause without Pause", "PUT", "/v1/deployment/pause/" + id, `{"DeploymentID": "` + id + `"}`, 400, `no "Pause" field`},
 		{"pause of another ID", "PUT", "/v1/deployment/pause/" + id, `{"DeploymentID": "x", "Pause": true}`, 400, "does not match"},
+		{"promote without body", "PUT", "/v1/deployment/promote/" + id, "", 400, "body is empty"},
+		{"promote nothing", "PUT", "/v1/deployment/promote/" + id, `{"DeploymentID": "` + id + `"}`, 400, "promotes nothing"},
+		{"promote of another ID", "POST", "/v1/deployment/promote/" + id, `{"DeploymentID": "x", "All": true}`, 400, "does not match"},
+		{"promote unknown", "PUT", "/v1/deployment/promote/" + id, `{"All": true}`, 404, "not found"},
+		{"promote bad groups", "PUT", "/v1/deployment/promote/" + id, `{"Groups": "web"}`, 400, "field Groups"},
+		{"oversized promote body", "PUT", "/v1/deployment/promote/" + id, strings.Repeat("x", 5<<20), 413, "larger than the 4194304-byte limit"},
 		{"revert without version", "PUT", "/v1/job/web/revert", `{"JobID": "web"}`, 400, `no "JobVersion"`},
 		{"revert of another job", "PUT", "/v1/job/web/revert", `{"JobID": "api", "JobVersion": 0}`, 400, "does not match"},
 		{"revert unknown job", "PUT", "/v1/job/web/revert", `{"JobVersion": 0}`, 404, `job "web" not found`},

@@ -74,6 +74,20 @@ func (d *Deployments) Pause(ctx context.Context, id string, pause bool, w *Write
 	return &out, wm, nil
 }
 
+// Promote promotes the canaries of a running deployment: of every group
+// that has canaries when all is set, else of the groups named (PUT
+// /v1/deployment/promote/:id). Every canary of a group promoted must be
+// healthy. It creates an evaluation, so the rollout continues.
+func (d *Deployments) Promote(ctx context.Context, id string, all bool, groups []string, w *WriteOptions) (*structs.DeploymentUpdateResponse, *WriteMeta, error) {
+	var out structs.DeploymentUpdateResponse
+	wm, err := d.c.write(ctx, http.MethodPut, "/v1/deployment/promote/"+url.PathEscape(id),
+		map[string]any{"DeploymentID": id, "All": all, "Groups": groups}, &out, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, wm, nil
+}
+
 // Deployments lists a job's deployments, newest first (GET
 // /v1/job/:id/deployments); all includes those of earlier jobs purged
 // under the same ID.

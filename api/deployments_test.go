@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/skiffhq/skiff/structs"
@@ -71,5 +72,24 @@ func TestDeploymentRequests(t *testing.T) {
 	body = nil
 	if rec.last.URL.Path != "/v1/deployment/pause/"+id || json.Unmarshal(rec.body, &body) != nil || body["Pause"] != false {
 		t.Errorf("pause sent %s %s", rec.last.URL.Path, rec.body)
+	}
+
+	for _, tt := range []struct {
+		all    bool
+		groups []string
+	}{{true, nil}, {false, []string{"web", "api"}}} {
+		resp, _, err := c.Deployments().Promote(ctx, id, tt.all, tt.groups, nil)
+		if err != nil || resp.EvalID != "e" {
+			t.Fatalf("promote: %+v, %v", resp, err)
+		}
+		var sent struct {
+			DeploymentID string
+			All          bool
+			Groups       []string
+		}
+		if rec.last.Method != http.MethodPut || rec.last.URL.Path != "/v1/deployment/promote/"+id || json.Unmarshal(rec.body, &sent) != nil ||
+			sent.DeploymentID != id || sent.All != tt.all || !slices.Equal(sent.Groups, tt.groups) {
+			t.Errorf("promote(all %v, groups %v) sent %s %s %s", tt.all, tt.groups, rec.last.Method, rec.last.URL.Path, rec.body)
+		}
 	}
 }

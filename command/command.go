@@ -79,7 +79,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 	}
 	return map[string]cli.CommandFactory{
 		"alloc":                     group("alloc <subcommand> [options] [args]", "Inspect allocations, read their logs, run commands in them"),
-		"deployment":                group("deployment <subcommand> [options] [args]", "Inspect, fail, pause and resume deployments"),
+		"deployment":                group("deployment <subcommand> [options] [args]", "Inspect, fail, pause, resume and promote deployments"),
 		"eval":                      group("eval <subcommand> [options] [args]", "Inspect evaluations"),
 		"job":                       group("job <subcommand> [options] [args]", "Submit, inspect and stop jobs"),
 		"node":                      group("node <subcommand> [options] [args]", "Inspect client nodes"),
@@ -96,12 +96,14 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 		"deployment fail":           mk(func(m Meta) runner { return &DeploymentFailCommand{Meta: m} }),
 		"deployment list":           mk(func(m Meta) runner { return &DeploymentListCommand{Meta: m} }),
 		"deployment pause":          mk(func(m Meta) runner { return &DeploymentPauseCommand{Meta: m} }),
+		"deployment promote":        mk(func(m Meta) runner { return &DeploymentPromoteCommand{Meta: m} }),
 		"deployment resume":         mk(func(m Meta) runner { return &DeploymentResumeCommand{Meta: m} }),
 		"deployment status":         mk(func(m Meta) runner { return &DeploymentStatusCommand{Meta: m} }),
 		"eval status":               mk(func(m Meta) runner { return &EvalStatusCommand{Meta: m} }),
 		"job history":               mk(func(m Meta) runner { return &JobHistoryCommand{Meta: m} }),
 		"job inspect":               mk(func(m Meta) runner { return &JobInspectCommand{Meta: m} }),
 		"job plan":                  mk(func(m Meta) runner { return &JobPlanCommand{Meta: m} }),
+		"job promote":               mk(func(m Meta) runner { return &JobPromoteCommand{Meta: m} }),
 		"job revert":                mk(func(m Meta) runner { return &JobRevertCommand{Meta: m} }),
 		"job run":                   mk(func(m Meta) runner { return &JobRunCommand{Meta: m} }),
 		"job status":                mk(func(m Meta) runner { return &JobStatusCommand{Meta: m} }),

@@ -53,6 +53,13 @@ func runDeploymentUpdate(m *Meta, name string, help func() string, args []string
 	if err != nil {
 		return m.fail(err, "looking up deployment %q", fs.Arg(0))
 	}
+	return updateDeployment(m, client, id, verbose, doing, update)
+}
+
+// updateDeployment changes deployment id with update, then prints its new
+// status and the evaluation, if any, on stdout.
+func updateDeployment(m *Meta, client *api.Client, id string, verbose bool, doing string,
+	update func(context.Context, *api.Deployments, string) (*structs.DeploymentUpdateResponse, error)) int {
 	resp, err := update(m.ctx, client.Deployments(), id)
 	if err != nil {
 		return m.fail(err, "%s deployment %q", doing, shortID(id, verbose))

@@ -3,6 +3,7 @@ package command
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,5 +178,82 @@ func TestJobHistoryDiffsJSON(t *testing.T) {
 	if res.code != 0 || len(got.Versions) != 2 || len(got.Diffs) != 2 || got.Diffs[1] != nil ||
 		got.Diffs[0] == nil || got.Diffs[0].Type != structs.DiffTypeEdited {
 		t.Fatalf("history -p -json: code %d, %+v", res.code, got)
+	}
+}
+
+// TestDeploymentPromote: "deployment promote" and "job promote" promote
+// every group with canaries, or those -group names, and print the
+// deployment's new status and the evaluation.
+func TestDeploymentPromote(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantAll    bool
+		wantGroups []string
+		wantOut    string
+	}{
+		{"deployment, all groups", []string{"deployment", "promote", "d3e4f5a6"}, true, nil,
+			"Deployment \"d3e4f5a6\" is running: Deployment is running\nEvaluation ID: " + evalID1 + "\n"},
+		{"deployment, two groups", []string{"deployment", "promote", "-group", "api", "-group=cache", "-verbose", deployID1}, false, []string{"api", "cache"},
+			"Deployment \"" + deployID1 + "\" is running: Deployment is running\nEvaluation ID: " + evalID1 + "\n"},
+		{"job, all groups", []string{"job", "promote", "web"}, true, nil,
+			"Deployment \"d3e4f5a6\" is running: Deployment is running\nEvaluation ID: " + evalID1 + "\n"},
+		{"job, one group", []string{"job", "promote", "-group", "api", "web"}, false, []string{"api"},
+			"Deployment \"d3e4f5a6\" is running: Deployment is running\nEvaluation ID: " + evalID1 + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAgent(t)
+			f.serveJob()
+			path := "/v1/deployment/promote/" + deployID1
+			f.json("PUT "+path, 60, &structs.DeploymentUpdateResponse{EvalID: evalID1, EvalCreateIndex: 60, DeploymentModifyIndex: 60})
+			res := runCLI(t, f.srv.URL, tt.args...)
+			if res.code != 0 || res.stdout != tt.wantOut {
+				t.Fatalf("got code %d, stdout %q, stderr %q; want stdout %q", res.code, res.stdout, res.stderr, tt.wantOut)
+			}
+			reqs := f.requests("PUT", path)
+			if len(reqs) != 1 {
+				t.Fatalf("%d requests to %s, want 1", len(reqs), path)
+			}
+			var body struct {
+				DeploymentID string
+				All          bool
+				Groups       []string
+			}
+			if err := json.NewDecoder(reqs[0].Body).Decode(&body); err != nil || body.DeploymentID != deployID1 ||
+				body.All != tt.wantAll || !slices.Equal(body.Groups, tt.wantGroups) {
+				t.Fatalf("body: %+v, %v; want All %v, Groups %v", body, err, tt.wantAll, tt.wantGroups)
+			}
+		})
+	}
+}
+
+func TestDeploymentPromoteErrors(t *testing.T) {
+	const refused = "deployment " + deployID1 + " cannot be promoted: group api has 0 of 1 canaries healthy; promote once they all are"
+	f := newFakeAgent(t)
+	f.serveJob()
+	f.handle("PUT /v1/deployment/promote/"+deployID1, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, refused, http.StatusBadRequest)
+	})
+	none := newFakeAgent(t)
+	none.json("GET /v1/jobs", 50, []*structs.JobListStub{{ID: "batch", Name: "batch", Type: "batch"}})
+	none.json("GET /v1/job/batch/deployment", 50, nil)
+	tests := []struct {
+		addr       string
+		args       []string
+		wantStderr string
+	}{
+		{f.srv.URL, []string{"deployment", "promote", "d3e4f5a6"}, `Error promoting deployment "d3e4f5a6": ` + refused},
+		{f.srv.URL, []string{"job", "promote", "-group", "api", "web"}, `Error promoting deployment "d3e4f5a6": ` + refused},
+		{f.srv.URL, []string{"deployment", "promote", "d3e4f5a"}, `prefix "d3e4f5a" matches 2 deployments`},
+		{f.srv.URL, []string{"deployment", "promote"}, "expected one argument, the deployment ID"},
+		{f.srv.URL, []string{"job", "promote", "web", "x"}, "expected one argument, the job ID"},
+		{none.srv.URL, []string{"job", "promote", "batch"}, `Error promoting job "batch": it has no deployment`},
+	}
+	for _, tt := range tests {
+		res := runCLI(t, tt.addr, tt.args...)
+		if res.code != 1 || !strings.Contains(res.stderr, tt.wantStderr) || res.stdout != "" {
+			t.Errorf("%q: got code %d, stdout %q, stderr:\n%s\nwant 1 and stderr containing %q", tt.args, res.code, res.stdout, res.stderr, tt.wantStderr)
+		}
 	}
 }

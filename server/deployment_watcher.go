@@ -259,8 +259,9 @@ func (s *Server) autoPromote(d *structs.Deployment, allocs []*structs.Allocation
 		}
 		for _, id := range g.PlacedCanaries {
 			a := byID[id]
-			if a == nil || a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil || !*a.DeploymentStatus.Healthy {
-				return nil
+			if a == nil || a.TerminalStatus() || a.DesiredStatus != structs.AllocDesiredStatusRun ||
+				a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil || !*a.DeploymentStatus.Healthy {
+				return nil // a stopped canary is no healthy one (as Deployment.Promote sees it)
 			}
 		}
 		out = append(out, name)

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +14,8 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// Deployment reads deployments and lets an operator fail, pause or resume
-// one. The rollout itself (creating deployments, following their health)
+// Deployment reads deployments and lets an operator fail, pause, resume
+// or promote one. The rollout itself (creating deployments, following their health)
 // is the scheduler's and the leader's deployment watcher's.
 type Deployment struct{ srv *Server }
 
@@ -209,6 +210,132 @@ func (d *Deployment) pause(args *structs.DeploymentPauseRequest, reply *structs.
 	}
 	d.fillReply(reply, req, index)
 	return nil
+}
+
+// Promote promotes the canaries of a running deployment: those of every
+// group that has canaries (All), or of the named Groups. Every canary of a
+// group promoted must be placed and healthy; a group promoted already is
+// left as it is. An evaluation of the job is created in the same raft
+// entry, so the rollout continues: the canaries take the place of old
+// allocations and the rest of the group rolls.
+func (d *Deployment) Promote(args *structs.DeploymentPromoteRequest, reply *structs.DeploymentUpdateResponse) error {
+	return d.srv.write("Deployment.Promote", args, reply, func() error { return d.promote(args, reply) })
+}
+
+func (d *Deployment) promote(args *structs.DeploymentPromoteRequest, reply *structs.DeploymentUpdateResponse) error {
+	if !args.All && len(args.Groups) == 0 {
+		return fmt.Errorf("%w: the request promotes nothing; set All to promote every group with canaries, or name Groups", ErrBadRequest)
+	}
+	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
+	defer d.srv.deploymentMu.Unlock()
+	snap := d.srv.fsm.State().Snapshot()
+	dep, job, err := d.lookup(snap, args.DeploymentID)
+	if err != nil {
+		return err
+	}
+	u, err := promoted(dep, args, func(id string) (*structs.Allocation, error) { return snap.AllocByID(nil, id) })
+	if err != nil {
+		return err
+	}
+	req := &structs.DeploymentUpdateRequest{Deployment: u}
+	if job != nil {
+		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
+	}
+	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		return err
+	}
+	d.fillReply(reply, req, index)
+	return nil
+}
+
+// promoted returns a copy of dep with the groups args names promoted, or
+// a bad-request error saying why they cannot be. alloc reads an
+// allocation by ID (nil if there is none).
+func promoted(dep *structs.Deployment, args *structs.DeploymentPromoteRequest, alloc func(id string) (*structs.Allocation, error)) (*structs.Deployment, error) {
+	switch dep.Status {
+	case structs.DeploymentStatusRunning:
+	case structs.DeploymentStatusPaused:
+		return nil, fmt.Errorf("%w: deployment %s is paused; resume it first", ErrBadRequest, dep.ID)
+	default:
+		return nil, fmt.Errorf("%w: deployment %s is %s; only a running deployment can be promoted", ErrBadRequest, dep.ID, dep.Status)
+	}
+	groups, err := groupsToPromote(dep, args)
+	if err != nil {
+		return nil, err
+	}
+	var notReady []string
+	for _, name := range groups {
+		g := dep.TaskGroups[name]
+		if g.Promoted {
+			continue // promoted already: nothing to check, nothing to change
+		}
+		healthy, wanted, err := healthyCanaries(g, alloc)
+		if err != nil {
+			return nil, err
+		}
+		if healthy < wanted {
+			notReady = append(notReady, fmt.Sprintf("group %s has %d of %d canaries healthy", name, healthy, wanted))
+		}
+	}
+	if len(notReady) > 0 {
+		return nil, fmt.Errorf("%w: deployment %s cannot be promoted: %s; promote once they all are", ErrBadRequest, dep.ID, strings.Join(notReady, ", "))
+	}
+	u := dep.Copy()
+	for _, name := range groups {
+		u.TaskGroups[name].Promoted = true
+	}
+	u.StatusDescription = structs.DeploymentDescRunning
+	return u, nil
+}
+
+// groupsToPromote returns, sorted, the groups of dep a promotion names:
+// with All every group that has canaries, else args.Groups, each of which
+// must be a group of dep with canaries.
+func groupsToPromote(dep *structs.Deployment, args *structs.DeploymentPromoteRequest) ([]string, error) {
+	var out []string
+	if args.All {
+		for name, g := range dep.TaskGroups {
+			if g != nil && g.DesiredCanaries > 0 {
+				out = append(out, name)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: deployment %s has no canaries to promote", ErrBadRequest, dep.ID)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	for _, name := range args.Groups {
+		g := dep.TaskGroups[name]
+		switch {
+		case g == nil:
+			groups := slices.Sorted(maps.Keys(dep.TaskGroups))
+			return nil, fmt.Errorf("%w: deployment %s has no group %q (its groups: %s)", ErrBadRequest, dep.ID, name, strings.Join(groups, ", "))
+		case g.DesiredCanaries == 0:
+			return nil, fmt.Errorf("%w: group %q of deployment %s has no canaries to promote", ErrBadRequest, name, dep.ID)
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// healthyCanaries counts the group's placed canaries that are healthy,
+// and how many must be for the group to be promoted: every one wanted,
+// and every one placed. A canary that is gone, not judged yet, unhealthy,
+// or stopped is not healthy.
+func healthyCanaries(g *structs.DeploymentState, alloc func(id string) (*structs.Allocation, error)) (healthy, wanted int, err error) {
+	for _, id := range g.PlacedCanaries {
+		a, err := alloc(id)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read canary allocation %s: %w", id, err)
+		}
+		if a != nil && a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && *a.DeploymentStatus.Healthy && !a.TerminalStatus() {
+			healthy++
+		}
+	}
+	return healthy, max(g.DesiredCanaries, len(g.PlacedCanaries)), nil
 }
 
 // lookup returns the deployment an operator acts on, and its job (nil if

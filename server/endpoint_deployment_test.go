@@ -1,9 +1,14 @@
 package server
 
 import (
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -447,5 +452,288 @@ func TestDeploymentEndpointsThroughFollower(t *testing.T) {
 	}
 	if got := getJob(t, f, "web", false); got.Version != 2 || got.TaskGroups[0].Count != 2 {
 		t.Fatalf("after revert via follower: version %d count %d", got.Version, got.TaskGroups[0].Count)
+	}
+}
+
+// canaryFixture registers job web (no update block, so the scheduler
+// makes no deployment of its own), waits until its evaluation is done
+// (there is no node: nothing is placed), and returns the stored job, a
+// running deployment of it whose group web wants 2 canaries of 4
+// allocations, and those canaries, on a node that does not exist.
+// Nothing is committed: see commitCanaries.
+func canaryFixture(t *testing.T, c *testCluster) (*structs.Job, *structs.Deployment, []*structs.Allocation) {
+	t.Helper()
+	s := c.leader()
+	reg := register(t, s, testJob("web"))
+	testutil.WaitFor(t, 10*time.Second, "the evaluation of web done", func() bool {
+		ev, err := s.State().EvalByID(nil, reg.EvalID)
+		return err == nil && ev != nil && ev.Status != structs.EvalStatusPending
+	})
+	job := getJob(t, s, "web", false)
+	d := testDeployment(job, false)
+	g := d.TaskGroups["web"]
+	g.DesiredTotal, g.DesiredCanaries = 4, 2
+	node := structs.GenerateUUID()
+	var canaries []*structs.Allocation
+	for i := range 2 {
+		a := &structs.Allocation{
+			ID: structs.GenerateUUID(), Namespace: job.Namespace, JobID: job.ID, TaskGroup: "web",
+			Name: fmt.Sprintf("web.web[%d]", i), NodeID: node, EvalID: reg.EvalID,
+			DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning,
+			DeploymentID: d.ID, DeploymentStatus: &structs.AllocDeploymentStatus{Canary: true},
+		}
+		g.PlacedCanaries = append(g.PlacedCanaries, a.ID)
+		canaries = append(canaries, a)
+	}
+	return job, d, canaries
+}
+
+// commitCanaries gives the canaries the health given (nil: not judged
+// yet) and commits them with the deployment in one plan entry, as the
+// scheduler and the clients would have brought them. The deployment's
+// counts are made to match, so the leader's deployment watcher has
+// nothing to change (it fails a deployment with an unhealthy allocation:
+// promoted's own test covers that case). Once the job is evaluated again
+// (a promotion does that) the canaries are lost: their node does not
+// exist.
+func commitCanaries(t *testing.T, c *testCluster, job *structs.Job, d *structs.Deployment, canaries []*structs.Allocation, health ...*bool) {
+	t.Helper()
+	g := d.TaskGroups["web"]
+	g.PlacedAllocs, g.HealthyAllocs = len(canaries), 0
+	for i, a := range canaries {
+		a.DeploymentStatus.Healthy, a.DeploymentStatus.Timestamp = health[i], time.Now()
+		if h := health[i]; h != nil && *h {
+			g.HealthyAllocs++
+		}
+	}
+	index, err := c.leader().raftApply(structs.ApplyPlanResultsRequestType,
+		&structs.ApplyPlanResultsRequest{Allocs: canaries, Job: job, Deployment: d, EvalID: canaries[0].EvalID})
+	if err != nil {
+		t.Fatalf("commit canaries: %v", err)
+	}
+	c.waitForIndex(index)
+}
+
+func promote(s *Server, id string, all bool, groups ...string) (*structs.DeploymentUpdateResponse, error) {
+	var reply structs.DeploymentUpdateResponse
+	err := s.RPC("Deployment.Promote", &structs.DeploymentPromoteRequest{DeploymentID: id, All: all, Groups: groups}, &reply)
+	return &reply, err
+}
+
+func TestDeploymentPromote(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	job, d, canaries := canaryFixture(t, c)
+	yes := true
+	commitCanaries(t, c, job, d, canaries, &yes, nil)
+
+	errs := []struct {
+		name   string
+		all    bool
+		groups []string
+		want   string
+	}{
+		{"a canary not judged", true, nil, "group web has 1 of 2 canaries healthy; promote once they all are"},
+		{"named group not judged", false, []string{"web"}, "group web has 1 of 2 canaries healthy"},
+		{"unknown group", false, []string{"api"}, `has no group "api" (its groups: web)`},
+		{"nothing named", false, nil, "promotes nothing"},
+	}
+	for _, e := range errs {
+		if _, err := promote(s, d.ID, e.all, e.groups...); !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), e.want) {
+			t.Errorf("%s: err = %v, want a bad request containing %q", e.name, err, e.want)
+		}
+	}
+	if _, err := promote(s, structs.GenerateUUID(), true); !structs.IsErr(err, structs.ErrNotFound) {
+		t.Errorf("promote of an unknown deployment: err = %v, want not found", err)
+	}
+	if got := getDeployment(t, s, d.ID); got.TaskGroups["web"].Promoted || got.Status != structs.DeploymentStatusRunning {
+		t.Fatalf("after refused promotions: %s, promoted %v", got.Status, got.TaskGroups["web"].Promoted)
+	}
+
+	commitCanaries(t, c, job, d, canaries, &yes, &yes)
+	reply, err := promote(s, d.ID, false, "web")
+	if err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	if reply.EvalID == "" || reply.EvalCreateIndex != reply.Index || reply.DeploymentModifyIndex != reply.Index || reply.Index == 0 {
+		t.Fatalf("reply = %+v, want an evaluation created with the promotion", reply)
+	}
+	got := getDeployment(t, s, d.ID)
+	if !got.TaskGroups["web"].Promoted || got.Status != structs.DeploymentStatusRunning || got.StatusDescription != structs.DeploymentDescRunning ||
+		got.ModifyIndex < reply.Index {
+		t.Fatalf("after promote: %s %q promoted %v at %d", got.Status, got.StatusDescription, got.TaskGroups["web"].Promoted, got.ModifyIndex)
+	}
+	ev := getEval(t, s, reply.EvalID)
+	if ev == nil || ev.JobID != "web" || ev.TriggeredBy != structs.EvalTriggerDeployment || ev.DeploymentID != d.ID || ev.CreateIndex != reply.Index {
+		t.Fatalf("eval = %+v, want a deployment-watcher eval of web for %s at %d", ev, d.ID, reply.Index)
+	}
+	// Promoted already: accepted, its canaries are not looked at again.
+	if again, err := promote(s, d.ID, true); err != nil || again.EvalID == "" {
+		t.Fatalf("second promote: %+v, %v; want it accepted", again, err)
+	}
+
+	var r structs.DeploymentUpdateResponse
+	if err := s.RPC("Deployment.Pause", &structs.DeploymentPauseRequest{DeploymentID: d.ID, Pause: true}, &r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := promote(s, d.ID, true); !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), "is paused; resume it first") {
+		t.Errorf("promote of a paused deployment: err = %v", err)
+	}
+	if err := s.RPC("Deployment.Fail", &structs.DeploymentFailRequest{DeploymentID: d.ID}, &r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := promote(s, d.ID, true); !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), "is failed; only a running deployment can be promoted") {
+		t.Errorf("promote of a failed deployment: err = %v", err)
+	}
+}
+
+// TestPromoted: the decision, on its own (through raft the deployment
+// watcher fails a deployment with an unhealthy canary before it could be
+// promoted).
+func TestPromoted(t *testing.T) {
+	yes, no := true, false
+	allocs := map[string]*structs.Allocation{}
+	canary := func(health *bool, desired string) string {
+		a := &structs.Allocation{ID: structs.GenerateUUID(), DesiredStatus: desired, ClientStatus: structs.AllocClientStatusRunning,
+			DeploymentStatus: &structs.AllocDeploymentStatus{Canary: true, Healthy: health}}
+		allocs[a.ID] = a
+		return a.ID
+	}
+	run := structs.AllocDesiredStatusRun
+	ok1, ok2, ok3 := canary(&yes, run), canary(&yes, run), canary(&yes, run)
+	bad, unjudged, stopped := canary(&no, run), canary(nil, run), canary(&yes, structs.AllocDesiredStatusStop)
+	gone := structs.GenerateUUID()
+	read := func(id string) (*structs.Allocation, error) { return allocs[id], nil }
+	dep := func(status string, groups map[string]*structs.DeploymentState) *structs.Deployment {
+		return &structs.Deployment{ID: "d1", Status: status, StatusDescription: "x", TaskGroups: groups}
+	}
+	group := func(desired int, promoted bool, placed ...string) *structs.DeploymentState {
+		return &structs.DeploymentState{DesiredCanaries: desired, Promoted: promoted, PlacedCanaries: placed, DesiredTotal: 4}
+	}
+	running := structs.DeploymentStatusRunning
+	tests := []struct {
+		name         string
+		d            *structs.Deployment
+		all          bool
+		groups       []string
+		wantErr      string
+		wantPromoted []string
+	}{
+		{"all healthy", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, ok2), "db": group(0, false)}), true, nil, "", []string{"web"}},
+		{"named, twice", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, ok2), "api": group(1, false, unjudged)}), false, []string{"web", "web"}, "", []string{"web"}},
+		{"unhealthy", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, bad)}), true, nil, "group web has 1 of 2 canaries healthy; promote once they all are", nil},
+		{"unjudged", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, unjudged, ok1)}), true, nil, "group web has 1 of 2 canaries healthy", nil},
+		{"gone", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, gone)}), true, nil, "group web has 1 of 2 canaries healthy", nil},
+		{"stopped", dep(running, map[string]*structs.DeploymentState{"web": group(1, false, stopped)}), true, nil, "group web has 0 of 1 canaries healthy", nil},
+		{"not all placed", dep(running, map[string]*structs.DeploymentState{"web": group(3, false, ok1, ok2)}), true, nil, "group web has 2 of 3 canaries healthy", nil},
+		{"more placed than wanted", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, ok2, unjudged)}), true, nil, "group web has 2 of 3 canaries healthy", nil},
+		{"two groups not ready", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, bad), "api": group(1, false, unjudged), "db": group(1, false, ok3)}), true, nil,
+			"cannot be promoted: group api has 0 of 1 canaries healthy, group web has 1 of 2 canaries healthy; promote", nil},
+		{"one group of two", dep(running, map[string]*structs.DeploymentState{"web": group(2, false, ok1, bad), "db": group(1, false, ok3)}), false, []string{"db"}, "", []string{"db"}},
+		{"promoted already", dep(running, map[string]*structs.DeploymentState{"web": group(2, true, ok1, bad), "db": group(1, false, ok3)}), true, nil, "", []string{"db", "web"}},
+		{"no canaries", dep(running, map[string]*structs.DeploymentState{"web": group(0, false)}), true, nil, "deployment d1 has no canaries to promote", nil},
+		{"named group without canaries", dep(running, map[string]*structs.DeploymentState{"web": group(0, false)}), false, []string{"web"}, `group "web" of deployment d1 has no canaries to promote`, nil},
+		{"unknown group", dep(running, map[string]*structs.DeploymentState{"web": group(1, false, ok1), "api": group(1, false, ok2)}), false, []string{"db"}, `deployment d1 has no group "db" (its groups: api, web)`, nil},
+		{"paused", dep(structs.DeploymentStatusPaused, map[string]*structs.DeploymentState{"web": group(1, false, ok1)}), true, nil, "deployment d1 is paused; resume it first", nil},
+		{"blocked", dep(structs.DeploymentStatusBlocked, map[string]*structs.DeploymentState{"web": group(1, false, ok1)}), true, nil, "deployment d1 is blocked; only a running deployment can be promoted", nil},
+		{"successful", dep(structs.DeploymentStatusSuccessful, map[string]*structs.DeploymentState{"web": group(1, true, ok1)}), true, nil, "is successful; only a running", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.d.Copy()
+			u, err := promoted(tt.d, &structs.DeploymentPromoteRequest{DeploymentID: tt.d.ID, All: tt.all, Groups: tt.groups}, read)
+			if tt.wantErr != "" {
+				if !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a bad request containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for name, g := range u.TaskGroups {
+				if g.Promoted {
+					got = append(got, name)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.wantPromoted) || u.StatusDescription != structs.DeploymentDescRunning {
+				t.Fatalf("promoted %v (%q), want %v (%q)", got, u.StatusDescription, tt.wantPromoted, structs.DeploymentDescRunning)
+			}
+			if !reflect.DeepEqual(tt.d, before) {
+				t.Fatal("promoted changed the deployment it was given")
+			}
+		})
+	}
+}
+
+func TestDeploymentPromoteThroughFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	job, d, canaries := canaryFixture(t, c)
+	yes := true
+	commitCanaries(t, c, job, d, canaries, nil, nil)
+	_, err := promote(f, d.ID, true)
+	if !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), "group web has 0 of 2 canaries healthy") {
+		t.Fatalf("promote via follower before health: err = %v, want the leader's bad request", err)
+	}
+	commitCanaries(t, c, job, d, canaries, &yes, &yes)
+	reply, err := promote(f, d.ID, true)
+	if err != nil {
+		t.Fatalf("promote via follower: %v", err)
+	}
+	c.waitForIndex(reply.Index)
+	if got := getDeployment(t, f, d.ID); !got.TaskGroups["web"].Promoted || reply.EvalID == "" {
+		t.Fatalf("after promote via follower: promoted %v, reply %+v", got.TaskGroups["web"].Promoted, reply)
+	}
+}
+
+// TestDeploymentPromoteRollsOut: the whole loop with the scheduler and a
+// node that reports health: version 1's canary waits, healthy, until an
+// operator promotes it; then the rollout continues to success.
+func TestDeploymentPromoteRollsOut(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	playHealth(t, s, n, func(*structs.Allocation) bool { return true })
+	job := func(image string) *structs.Job {
+		j := rollingTestJob(image, false)
+		j.TaskGroups[0].Update.Canary = 1
+		return j
+	}
+	register(t, s, job("a"))
+	testutil.WaitFor(t, 20*time.Second, "version 0 deployed", func() bool {
+		d := latestDeployment(t, s)
+		return d != nil && d.JobVersion == 0 && d.Status == structs.DeploymentStatusSuccessful
+	})
+	register(t, s, job("b"))
+	var d *structs.Deployment
+	testutil.WaitFor(t, 20*time.Second, "version 1's canary healthy", func() bool {
+		d = latestDeployment(t, s)
+		return d != nil && d.JobVersion == 1 && d.TaskGroups["web"].HealthyAllocs == 1
+	})
+	if g := d.TaskGroups["web"]; g.Promoted || g.DesiredCanaries != 1 || len(g.PlacedCanaries) != 1 {
+		t.Fatalf("deployment group before the promotion %+v, want 1 canary placed, not promoted", g)
+	}
+	if _, err := promote(s, d.ID, false, "web"); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "version 1 deployed", func() bool {
+		d = latestDeployment(t, s)
+		return d.Status == structs.DeploymentStatusSuccessful
+	})
+	if g := d.TaskGroups["web"]; d.JobVersion != 1 || !g.Promoted || g.HealthyAllocs != 3 {
+		t.Fatalf("deployment %s of version %d, group %+v; want version 1 promoted with 3 healthy", d.Status, d.JobVersion, g)
+	}
+	live := liveAllocs(t, s, "web")
+	for _, a := range live {
+		if a.Job.Version != 1 {
+			t.Errorf("after the rollout alloc %s runs version %d", a.Name, a.Job.Version)
+		}
+	}
+	if len(live) != 3 {
+		t.Errorf("%d live allocations after the rollout, want 3", len(live))
 	}
 }

@@ -1,0 +1,50 @@
+package command
+
+import "errors"
+
+// JobPromoteCommand is "skiff job promote": promote the canaries of a
+// job's latest deployment.
+type JobPromoteCommand struct{ Meta }
+
+func (c *JobPromoteCommand) Synopsis() string {
+	return "Promote the canaries of a job's latest deployment"
+}
+
+func (c *JobPromoteCommand) Help() string {
+	return helpText("job promote [options] JOB", `
+Promotes the canaries of the job's latest deployment, as "skiff deployment
+promote" does: without -group, every group with canaries. Every canary of a
+group promoted must be healthy. Prints the deployment's new status and the
+evaluation that continues the rollout. JOB may be a unique prefix of the
+ID.`, promoteOptions, true)
+}
+
+func (c *JobPromoteCommand) Run(args []string) int {
+	var groups []string
+	var verbose bool
+	fs := c.flagSet("job promote", c.Help, true)
+	groupFlag(fs, &groups)
+	fs.BoolVar(&verbose, "verbose", false, "")
+	if err := fs.Parse(args); err != nil {
+		return exitError
+	}
+	if fs.NArg() != 1 {
+		return c.usageError(c.Help(), "expected one argument, the job ID")
+	}
+	client, err := c.client()
+	if err != nil {
+		return c.fail(err, "")
+	}
+	id, err := client.Jobs().Resolve(c.ctx, fs.Arg(0), nil)
+	if err != nil {
+		return c.fail(err, "looking up job %q", fs.Arg(0))
+	}
+	d, _, err := client.Jobs().LatestDeployment(c.ctx, id, nil)
+	if err != nil {
+		return c.fail(err, "reading the latest deployment of job %q", id)
+	}
+	if d == nil {
+		return c.fail(errors.New("it has no deployment"), "promoting job %q", id)
+	}
+	return updateDeployment(&c.Meta, client, d.ID, verbose, "promoting", promoteGroups(groups))
+}
