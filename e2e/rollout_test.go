@@ -131,3 +131,51 @@ func TestRollingUpdateWithContainers(t *testing.T) {
 		return len(liveAllocs(t, srv, "web")) == 4
 	})
 }
+
+// TestCanaryPromoteWithContainers: a canary of the new version runs
+// beside the old containers and replaces nothing until an operator
+// promotes it with "skiff job promote"; then the rest roll and the
+// deployment succeeds.
+func TestCanaryPromoteWithContainers(t *testing.T) {
+	env := testcontainerd.Start(t)
+	archive := testcontainerd.BusyboxArchive(t)
+	c := newCluster(t, 1, clusterOpts{})
+	srv := c.leader()
+	clientOnlyAgent(t, env, []int{srv.rpc})
+	waitNodeReady(t, srv)
+	canaryJob := func(arg string) *structs.Job {
+		j := rollingSleepJob(archive, 3, 1, 500*time.Millisecond, arg)
+		j.TaskGroups[0].Update.Canary = 1
+		return j
+	}
+	put := func(j *structs.Job) {
+		t.Helper()
+		if _, err := call(context.Background(), "PUT", srv.addr()+"/v1/jobs", map[string]any{"Job": j}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(canaryJob("3600"))
+	testutil.WaitFor(t, time.Minute, "version 0 deployed", func() bool {
+		d := deploymentOf(srv, "web")
+		return d != nil && d.JobVersion == 0 && d.Status == structs.DeploymentStatusSuccessful
+	})
+	put(canaryJob("3601"))
+	testutil.WaitFor(t, time.Minute, "the canary healthy", func() bool {
+		d := deploymentOf(srv, "web")
+		return d != nil && d.JobVersion == 1 && d.TaskGroups["g"].HealthyAllocs == 1
+	})
+	time.Sleep(time.Second) // nothing else may move
+	if n := len(liveAllocs(t, srv, "web")); n != 4 {
+		t.Fatalf("%d running allocations with one canary beside 3, want 4", n)
+	}
+	if out, errOut, code := skiff(t, srv, "job", "promote", "web"); code != 0 {
+		t.Fatalf("job promote: exit %d\n%s\n%s", code, out, errOut)
+	}
+	testutil.WaitFor(t, time.Minute, "version 1 deployed", func() bool {
+		d := deploymentOf(srv, "web")
+		return d != nil && d.JobVersion == 1 && d.Status == structs.DeploymentStatusSuccessful
+	})
+	testutil.WaitFor(t, 30*time.Second, "3 running allocations", func() bool {
+		return len(liveAllocs(t, srv, "web")) == 3
+	})
+}
