@@ -67,6 +67,46 @@ func pollFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	return 0
 }
 
+// clientFleet starts n client-only agents on one containerd, each in its
+// own namespace (cleaned up at the end), pointed at the cluster's
+// servers, and waits until their nodes are ready. It returns the agents
+// by node ID and their namespaces.
+func clientFleet(t *testing.T, env *testcontainerd.Env, c *cluster, n int) (map[string]*agentProc, []string) {
+	t.Helper()
+	var rpcPorts []int
+	for _, s := range c.agents {
+		rpcPorts = append(rpcPorts, s.rpc)
+	}
+	byName := map[string]*agentProc{}
+	var namespaces []string
+	for i := range n {
+		name, ns := fmt.Sprintf("client%d", i), fmt.Sprintf("%s-c%d", env.Namespace, i)
+		namespaces = append(namespaces, ns)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := testcontainerd.RemoveAll(ctx, env.Address, ns); err != nil {
+				t.Errorf("clean up namespace %s: %v", ns, err)
+			}
+		})
+		byName[name] = namedClientAgent(t, env, name, ns, rpcPorts)
+	}
+	byNode := map[string]*agentProc{}
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d ready client nodes", n), func() bool {
+		var nodes []*structs.NodeListStub
+		if _, err := call(context.Background(), "GET", c.agents[0].addr()+"/v1/nodes", nil, &nodes); err != nil {
+			return false
+		}
+		for _, nd := range nodes {
+			if nd.Status == structs.NodeStatusReady {
+				byNode[nd.ID] = byName[nd.Name]
+			}
+		}
+		return len(byNode) == n
+	})
+	return byNode, namespaces
+}
+
 // TestClientKillIsReplacedAndReturnsToOneCopy is the issue's node-loss
 // fault test with real processes and containers: 3 servers, 3 client
 // agents (each its own containerd namespace) and a job of 2 allocations
@@ -82,38 +122,8 @@ func TestClientKillIsReplacedAndReturnsToOneCopy(t *testing.T) {
 	archive := testcontainerd.BusyboxArchive(t)
 	c := newCluster(t, 3, clusterOpts{})
 	c.leader()
-	var rpcPorts []int
-	for _, s := range c.agents {
-		rpcPorts = append(rpcPorts, s.rpc)
-	}
-	clients := map[string]*agentProc{} // node name -> its agent
-	var namespaces []string
-	for i := range 3 {
-		name, ns := fmt.Sprintf("client%d", i), fmt.Sprintf("%s-c%d", env.Namespace, i)
-		namespaces = append(namespaces, ns)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := testcontainerd.RemoveAll(ctx, env.Address, ns); err != nil {
-				t.Errorf("clean up namespace %s: %v", ns, err)
-			}
-		})
-		clients[name] = namedClientAgent(t, env, name, ns, rpcPorts)
-	}
 	api := c.agents[0]
-	nodeAgent := map[string]*agentProc{} // node ID -> its agent
-	testutil.WaitFor(t, 30*time.Second, "3 ready client nodes", func() bool {
-		var nodes []*structs.NodeListStub
-		if _, err := call(context.Background(), "GET", api.addr()+"/v1/nodes", nil, &nodes); err != nil {
-			return false
-		}
-		for _, n := range nodes {
-			if n.Status == structs.NodeStatusReady {
-				nodeAgent[n.ID] = clients[n.Name]
-			}
-		}
-		return len(nodeAgent) == 3
-	})
+	nodeAgent, namespaces := clientFleet(t, env, c, 3) // node ID -> its agent
 
 	job := sleepJob("web", "oci-archive:"+archive, 2)
 	job.Constraints = []*structs.Constraint{{Operand: structs.ConstraintDistinctHosts, RTarget: "true"}}
@@ -345,38 +355,8 @@ func TestDisconnectedClientReturnsToOneCopy(t *testing.T) {
 	archive := testcontainerd.BusyboxArchive(t)
 	c := newCluster(t, 3, clusterOpts{extraServer: `min_heartbeat_ttl = "2s"`})
 	c.leader()
-	var rpcPorts []int
-	for _, s := range c.agents {
-		rpcPorts = append(rpcPorts, s.rpc)
-	}
-	clients := map[string]*agentProc{}
-	var namespaces []string
-	for i := range 2 {
-		name, ns := fmt.Sprintf("client%d", i), fmt.Sprintf("%s-d%d", env.Namespace, i)
-		namespaces = append(namespaces, ns)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := testcontainerd.RemoveAll(ctx, env.Address, ns); err != nil {
-				t.Errorf("clean up namespace %s: %v", ns, err)
-			}
-		})
-		clients[name] = namedClientAgent(t, env, name, ns, rpcPorts)
-	}
 	api := c.agents[0]
-	nodeAgent := map[string]*agentProc{}
-	testutil.WaitFor(t, 30*time.Second, "2 ready client nodes", func() bool {
-		var nodes []*structs.NodeListStub
-		if _, err := call(context.Background(), "GET", api.addr()+"/v1/nodes", nil, &nodes); err != nil {
-			return false
-		}
-		for _, n := range nodes {
-			if n.Status == structs.NodeStatusReady {
-				nodeAgent[n.ID] = clients[n.Name]
-			}
-		}
-		return len(nodeAgent) == 2
-	})
+	nodeAgent, namespaces := clientFleet(t, env, c, 2)
 	job := sleepJob("web", "oci-archive:"+archive, 1)
 	replace := true
 	job.TaskGroups[0].Disconnect = &structs.DisconnectStrategy{LostAfter: time.Minute, Replace: &replace, Reconcile: "keep_original"}
