@@ -92,6 +92,9 @@ func (c *Client) fingerprint(ctx context.Context, n *structs.Node) {
 			attrs[k] = v
 		}
 	}
+	if c.servers != nil {
+		attrs[structs.AttrLiveness] = "1" // holdLiveness runs
+	}
 	n.Attributes = attrs
 	n.NodeResources = &structs.NodeResources{
 		Cpu:            structs.NodeCpuResources{CpuShares: total, TotalCpuCores: uint16(cores)},

@@ -79,6 +79,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.initHeartbeats()
 	defer s.clearHeartbeats()
 	defer s.liveness.clear()
+	go s.syncLiveness(ctx)
 	scheduling := make(chan struct{})
 	go func() { defer close(scheduling); s.runScheduling(ctx) }()
 	defer func() { <-scheduling }()

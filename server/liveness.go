@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
 	"net"
 	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
 
 	skiffrpc "github.com/skiffhq/skiff/rpc"
 	"github.com/skiffhq/skiff/structs"
@@ -18,10 +22,12 @@ import (
 // which stretches with the cluster's size, stays the backstop for a
 // client that is alive on the wire but no longer heartbeats.
 
-// liveness is the leader's view of each node's newest liveness connection.
+// liveness is the leader's view of each node's newest liveness connection,
+// and (on every server) the connections this server holds.
 type liveness struct {
 	mu    sync.Mutex
-	nodes map[string]livenessMark // guarded by mu
+	nodes map[string]livenessMark // guarded by mu; the leader's view
+	held  map[string]uint64       // guarded by mu; node ID -> generation held here
 }
 
 type livenessMark struct {
@@ -52,6 +58,37 @@ func (l *liveness) clear() {
 	l.mu.Unlock()
 }
 
+// hold records a connection this server holds; release forgets it unless
+// a newer one of the node replaced it.
+func (l *liveness) hold(nodeID string, gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == nil {
+		l.held = map[string]uint64{}
+	}
+	if gen >= l.held[nodeID] {
+		l.held[nodeID] = gen
+	}
+}
+
+func (l *liveness) release(nodeID string, gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[nodeID] == gen {
+		delete(l.held, nodeID)
+	}
+}
+
+func (l *liveness) heldNow() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.held))
+	for k, v := range l.held {
+		out[k] = v
+	}
+	return out
+}
+
 // serveLiveness holds one client's liveness connection (any server).
 func (s *Server) serveLiveness(conn net.Conn) {
 	hello, err := skiffrpc.ReadLivenessHello(conn)
@@ -65,8 +102,10 @@ func (s *Server) serveLiveness(conn net.Conn) {
 	if err := skiffrpc.AnswerLivenessHello(conn, refusal); err != nil || refusal != "" {
 		return
 	}
+	s.liveness.hold(hello.NodeID, hello.Generation)
 	s.reportLiveness(*hello, true)
 	skiffrpc.WaitLivenessEnd(conn)
+	s.liveness.release(hello.NodeID, hello.Generation)
 	if s.shutdownCtx.Err() != nil {
 		return // this server is stopping: its clients are not the ones gone
 	}
@@ -107,4 +146,80 @@ func (n *Node) Liveness(args *structs.NodeLivenessRequest, reply *structs.Generi
 		n.srv.resetHeartbeat(args.NodeID, n.srv.config.NodeReconnectGrace)
 		return nil
 	})
+}
+
+// LivenessHeld answers, from this server alone, which liveness
+// connections it holds.
+func (st *Status) LivenessHeld(args *structs.GenericRequest, reply *structs.LivenessHeldResponse) error {
+	reply.Nodes = st.srv.liveness.heldNow()
+	return nil
+}
+
+// syncLiveness runs on a new leader. The old leader's view of liveness
+// connections is gone, and initHeartbeats gave every node its TTL plus
+// the failover grace, so a node that died around the change would wait
+// all of that. Once clients whose server went away have had time to
+// connect again (settle), the new leader asks every live server which
+// connections it holds; a node that announced a liveness connection
+// (AttrLiveness) and holds none anywhere gets NodeReconnectGrace, as if
+// its connection had just ended. If a live server does not answer, it
+// tries again a little later, and after a few tries leaves it to the
+// TTL: a node is never cut short on partial knowledge.
+func (s *Server) syncLiveness(ctx context.Context) {
+	settle := s.config.NodeReconnectGrace + 2*time.Second
+	for range 4 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(settle):
+		}
+		held, ok := s.gatherLiveness(ctx)
+		if !ok {
+			continue
+		}
+		nodes, err := s.fsm.State().Nodes(nil)
+		if err != nil {
+			return
+		}
+		for _, n := range nodes {
+			if n.Attributes[structs.AttrLiveness] != "1" || held[n.ID] ||
+				(n.Status != structs.NodeStatusReady && n.Status != structs.NodeStatusInit) {
+				continue
+			}
+			s.logger.Info("node holds no liveness connection after the leader change; marking it down unless it returns",
+				"node_id", n.ID, "node", n.Name, "grace", s.config.NodeReconnectGrace)
+			s.resetHeartbeat(n.ID, s.config.NodeReconnectGrace)
+		}
+		return
+	}
+}
+
+// gatherLiveness collects the liveness connections every live server of
+// the region holds; false if one of them did not answer.
+func (s *Server) gatherLiveness(ctx context.Context) (map[string]bool, bool) {
+	held := map[string]bool{}
+	for id := range s.liveness.heldNow() {
+		held[id] = true
+	}
+	for _, m := range s.serf.Members() {
+		p, ok := parseServer(m)
+		if !ok || p.Region != s.config.Region || p.RPCAddr == s.RPCAddr() {
+			continue
+		}
+		if p.Status != serf.StatusAlive {
+			continue // dead or gone: its clients have moved on or are gone too
+		}
+		var reply structs.LivenessHeldResponse
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.pool.Call(cctx, p.RPCAddr, "Status.LivenessHeld", &structs.GenericRequest{}, &reply)
+		cancel()
+		if err != nil {
+			s.logger.Debug("ask a server for its liveness connections", "server", p.Name, "error", err)
+			return nil, false
+		}
+		for id := range reply.Nodes {
+			held[id] = true
+		}
+	}
+	return held, true
 }

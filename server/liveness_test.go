@@ -204,3 +204,55 @@ func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
 		return a != nil && a.ClientStatus == structs.AllocClientStatusLost
 	})
 }
+
+// TestNewLeaderLearnsLivenessFromServers: when the leader dies, a node
+// whose liveness connection died with it (the node is gone too) is
+// marked down soon after a new leader takes office, not after its TTL
+// plus the failover grace; a node whose connection is held by a
+// surviving server stays ready.
+func TestNewLeaderLearnsLivenessFromServers(t *testing.T) {
+	old := testMinHeartbeatTTL
+	testMinHeartbeatTTL = time.Minute
+	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	var follower *Server
+	for _, s := range c.servers {
+		if s != leader {
+			follower = s
+			break
+		}
+	}
+	register := func(name string) *structs.Node {
+		n := testNode()
+		n.Name = name
+		n.Attributes = map[string]string{structs.AttrLiveness: "1"}
+		var reply structs.NodeUpdateResponse
+		if err := leader.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &reply); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	gone, alive := register("gone"), register("alive")
+	testutil.WaitFor(t, 5*time.Second, "the follower to know both nodes", func() bool {
+		a, _ := follower.State().NodeByID(nil, alive.ID)
+		g, _ := follower.State().NodeByID(nil, gone.ID)
+		return a != nil && g != nil
+	})
+	endGone := holdLiveness(t, leader.RPCAddr(), gone, 1)
+	holdLiveness(t, follower.RPCAddr(), alive, 1)
+
+	// The leader dies, and the node connected to it with it.
+	leader.Shutdown()
+	endGone()
+	newLeader := c.leader()
+	took := time.Now()
+	testutil.WaitFor(t, 30*time.Second, "the node that died with the leader marked down", func() bool {
+		n, _ := newLeader.State().NodeByID(nil, gone.ID)
+		return n != nil && n.Status == structs.NodeStatusDown
+	})
+	t.Logf("node down %s after the new leader was found (TTL %s)", time.Since(took).Round(time.Millisecond), testMinHeartbeatTTL)
+	if got := nodeStatus(t, newLeader, alive.ID); got != structs.NodeStatusReady {
+		t.Fatalf("the node whose connection a surviving server holds is %q, want ready", got)
+	}
+}

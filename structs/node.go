@@ -134,3 +134,8 @@ func (n *Node) Stub() *NodeListStub {
 		CreateIndex: n.CreateIndex, ModifyIndex: n.ModifyIndex,
 	}
 }
+
+// AttrLiveness is the attribute of a node whose client holds a liveness
+// connection to the servers ("1"): a new leader may treat such a node
+// with no connection anywhere as lost (server/liveness.go).
+const AttrLiveness = "skiff.liveness"

@@ -550,3 +550,11 @@ type DeploymentPromoteRequest struct {
 	Groups       []string
 	WriteRequest
 }
+
+// LivenessHeldResponse lists the liveness connections a server holds:
+// node ID -> the connection's generation. A new leader gathers them from
+// every server to learn which nodes lost theirs under the old one.
+type LivenessHeldResponse struct {
+	Nodes map[string]uint64
+	QueryMeta
+}

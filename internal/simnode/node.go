@@ -59,6 +59,9 @@ func newNode(f *Fleet, i int, now time.Time) *Node {
 		"driver.containerd":         "1",
 		"driver.docker":             "1",
 	}
+	if cfg.Liveness {
+		attrs[structs.AttrLiveness] = "1"
+	}
 	maps.Copy(attrs, cfg.Attributes)
 	meta := map[string]string{}
 	if cfg.Racks > 0 {
