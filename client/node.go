@@ -168,10 +168,15 @@ func (c *Client) holdLiveness() {
 			wait, backoff = retryMin, retryMin
 			c.logger.Debug("liveness connection ended; opening another", "server", addr, "error", err)
 		default:
-			if !errors.Is(err, skiffrpc.ErrLivenessRefused) {
+			if errors.Is(err, skiffrpc.ErrLivenessRefused) {
+				// That server does not know the node yet (it is catching
+				// up with its registration): again in a second, not
+				// backing off further.
+				wait, backoff = time.Second, retryMin
+			} else {
 				c.servers.failed(addr)
+				backoff = min(backoff*2, retryMax)
 			}
-			backoff = min(backoff*2, retryMax)
 			c.logger.Debug("open liveness connection; will retry", "server", addr, "error", err, "retry_in", wait)
 		}
 		timer := time.NewTimer(wait)

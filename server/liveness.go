@@ -181,10 +181,14 @@ func (s *Server) syncLiveness(ctx context.Context) {
 		if err != nil {
 			return
 		}
+		fresh := time.Now().Add(-settle).Unix()
 		for _, n := range nodes {
 			if n.Attributes[structs.AttrLiveness] != "1" || held[n.ID] ||
 				(n.Status != structs.NodeStatusReady && n.Status != structs.NodeStatusInit) {
 				continue
+			}
+			if n.StatusUpdatedAt > fresh {
+				continue // it just registered or came back: it may still be connecting
 			}
 			s.logger.Info("node holds no liveness connection after the leader change; marking it down unless it returns",
 				"node_id", n.ID, "node", n.Name, "grace", s.config.NodeReconnectGrace)
