@@ -137,61 +137,65 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		return nil, err
 	}
 	up := d.Copy()
-	moreHealthy, unhealthy := false, false
-	latest := map[string]time.Time{} // group -> newest health verdict
-	counts := map[string]*structs.DeploymentState{}
-	for name := range up.TaskGroups {
-		counts[name] = &structs.DeploymentState{}
+	type tally struct {
+		placed, healthy, unhealthy int
+		newest                     time.Time // of the healthy verdicts
 	}
+	counts := map[string]*tally{}
+	for name := range up.TaskGroups {
+		counts[name] = &tally{}
+	}
+	byID := make(map[string]*structs.Allocation, len(allocs))
+	unhealthy := false
 	for _, a := range allocs {
+		byID[a.ID] = a
 		c := counts[a.TaskGroup]
 		if c == nil {
 			continue
 		}
-		c.PlacedAllocs++
+		c.placed++
 		h := a.DeploymentStatus
-		if h != nil && h.Canary && h.Healthy != nil && *h.Healthy {
-			c.PlacedCanaries = append(c.PlacedCanaries, a.ID) // here: the healthy ones
-		}
 		switch {
-		case h != nil && h.Healthy != nil && *h.Healthy:
-			if a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus() {
-				c.HealthyAllocs++
-				if h.Timestamp.After(latest[a.TaskGroup]) {
-					latest[a.TaskGroup] = h.Timestamp
-				}
-			}
-		case h != nil && h.Healthy != nil:
-			c.UnhealthyAllocs++
+		case h == nil || h.Healthy == nil:
+		case !*h.Healthy:
+			c.unhealthy++
 			unhealthy = true
+		case a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus():
+			c.healthy++
+			if h.Timestamp.After(c.newest) {
+				c.newest = h.Timestamp
+			}
 		}
 	}
-	done := true
-	promote := s.autoPromote(up, allocs)
+	// ready reports whether every canary of the group is placed and
+	// healthy, as Deployment.Promote judges it.
+	ready := func(g *structs.DeploymentState) bool {
+		healthy, wanted, _ := healthyCanaries(g, func(id string) (*structs.Allocation, error) { return byID[id], nil })
+		return healthy >= wanted
+	}
+	done, moreHealthy := true, false
 	for name, g := range up.TaskGroups {
 		c := counts[name]
-		if g.DesiredCanaries > 0 && !g.Promoted {
-			done = false // canaries wait for their promotion
-		}
-		if c.HealthyAllocs > g.HealthyAllocs {
+		if c.healthy > g.HealthyAllocs {
 			moreHealthy = true
 			if g.ProgressDeadline > 0 {
-				g.RequireProgressBy = latest[name].Add(g.ProgressDeadline)
+				g.RequireProgressBy = c.newest.Add(g.ProgressDeadline)
 			}
 		}
-		g.PlacedAllocs, g.HealthyAllocs, g.UnhealthyAllocs = c.PlacedAllocs, c.HealthyAllocs, c.UnhealthyAllocs
-		if g.HealthyAllocs < g.DesiredTotal {
-			done = false
+		g.PlacedAllocs, g.HealthyAllocs, g.UnhealthyAllocs = c.placed, c.healthy, c.unhealthy
+		if g.HealthyAllocs < g.DesiredTotal || g.DesiredCanaries > 0 && !g.Promoted {
+			done = false // too few healthy, or canaries waiting for their promotion
 		}
 	}
+	promote := autoPromote(up, ready)
 	req := &structs.DeploymentUpdateRequest{Deployment: up}
-	missedDeadline := false
-	awaitingPromotion := false
-	for name, g := range up.TaskGroups {
+	missedDeadline, awaitingPromotion := false, false
+	for _, g := range up.TaskGroups {
+		waiting := g.DesiredCanaries > 0 && !g.Promoted
 		if !done && g.ProgressDeadline > 0 && !g.RequireProgressBy.IsZero() && now.After(g.RequireProgressBy) &&
-			(g.HealthyAllocs < g.DesiredTotal || g.DesiredCanaries > 0 && !g.Promoted) {
+			(g.HealthyAllocs < g.DesiredTotal || waiting) {
 			missedDeadline = true
-			awaitingPromotion = awaitingPromotion || g.DesiredCanaries > 0 && !g.Promoted && canariesHealthy(g, counts[name])
+			awaitingPromotion = awaitingPromotion || waiting && ready(g)
 		}
 	}
 	switch {
@@ -234,35 +238,17 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 	return req, nil
 }
 
-// canariesHealthy reports whether all the group's canaries are placed and
-// healthy (counted lists the healthy ones in PlacedCanaries).
-func canariesHealthy(g, counted *structs.DeploymentState) bool {
-	return len(g.PlacedCanaries) >= g.DesiredCanaries && len(counted.PlacedCanaries) >= g.DesiredCanaries
-}
-
 // autoPromote returns the groups to promote now: when every group still
-// waiting with canaries has auto_promote and all its canaries placed and
-// healthy, all of them (Nomad promotes a deployment as a whole); else
-// none.
-func (s *Server) autoPromote(d *structs.Deployment, allocs []*structs.Allocation) []string {
-	byID := make(map[string]*structs.Allocation, len(allocs))
-	for _, a := range allocs {
-		byID[a.ID] = a
-	}
+// waiting with canaries has auto_promote and all its canaries ready, all
+// of them (Nomad promotes a deployment as a whole); else none.
+func autoPromote(d *structs.Deployment, ready func(*structs.DeploymentState) bool) []string {
 	var out []string
 	for name, g := range d.TaskGroups {
 		if g.DesiredCanaries == 0 || g.Promoted {
 			continue
 		}
-		if !g.AutoPromote || len(g.PlacedCanaries) < g.DesiredCanaries {
+		if !g.AutoPromote || !ready(g) {
 			return nil
-		}
-		for _, id := range g.PlacedCanaries {
-			a := byID[id]
-			if a == nil || a.TerminalStatus() || a.DesiredStatus != structs.AllocDesiredStatusRun ||
-				a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil || !*a.DeploymentStatus.Healthy {
-				return nil // a stopped canary is no healthy one (as Deployment.Promote sees it)
-			}
 		}
 		out = append(out, name)
 	}
