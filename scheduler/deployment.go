@@ -186,7 +186,7 @@ func (c *planCtx) decideCanaries() {
 		}
 		for _, a := range c.allocs {
 			if a.TaskGroup == tg.Name && a.DesiredStatus == structs.AllocDesiredStatusRun && !a.TerminalStatus() &&
-				a.Job != nil && a.Job.JobModifyIndex != c.job.JobModifyIndex && destructive(a.Job, c.job, tg.Name) {
+				!c.current(a) && destructive(a.Job, c.job, tg.Name) {
 				c.canaryGroups[tg.Name] = true
 				break
 			}
@@ -228,7 +228,7 @@ func (c *planCtx) splitCanaries(tg *structs.TaskGroup, live []*structs.Allocatio
 
 // placeCanaries returns the canaries still to place: named after the
 // group's first allocations that no canary shadows yet.
-func (c *planCtx) placeCanaries(tg *structs.TaskGroup, kept, canaries []*structs.Allocation) []placement {
+func (c *planCtx) placeCanaries(tg *structs.TaskGroup, canaries []*structs.Allocation) []placement {
 	if !c.inCanaryPhase(tg) {
 		return nil
 	}

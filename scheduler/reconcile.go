@@ -56,7 +56,7 @@ func (c *planCtx) reconcileGroup(tg *structs.TaskGroup) ([]placement, error) {
 	live, canaries := c.splitCanaries(tg, live)
 	kept, budget := c.keep(tg, held, live)
 	places := c.update(tg, kept)
-	places = append(places, c.placeCanaries(tg, kept, canaries)...)
+	places = append(places, c.placeCanaries(tg, canaries)...)
 	return c.name(tg, held, budget-len(kept), replace, places), nil
 }
 
@@ -86,7 +86,7 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 			switch {
 			case c.failedAlloc(a, tg):
 				replace = append(replace, placement{tg: tg, name: a.Name, prev: a, reschedule: true})
-			case a.Job != nil && a.Job.JobModifyIndex != c.job.JobModifyIndex:
+			case !c.current(a):
 				// Out of reschedules, but of an older version: the new
 				// version places its own (a rollback must fill the slot
 				// of the version that failed).
@@ -126,6 +126,11 @@ func (c *planCtx) classify(tg *structs.TaskGroup) (held map[int]bool, live []*st
 	return held, c.reconnected(tg, live), replace, nil
 }
 
+// current reports whether an allocation runs the job's current version.
+func (c *planCtx) current(a *structs.Allocation) bool {
+	return a.Job != nil && a.Job.Version == c.job.Version && a.Job.JobModifyIndex == c.job.JobModifyIndex
+}
+
 // keep keeps the live allocations with the lowest indexes, up to count
 // minus the held indexes, marking their indexes held; it stops the rest,
 // highest index first. budget is how many allocations may run besides
@@ -134,7 +139,7 @@ func (c *planCtx) keep(tg *structs.TaskGroup, held map[int]bool, live []*structs
 	// By index; of two with the same index (a promoted canary and the
 	// allocation it shadows) the current version's first.
 	older := func(a *structs.Allocation) int {
-		if a.Job != nil && a.Job.JobModifyIndex == c.job.JobModifyIndex {
+		if c.current(a) {
 			return 0
 		}
 		return 1
@@ -169,7 +174,7 @@ func (c *planCtx) update(tg *structs.TaskGroup, kept []*structs.Allocation) []pl
 	var places []placement
 	budget := c.updateBudget(tg) // -1: any number
 	for _, a := range kept {
-		if a.Job != nil && a.Job.Version == c.job.Version && a.Job.JobModifyIndex == c.job.JobModifyIndex {
+		if c.current(a) {
 			continue
 		}
 		if destructive(a.Job, c.job, tg.Name) {

@@ -98,7 +98,7 @@ func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, en
 		case tg.Count == 0 || g.static(-1, n) != "":
 			c.stop(x, descNotFeasible, "")
 			delete(live, x.NodeID)
-		case x.Job == nil || x.Job.Version != c.job.Version || x.Job.JobModifyIndex != c.job.JobModifyIndex:
+		case !c.current(x):
 			if destructive(x.Job, c.job, tg.Name) {
 				c.stop(x, descUpdating, "")
 				delete(live, x.NodeID)
