@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -145,46 +144,15 @@ func (c *Client) holdLiveness() {
 	case <-c.ctx.Done():
 		return
 	}
-	var gen uint64
-	backoff := retryMin
-	for c.ctx.Err() == nil {
-		addr, n := c.servers.pick()
-		if n == 0 {
-			return
-		}
-		gen = max(gen+1, uint64(time.Now().UnixNano()))
-		node := c.Node()
-		hello := &structs.NodeLivenessRequest{NodeID: node.ID, SecretID: node.SecretID, Generation: gen}
-		connected := make(chan struct{})
-		err := skiffrpc.HoldLiveness(c.ctx, addr, hello, 5*time.Second, connected)
-		if c.ctx.Err() != nil {
-			return
-		}
-		wait := backoff
-		select {
-		case <-connected:
-			// It held: open the next one soon (a pause keeps a server that
-			// closes at once from making this spin).
-			wait, backoff = retryMin, retryMin
-			c.logger.Debug("liveness connection ended; opening another", "server", addr, "error", err)
-		default:
-			if errors.Is(err, skiffrpc.ErrLivenessRefused) {
-				// That server does not know the node yet (it is catching
-				// up with its registration): again in a second, not
-				// backing off further.
-				wait, backoff = time.Second, retryMin
-			} else {
-				c.servers.failed(addr)
-				backoff = min(backoff*2, retryMax)
-			}
-			c.logger.Debug("open liveness connection; will retry", "server", addr, "error", err, "retry_in", wait)
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-c.ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-	}
+	skiffrpc.KeepLiveness(c.ctx, skiffrpc.LivenessSession{
+		Pick:   func() string { addr, _ := c.servers.pick(); return addr },
+		Failed: c.servers.failed,
+		Hello: func(gen uint64) *structs.NodeLivenessRequest {
+			n := c.Node()
+			return &structs.NodeLivenessRequest{NodeID: n.ID, SecretID: n.SecretID, Generation: gen}
+		},
+		Ended: func(addr string, held bool, err error) {
+			c.logger.Debug("liveness connection ended; opening another", "server", addr, "held", held, "error", err)
+		},
+	})
 }

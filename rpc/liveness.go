@@ -139,3 +139,83 @@ func HoldLiveness(ctx context.Context, addr string, hello *structs.NodeLivenessR
 		}
 	}
 }
+
+// LivenessSession is what KeepLiveness needs from its caller.
+type LivenessSession struct {
+	// Pick returns the server to connect to ("" to stop).
+	Pick func() string
+	// Failed is told of a server that could not be reached (the caller
+	// moves on to another).
+	Failed func(addr string)
+	// Hello returns the node's hello for a connection of generation gen.
+	Hello func(gen uint64) *structs.NodeLivenessRequest
+	// Up, if set, is told when a connection is accepted (true) and when it
+	// ends (false).
+	Up func(bool)
+	// Ended, if set, is told why a connection (or an attempt) ended.
+	Ended func(addr string, held bool, err error)
+}
+
+// Pauses of KeepLiveness: after a connection that held, after a refused
+// hello (the server does not know the node yet, it is catching up), and
+// the longest back-off for servers that cannot be reached.
+const (
+	livenessAgain   = 200 * time.Millisecond
+	livenessRefused = time.Second
+	livenessMaxWait = 10 * time.Second
+)
+
+// KeepLiveness holds a node's liveness connection until ctx ends, opening
+// a new one, with a larger generation, whenever one ends (client side).
+func KeepLiveness(ctx context.Context, s LivenessSession) {
+	var gen uint64
+	backoff := livenessAgain
+	for ctx.Err() == nil {
+		addr := s.Pick()
+		if addr == "" {
+			return
+		}
+		gen = max(gen+1, uint64(time.Now().UnixNano()))
+		connected := make(chan struct{})
+		if s.Up != nil {
+			go func() {
+				select {
+				case <-connected:
+					s.Up(true)
+				case <-ctx.Done():
+				}
+			}()
+		}
+		err := HoldLiveness(ctx, addr, s.Hello(gen), 5*time.Second, connected)
+		if s.Up != nil {
+			s.Up(false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait, held := backoff, false
+		select {
+		case <-connected:
+			// It held: open the next one soon (a pause keeps a server that
+			// closes at once from making this spin).
+			wait, backoff, held = livenessAgain, livenessAgain, true
+		default:
+			if errors.Is(err, ErrLivenessRefused) {
+				wait, backoff = livenessRefused, livenessAgain
+			} else {
+				s.Failed(addr)
+				backoff = min(backoff*2, livenessMaxWait)
+			}
+		}
+		if s.Ended != nil {
+			s.Ended(addr, held, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+	}
+}

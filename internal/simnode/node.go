@@ -2,7 +2,6 @@ package simnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -189,32 +188,19 @@ func (n *Node) start() {
 // one ends.
 func (n *Node) livenessLoop(ctx context.Context) {
 	servers := n.fleet.cfg.Servers
-	var gen uint64
-	for ctx.Err() == nil {
-		gen = max(gen+1, uint64(time.Now().UnixNano()))
-		i := int(n.server.Load()) % len(servers)
-		hello := &structs.NodeLivenessRequest{NodeID: n.spec.ID, SecretID: n.spec.SecretID, Generation: gen}
-		connected := make(chan struct{})
-		go func() {
-			select {
-			case <-connected:
-				n.alive.Store(true)
-			case <-ctx.Done():
-			}
-		}()
-		err := rpc.HoldLiveness(ctx, servers[i], hello, 5*time.Second, connected)
-		n.alive.Store(false)
-		select {
-		case <-connected:
-		default:
-			if !errors.Is(err, rpc.ErrLivenessRefused) {
+	rpc.KeepLiveness(ctx, rpc.LivenessSession{
+		Pick: func() string { return servers[int(n.server.Load())%len(servers)] },
+		Failed: func(addr string) {
+			i := int(n.server.Load()) % len(servers)
+			if servers[i] == addr {
 				n.server.CompareAndSwap(int32(i), int32((i+1)%len(servers)))
 			}
-		}
-		if !sleep(ctx, jitter(200*time.Millisecond)) {
-			return
-		}
-	}
+		},
+		Hello: func(gen uint64) *structs.NodeLivenessRequest {
+			return &structs.NodeLivenessRequest{NodeID: n.spec.ID, SecretID: n.spec.SecretID, Generation: gen}
+		},
+		Up: n.alive.Store,
+	})
 }
 
 // beatAfter is when to heartbeat next after a success: at a random point
