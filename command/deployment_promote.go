@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"flag"
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/structs"
@@ -37,7 +36,7 @@ func (c *DeploymentPromoteCommand) Run(args []string) int {
 	var groups []string
 	var verbose bool
 	fs := c.flagSet("deployment promote", c.Help, true)
-	groupFlag(fs, &groups)
+	fs.Var((*stringList)(&groups), "group", "")
 	fs.BoolVar(&verbose, "verbose", false, "")
 	if err := fs.Parse(args); err != nil {
 		return exitError
@@ -54,14 +53,6 @@ func (c *DeploymentPromoteCommand) Run(args []string) int {
 		return c.fail(err, "looking up deployment %q", fs.Arg(0))
 	}
 	return updateDeployment(&c.Meta, client, id, verbose, "promoting", promoteGroups(groups))
-}
-
-// groupFlag defines -group, which may be repeated, appending to groups.
-func groupFlag(fs *flag.FlagSet, groups *[]string) {
-	fs.Func("group", "", func(s string) error {
-		*groups = append(*groups, s)
-		return nil
-	})
 }
 
 // promoteGroups promotes the groups named, or every group with canaries

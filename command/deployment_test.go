@@ -248,7 +248,7 @@ func TestDeploymentPromoteErrors(t *testing.T) {
 		{f.srv.URL, []string{"deployment", "promote", "d3e4f5a"}, `prefix "d3e4f5a" matches 2 deployments`},
 		{f.srv.URL, []string{"deployment", "promote"}, "expected one argument, the deployment ID"},
 		{f.srv.URL, []string{"job", "promote", "web", "x"}, "expected one argument, the job ID"},
-		{none.srv.URL, []string{"job", "promote", "batch"}, `Error promoting job "batch": it has no deployment`},
+		{none.srv.URL, []string{"job", "promote", "batch"}, `Error promoting job "batch": it has no deployment to promote`},
 	}
 	for _, tt := range tests {
 		res := runCLI(t, tt.addr, tt.args...)

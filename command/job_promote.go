@@ -23,7 +23,7 @@ func (c *JobPromoteCommand) Run(args []string) int {
 	var groups []string
 	var verbose bool
 	fs := c.flagSet("job promote", c.Help, true)
-	groupFlag(fs, &groups)
+	fs.Var((*stringList)(&groups), "group", "")
 	fs.BoolVar(&verbose, "verbose", false, "")
 	if err := fs.Parse(args); err != nil {
 		return exitError
@@ -44,7 +44,7 @@ func (c *JobPromoteCommand) Run(args []string) int {
 		return c.fail(err, "reading the latest deployment of job %q", id)
 	}
 	if d == nil {
-		return c.fail(errors.New("it has no deployment"), "promoting job %q", id)
+		return c.fail(errors.New("it has no deployment to promote; only a service job whose update block sets canary gets canaries to promote"), "promoting job %q", id)
 	}
 	return updateDeployment(&c.Meta, client, d.ID, verbose, "promoting", promoteGroups(groups))
 }

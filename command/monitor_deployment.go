@@ -27,15 +27,10 @@ func rollsOut(job *structs.Job) bool {
 	if job.Type != "" && job.Type != structs.JobTypeService {
 		return false
 	}
-	if job.Update != nil && job.Update.MaxParallel != 0 {
-		return true
+	if job.Update != nil && job.Update.MaxParallel > 0 {
+		return true // groups without their own update block inherit it
 	}
-	for _, tg := range job.TaskGroups {
-		if tg.Update != nil && tg.Update.MaxParallel != 0 {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(job.TaskGroups, (*structs.TaskGroup).Rolls)
 }
 
 // findDeployment returns the deployment of the job version registered
@@ -91,9 +86,12 @@ func (mon *monitor) waitDeployment(d *structs.Deployment) int {
 		if !d.Active() {
 			break
 		}
-		ctx, cancel := context.WithTimeout(mon.ctx, 5*time.Minute)
-		q := &api.QueryOptions{WaitIndex: index, WaitTime: blockingWait(ctx)}
-		next, qm, err := mon.client.Deployments().Info(ctx, d.ID, q)
+		// A deployment may stand still for long (canaries waiting for a
+		// promotion): the request may outlast its wait by the server's
+		// jitter (up to a sixteenth), so its context gets room beyond it.
+		const wait = 5 * time.Minute
+		ctx, cancel := context.WithTimeout(mon.ctx, wait+wait/16+30*time.Second)
+		next, qm, err := mon.client.Deployments().Info(ctx, d.ID, &api.QueryOptions{WaitIndex: index, WaitTime: wait})
 		cancel()
 		if err != nil {
 			return mon.fail(err, "following deployment %q", shortID(d.ID, mon.verbose))

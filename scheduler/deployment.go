@@ -50,21 +50,19 @@ func (c *planCtx) loadDeployment() error {
 
 func hasUpdate(job *structs.Job) bool {
 	for _, tg := range job.TaskGroups {
-		if rolls(tg) {
+		if tg.Rolls() {
 			return true
 		}
 	}
 	return false
 }
 
-// rolls reports whether a group's changes go through deployments.
-func rolls(tg *structs.TaskGroup) bool { return tg.Update != nil && tg.Update.MaxParallel > 0 }
 
 // deploymentFor returns the deployment a placement in tg joins, creating
 // it in the plan if the version has none yet; nil when the group does not
 // roll or the version's deployment has ended.
 func (c *planCtx) deploymentFor(tg *structs.TaskGroup) *structs.Deployment {
-	if !c.deploymentsOn || !rolls(tg) {
+	if !c.deploymentsOn || !tg.Rolls() {
 		return nil
 	}
 	if c.plan.Deployment != nil {
@@ -83,7 +81,7 @@ func (c *planCtx) deploymentFor(tg *structs.TaskGroup) *structs.Deployment {
 		TaskGroups: map[string]*structs.DeploymentState{},
 	}
 	for _, g := range c.job.TaskGroups {
-		if !rolls(g) {
+		if !g.Rolls() {
 			continue
 		}
 		s := &structs.DeploymentState{
@@ -129,7 +127,7 @@ func (c *planCtx) syncDesiredTotals() {
 // max_parallel minus the replacements not yet healthy, and none while one
 // is unhealthy or the deployment is not running.
 func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
-	if !c.deploymentsOn || !rolls(tg) {
+	if !c.deploymentsOn || !tg.Rolls() {
 		return -1
 	}
 	d := c.deployment
@@ -176,7 +174,7 @@ func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
 func (c *planCtx) decideCanaries() {
 	c.canaryGroups = map[string]bool{}
 	for _, tg := range c.job.TaskGroups {
-		if !c.deploymentsOn || !rolls(tg) || tg.Update.Canary <= 0 {
+		if !c.deploymentsOn || !tg.Rolls() || tg.Update.Canary <= 0 {
 			continue
 		}
 		if d := c.deployment; d != nil {

@@ -220,6 +220,10 @@ type UpdateStrategy struct {
 	AutoPromote      bool
 }
 
+// Rolls reports whether the group's changes go through deployments (an
+// update block with max_parallel > 0).
+func (tg *TaskGroup) Rolls() bool { return tg.Update != nil && tg.Update.MaxParallel > 0 }
+
 // Restart modes.
 const (
 	RestartModeFail  = "fail"
