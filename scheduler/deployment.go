@@ -57,7 +57,6 @@ func hasUpdate(job *structs.Job) bool {
 	return false
 }
 
-
 // deploymentFor returns the deployment a placement in tg joins, creating
 // it in the plan if the version has none yet; nil when the group does not
 // roll or the version's deployment has ended.
