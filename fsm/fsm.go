@@ -239,7 +239,7 @@ func applyNodeUpdateStatus(b *state.Batch, index uint64, body []byte) any {
 func applyNodeEligibility(b *state.Batch, index uint64, body []byte) any {
 	var req structs.NodeUpdateEligibilityRequest
 	decode(index, body, &req)
-	if err := b.UpdateNodeEligibility(index, req.NodeID, req.Eligibility, req.UpdatedAt); err != nil {
+	if err := b.UpdateNodeEligibility(index, req.NodeID, req.Eligibility); err != nil {
 		return err
 	}
 	if len(req.Evals) > 0 {
@@ -253,7 +253,7 @@ func applyNodeEligibility(b *state.Batch, index uint64, body []byte) any {
 func applyNodeDrain(b *state.Batch, index uint64, body []byte) any {
 	var req structs.NodeUpdateDrainRequest
 	decode(index, body, &req)
-	if err := b.UpdateNodeDrain(index, req.NodeID, req.DrainStrategy, req.MarkEligible, req.UpdatedAt); err != nil {
+	if err := b.UpdateNodeDrain(index, req.NodeID, req.DrainStrategy, req.MarkEligible); err != nil {
 		return err
 	}
 	if len(req.Evals) > 0 {

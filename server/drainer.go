@@ -72,7 +72,7 @@ func (s *Server) drainOnce(snap *state.Snapshot, now time.Time) (bool, error) {
 		}
 		if done {
 			s.logger.Info("node drain complete", "node_id", n.ID, "node", n.Name)
-			req := &structs.NodeUpdateDrainRequest{NodeID: n.ID, UpdatedAt: now.Unix()}
+			req := &structs.NodeUpdateDrainRequest{NodeID: n.ID}
 			if _, err := s.raftApply(structs.NodeUpdateDrainType, req); err != nil {
 				return true, err
 			}

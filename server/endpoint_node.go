@@ -186,7 +186,6 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 			reply.NodeModifyIndex, reply.Index = node.ModifyIndex, node.ModifyIndex
 			return nil
 		}
-		args.UpdatedAt = time.Now().Unix()
 		args.Evals = nil
 		eligible := args.Eligibility == structs.NodeSchedulingEligible
 		if eligible {
@@ -219,7 +218,6 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 			return err
 		}
 		now := time.Now()
-		args.UpdatedAt = now.Unix()
 		args.Evals = nil
 		if ds := args.DrainStrategy; ds != nil {
 			ds.StartedAt = now

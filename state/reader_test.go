@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -424,5 +425,22 @@ func TestWriteValidation(t *testing.T) {
 	}
 	if idx, _ := s.LatestIndex(); idx != 0 {
 		t.Errorf("got latest index %d after failed writes, want 0", idx)
+	}
+}
+
+// TestEligibilityAndDrainKeepStatusTime: StatusUpdatedAt is when the
+// status last changed (a disconnected node's lost_after counts from it);
+// an eligibility change or a drain must not move it.
+func TestEligibilityAndDrainKeepStatusTime(t *testing.T) {
+	s := New()
+	must(t, s.UpsertNode(10, testNode("n1")))
+	must(t, s.UpdateNodeStatus(11, "n1", structs.NodeStatusDisconnected, 1000))
+	must(t, s.UpdateNodeEligibility(12, "n1", structs.NodeSchedulingIneligible))
+	must(t, s.UpdateNodeDrain(13, "n1", &structs.DrainStrategy{Deadline: time.Minute}, false))
+	must(t, s.UpdateNodeDrain(14, "n1", nil, true))
+	got, _ := s.NodeByID(nil, "n1")
+	if got.StatusUpdatedAt != 1000 || got.ModifyIndex != 14 || got.SchedulingEligibility != structs.NodeSchedulingEligible {
+		t.Errorf("after eligibility and drain changes: status time %d modify %d eligibility %s; want 1000 14 eligible",
+			got.StatusUpdatedAt, got.ModifyIndex, got.SchedulingEligibility)
 	}
 }

@@ -136,60 +136,27 @@ func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
 // leader's clock), never from the applying server's. The error wraps
 // structs.ErrNotFound if there is no such node.
 func (w writer) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64) error {
-	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
-		if err == nil && existing == nil {
-			err = structs.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("update status of node %q: %w", nodeID, err)
-		}
-		n := existing.Copy()
+	return w.editNode(index, nodeID, "status", func(n *structs.Node) {
 		n.Status = status
 		n.StatusUpdatedAt = updatedAt
-		n.ModifyIndex = t.index
-		if err := t.insert(TableNodes, n); err != nil {
-			return fmt.Errorf("update status of node %q: %w", nodeID, err)
-		}
-		return nil
 	})
 }
 
 // UpdateNodeEligibility sets a node's scheduling eligibility at raft
-// index index. Only the FSM calls it.
-func (w writer) UpdateNodeEligibility(index uint64, nodeID, eligibility string, updatedAt int64) error {
-	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
-		if err == nil && existing == nil {
-			err = structs.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("update eligibility of node %q: %w", nodeID, err)
-		}
-		n := existing.Copy()
+// index index. Only the FSM calls it. StatusUpdatedAt, the time of the
+// last status change (a disconnected node's lost_after counts from it),
+// is left alone.
+func (w writer) UpdateNodeEligibility(index uint64, nodeID, eligibility string) error {
+	return w.editNode(index, nodeID, "eligibility", func(n *structs.Node) {
 		n.SchedulingEligibility = eligibility
-		n.StatusUpdatedAt = updatedAt
-		n.ModifyIndex = t.index
-		if err := t.insert(TableNodes, n); err != nil {
-			return fmt.Errorf("update eligibility of node %q: %w", nodeID, err)
-		}
-		return nil
 	})
 }
 
 // UpdateNodeDrain starts (strategy set) or ends (nil) a node's drain at
 // raft index index. Only the FSM calls it. A draining node is ineligible;
 // an ended drain leaves it so unless markEligible.
-func (w writer) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool, updatedAt int64) error {
-	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
-		if err == nil && existing == nil {
-			err = structs.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("update drain of node %q: %w", nodeID, err)
-		}
-		n := existing.Copy()
+func (w writer) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool) error {
+	return w.editNode(index, nodeID, "drain", func(n *structs.Node) {
 		n.DrainStrategy, n.Drain = nil, false
 		if strategy != nil {
 			s := *strategy
@@ -198,10 +165,26 @@ func (w writer) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.D
 		} else if markEligible {
 			n.SchedulingEligibility = structs.NodeSchedulingEligible
 		}
-		n.StatusUpdatedAt = updatedAt
+	})
+}
+
+// editNode changes a copy of a stored node with edit and writes it at
+// raft index index; what names the change in errors. The error wraps
+// structs.ErrNotFound if there is no such node.
+func (w writer) editNode(index uint64, nodeID, what string, edit func(*structs.Node)) error {
+	return w.run(index, func(t *txn) error {
+		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
+		if err == nil && existing == nil {
+			err = structs.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update %s of node %q: %w", what, nodeID, err)
+		}
+		n := existing.Copy()
+		edit(n)
 		n.ModifyIndex = t.index
 		if err := t.insert(TableNodes, n); err != nil {
-			return fmt.Errorf("update drain of node %q: %w", nodeID, err)
+			return fmt.Errorf("update %s of node %q: %w", what, nodeID, err)
 		}
 		return nil
 	})

@@ -428,8 +428,10 @@ type NodeListResponse struct {
 type NodeUpdateEligibilityRequest struct {
 	NodeID      string
 	Eligibility string
-	UpdatedAt   int64
-	Evals       []*Evaluation
+	// UpdatedAt is no longer applied (an eligibility change is not a
+	// status change); kept so older raft log entries decode as written.
+	UpdatedAt int64
+	Evals     []*Evaluation
 	WriteRequest
 }
 
@@ -448,8 +450,10 @@ type NodeUpdateDrainRequest struct {
 	NodeID        string
 	DrainStrategy *DrainStrategy
 	MarkEligible  bool
-	UpdatedAt     int64
-	Evals         []*Evaluation
+	// UpdatedAt is no longer applied (a drain is not a status change);
+	// kept so older raft log entries decode as written.
+	UpdatedAt int64
+	Evals     []*Evaluation
 	WriteRequest
 }
 
