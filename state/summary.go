@@ -95,11 +95,13 @@ func (t *txn) slotOf(a *structs.Allocation) (slot, bool, error) {
 // allocChanged moves an allocation's count from where old was counted to
 // where updated is. Either may be nil (insert, delete).
 func (t *txn) allocChanged(old, updated *structs.Allocation) error {
-	if err := changeUsage(t.Txn, old, -1); err != nil {
-		return err
-	}
-	if err := changeUsage(t.Txn, updated, +1); err != nil {
-		return err
+	if !sameUse(old, updated) { // most client reports change no usage
+		if err := changeUsage(t.Txn, old, -1); err != nil {
+			return err
+		}
+		if err := changeUsage(t.Txn, updated, +1); err != nil {
+			return err
+		}
 	}
 	from, inFrom, err := t.slotOf(old)
 	if err != nil {

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -56,4 +57,18 @@ func changeUsage(tx *memdb.Txn, a *structs.Allocation, sign int64) error {
 		return fmt.Errorf("update usage of node %s: %w", a.NodeID, err)
 	}
 	return nil
+}
+
+// sameUse reports whether two versions of an allocation use the same of
+// the same node, so that its node's usage row need not be rewritten.
+func sameUse(a, b *structs.Allocation) bool {
+	if a == nil || b == nil || a.NodeID != b.NodeID || a.TerminalStatus() != b.TerminalStatus() {
+		return false
+	}
+	if a.TerminalStatus() {
+		return true // neither uses anything
+	}
+	c1, m1, d1, p1 := structs.AllocUsage(a)
+	c2, m2, d2, p2 := structs.AllocUsage(b)
+	return c1 == c2 && m1 == m2 && d1 == d2 && slices.Equal(p1, p2)
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -104,6 +105,32 @@ func checkUsage(t *testing.T, snap *Snapshot, nodes []string) {
 			if got.Ports[p] != c {
 				t.Fatalf("node %s port %d held %d times, want %d", n, p, got.Ports[p], c)
 			}
+		}
+	}
+}
+
+// BenchmarkClientStatusUpdate is the FSM's most frequent write: a client
+// reporting a status change of one allocation on a node with 50 others.
+func BenchmarkClientStatusUpdate(b *testing.B) {
+	s := New()
+	job := testJob("default", "web")
+	if err := s.UpsertJob(10, job); err != nil {
+		b.Fatal(err)
+	}
+	var allocs []*structs.Allocation
+	for i := range 50 {
+		a := testAlloc(job, fmt.Sprintf("a%02d", i), "n1")
+		allocs = append(allocs, a)
+	}
+	if err := s.UpsertAllocs(11, allocs); err != nil {
+		b.Fatal(err)
+	}
+	statuses := []string{structs.AllocClientStatusRunning, structs.AllocClientStatusPending}
+	b.ResetTimer()
+	for i := range b.N {
+		u := &structs.Allocation{ID: allocs[i%50].ID, ClientStatus: statuses[i%2]}
+		if err := s.UpdateAllocsFromClient(uint64(12+i), []*structs.Allocation{u}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
