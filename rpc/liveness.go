@@ -83,13 +83,14 @@ func AnswerLivenessHello(conn net.Conn, refusal string) error {
 	return codec.NewEncoder(conn, structs.MsgpackHandle).Encode(refusal)
 }
 
-// WaitLivenessEnd blocks until the peer closes the connection or it fails
-// (server side; the client sends nothing after its hello).
-func WaitLivenessEnd(conn net.Conn) {
+// WaitLivenessEnd blocks until the peer closes the connection or it
+// fails, and returns why (either side: neither sends anything after the
+// hello and its answer).
+func WaitLivenessEnd(conn net.Conn) error {
 	var b [64]byte
 	for {
 		if _, err := conn.Read(b[:]); err != nil {
-			return
+			return err
 		}
 	}
 }
@@ -129,15 +130,11 @@ func HoldLiveness(ctx context.Context, addr string, hello *structs.NodeLivenessR
 	if connected != nil {
 		close(connected)
 	}
-	var b [64]byte
-	for {
-		if _, err := conn.Read(b[:]); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
+	err = WaitLivenessEnd(conn)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	return err
 }
 
 // LivenessSession is what KeepLiveness needs from its caller.

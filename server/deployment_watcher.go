@@ -96,7 +96,9 @@ func (s *Server) watchDeployment(id string, now time.Time) (bool, error) {
 	}
 	req, err := s.advanceDeployment(snap, d, now)
 	if err != nil || req == nil {
-		return true, err
+		// A running deployment has a deadline to watch; a paused one
+		// waits for a change of the tables (its resume) like the idle.
+		return d.Status == structs.DeploymentStatusRunning, err
 	}
 	index, err := s.raftApply(structs.DeploymentUpdateRequestType, req)
 	if err != nil {

@@ -104,7 +104,7 @@ func (s *Server) serveLiveness(conn net.Conn) {
 	}
 	s.liveness.hold(hello.NodeID, hello.Generation)
 	s.reportLiveness(*hello, true)
-	skiffrpc.WaitLivenessEnd(conn)
+	_ = skiffrpc.WaitLivenessEnd(conn)
 	s.liveness.release(hello.NodeID, hello.Generation)
 	if s.shutdownCtx.Err() != nil {
 		return // this server is stopping: its clients are not the ones gone

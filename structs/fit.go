@@ -1,22 +1,5 @@
 package structs
 
-// AllocsFit reports whether the allocations fit on the node together:
-// CPU, memory and disk within what the node offers after its
-// reservations, and no host port used twice. When they do not, it names
-// the first dimension exhausted: "cpu", "memory", "disk" or "ports".
-func AllocsFit(node *Node, allocs []*Allocation) (bool, string) {
-	u := &NodeUsage{Ports: map[int]int{}}
-	for _, a := range allocs {
-		c, m, d, ps := AllocUsage(a) // each port of an allocation once
-		u.CPU, u.MemoryMB, u.DiskMB = u.CPU+c, u.MemoryMB+m, u.DiskMB+d
-		for _, p := range ps {
-			u.Ports[p]++
-		}
-	}
-	dim := node.Exhausted(u)
-	return dim == "", dim
-}
-
 // Exhausted names the first dimension in which u exceeds what the node
 // offers ("cpu", "memory", "disk", or "ports" when a port is held twice),
 // or returns "" when u fits. The plan applier checks every node of a

@@ -2,7 +2,9 @@ package structs
 
 import "testing"
 
-func TestAllocsFit(t *testing.T) {
+// TestExhausted: the usage of allocations together (AllocUsage) against
+// what a node offers (Exhausted), as the plan applier checks it.
+func TestExhausted(t *testing.T) {
 	node := &Node{NodeResources: &NodeResources{Cpu: NodeCpuResources{CpuShares: 1000}, Memory: NodeMemoryResources{MemoryMB: 1000}, Disk: NodeDiskResources{DiskMB: 1000}},
 		ReservedResources: &NodeReservedResources{Cpu: NodeCpuResources{CpuShares: 100}}}
 	alloc := func(cpu, mem, disk int64, ports ...int) *Allocation {
@@ -29,7 +31,7 @@ func TestAllocsFit(t *testing.T) {
 		{"port listed twice by one alloc", []*Allocation{withNetworkPort(alloc(100, 100, 100, 20001), 20001)}, true, ""},
 	}
 	for _, c := range cases {
-		fits, dim := AllocsFit(node, c.allocs)
+		fits, dim := allocsFit(node, c.allocs)
 		if fits != c.fits || dim != c.dim {
 			t.Errorf("%s: got (%v, %q), want (%v, %q)", c.name, fits, dim, c.fits, c.dim)
 		}
@@ -42,4 +44,21 @@ func withNetworkPort(a *Allocation, port int) *Allocation {
 	a.AllocatedResources.Shared.Networks = append(a.AllocatedResources.Shared.Networks,
 		&NetworkResource{DynamicPorts: []Port{{Label: "p", Value: port}}})
 	return a
+}
+
+// allocsFit reports whether the allocations fit on the node together:
+// CPU, memory and disk within what the node offers after its
+// reservations, and no host port used twice. When they do not, it names
+// the first dimension exhausted: "cpu", "memory", "disk" or "ports".
+func allocsFit(node *Node, allocs []*Allocation) (bool, string) {
+	u := &NodeUsage{Ports: map[int]int{}}
+	for _, a := range allocs {
+		c, m, d, ps := AllocUsage(a) // each port of an allocation once
+		u.CPU, u.MemoryMB, u.DiskMB = u.CPU+c, u.MemoryMB+m, u.DiskMB+d
+		for _, p := range ps {
+			u.Ports[p]++
+		}
+	}
+	dim := node.Exhausted(u)
+	return dim == "", dim
 }
