@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,28 @@ func TestMigratingHonoursHealthyDeadline(t *testing.T) {
 	pace.HealthyDeadline = 0
 	if got, _ := migrating(st.Snapshot(), job.NamespacedID(), "web", placed.Add(time.Hour), pace); got != 1 {
 		t.Errorf("without a healthy_deadline an unhealthy replacement holds the migration: got %d, want 1", got)
+	}
+}
+
+// TestEligibleRefusedWhileDraining: marking a draining node eligible is
+// refused with the way to do it, instead of being stored and taking
+// effect silently when the drain ends.
+func TestEligibleRefusedWhileDraining(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	var dr structs.NodeDrainUpdateResponse
+	if err := s.RPC("Node.UpdateDrain", &structs.NodeUpdateDrainRequest{NodeID: n.ID,
+		DrainStrategy: &structs.DrainStrategy{Deadline: time.Hour}}, &dr); err != nil {
+		t.Fatal(err)
+	}
+	var reply structs.NodeEligibilityUpdateResponse
+	err := s.RPC("Node.UpdateEligibility", &structs.NodeUpdateEligibilityRequest{NodeID: n.ID, Eligibility: structs.NodeSchedulingEligible}, &reply)
+	if err == nil || !strings.Contains(err.Error(), "-keep-ineligible=false") {
+		t.Fatalf("eligible while draining: err = %v, want a refusal that says how", err)
+	}
+	if got, _ := s.State().NodeByID(nil, n.ID); got.SchedulingEligibility != structs.NodeSchedulingIneligible {
+		t.Errorf("eligibility %s after the refusal, want ineligible", got.SchedulingEligibility)
 	}
 }

@@ -186,6 +186,11 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 			reply.NodeModifyIndex, reply.Index = node.ModifyIndex, node.ModifyIndex
 			return nil
 		}
+		if node.DrainStrategy != nil && args.Eligibility == structs.NodeSchedulingEligible {
+			// Stored, it would make the node take placements once its drain ends.
+			return fmt.Errorf("%w: node %s is draining, and a drain keeps it ineligible; to make it eligible, end the drain with \"skiff node drain -disable -keep-ineligible=false %s\"",
+				ErrBadRequest, node.ID, node.ID)
+		}
 		args.Evals = nil
 		eligible := args.Eligibility == structs.NodeSchedulingEligible
 		if eligible {
