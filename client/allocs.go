@@ -407,10 +407,13 @@ func (u *updateBatcher) run() {
 				if c.ctx.Err() != nil {
 					return
 				}
-				if strings.Contains(err.Error(), "bad request") {
-					// The servers refuse the batch itself: sending it
-					// again cannot help, and would block every later one.
-					c.logger.Error("servers refused allocation status updates; dropping them", "allocs", len(batch), "error", err)
+				if structs.IsErr(err, structs.ErrBadRequest) {
+					// The servers refuse the batch for (at least) one of its
+					// updates: send them one by one, so that only the
+					// refused ones are dropped.
+					if !u.sendEach(batch) {
+						return
+					}
 					continue
 				}
 				c.logger.Warn("report allocation status; will retry", "allocs", len(batch), "error", err, "retry_in", backoff)
@@ -424,6 +427,27 @@ func (u *updateBatcher) run() {
 			backoff = retryMin
 		}
 	}
+}
+
+// sendEach sends a refused batch one update at a time: one the servers
+// refuse is dropped (sending it again cannot help, and would hold back
+// every later one), one that fails otherwise goes back in the queue. It
+// returns false when the client is shutting down.
+func (u *updateBatcher) sendEach(batch []*structs.Allocation) bool {
+	for i, a := range batch {
+		err := u.send([]*structs.Allocation{a})
+		switch {
+		case err == nil:
+		case u.c.ctx.Err() != nil:
+			return false
+		case structs.IsErr(err, structs.ErrBadRequest):
+			u.c.logger.Error("servers refused an allocation status update; dropping it", "alloc_id", a.ID, "error", err)
+		default:
+			u.putBack(batch[i:])
+			return true
+		}
+	}
+	return true
 }
 
 func (u *updateBatcher) send(batch []*structs.Allocation) error {

@@ -368,3 +368,36 @@ func TestGarbageCollection(t *testing.T) {
 		t.Fatalf("alloc dirs left: %d (%v), want 1", len(entries), err)
 	}
 }
+
+// TestRefusedStatusUpdateDropsOnlyItself: when the servers refuse a batch
+// of status updates for one bad entry, the good ones of the batch still
+// reach them.
+func TestRefusedStatusUpdateDropsOnlyItself(t *testing.T) {
+	srv := startServer(t)
+	d := newFakeDriver()
+	c := startClient(t, &Config{DataDir: t.TempDir(), NodeName: "n1", RPC: InprocRPC(srv.RPC),
+		Drivers: map[string]driver.Driver{"containerd": d}})
+	defer c.Shutdown()
+	var reply structs.JobRegisterResponse
+	if err := srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob(1)}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	var alloc *structs.Allocation
+	testutil.WaitFor(t, 10*time.Second, "the allocation running", func() bool {
+		allocs := serverAllocs(t, srv, "web")
+		if countStatus(allocs, structs.AllocClientStatusRunning) == 1 {
+			alloc = allocs[0]
+		}
+		return alloc != nil
+	})
+	// Both queued before the sender wakes: one batch.
+	c.updates.mu.Lock()
+	c.updates.pending[alloc.ID] = &structs.Allocation{ID: alloc.ID, ClientStatus: structs.AllocClientStatusRunning,
+		ClientDescription: "reported beside a bad update", TaskStates: alloc.TaskStates}
+	c.updates.mu.Unlock()
+	c.updates.add(&structs.Allocation{ID: "not-an-alloc", ClientStatus: "bogus"})
+	testutil.WaitFor(t, 10*time.Second, "the good update applied", func() bool {
+		a, _ := srv.State().AllocByID(nil, alloc.ID)
+		return a != nil && a.ClientDescription == "reported beside a bad update"
+	})
+}

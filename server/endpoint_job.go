@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -17,7 +16,7 @@ import (
 
 // ErrBadRequest marks errors that the caller must fix; the HTTP layer
 // answers them with 400.
-var ErrBadRequest = errors.New("bad request")
+var ErrBadRequest = structs.ErrBadRequest
 
 // Job registers, stops and reads jobs.
 type Job struct{ srv *Server }

@@ -18,6 +18,9 @@ var (
 	// leader lost leadership while committing it, or the connection broke
 	// after the request was sent). It is never retried automatically.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrBadRequest: the caller must change the request; sending it again
+	// cannot help (HTTP 400).
+	ErrBadRequest = errors.New("bad request")
 )
 
 // IsErr reports whether err is, or came over the wire as, target.
