@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/driver"
 	"github.com/skiffhq/skiff/client/driver/containerd"
@@ -31,6 +32,10 @@ func (c *Config) clientEnabled() bool {
 // a private containerd when none answers), then the node agent, which
 // talks to the in-process server when there is one.
 func (a *Agent) startClient() error {
+	httpAddr, err := a.advertisedHTTP()
+	if err != nil {
+		return err
+	}
 	cfg := a.config
 	cc := cfg.Client
 	ctd := cc.Containerd
@@ -68,7 +73,7 @@ func (a *Agent) startClient() error {
 	}
 	ccfg := &client.Config{
 		DataDir: cfg.DataDir, NodeName: cfg.Name, Datacenter: cfg.Datacenter, Region: cfg.Region,
-		NodeClass: cc.NodeClass, Meta: cc.Meta, HTTPAddr: a.advertisedHTTP(), Version: server.Version,
+		NodeClass: cc.NodeClass, Meta: cc.Meta, HTTPAddr: httpAddr, Version: server.Version,
 		Servers: cc.Servers, Drivers: map[string]driver.Driver{"containerd": d, "docker": d},
 		ReservedCPU: cc.ReservedCPU, ReservedMemoryMB: cc.ReservedMemoryMB,
 		MaxTerminalAllocs: cc.GCMaxAllocs, GCDiskUsagePercent: cc.GCDiskUsageThreshold,
@@ -85,21 +90,35 @@ func (a *Agent) startClient() error {
 }
 
 // advertisedHTTP is the HTTP address other agents reach this one at (for
-// logs and exec of allocations running here).
-func (a *Agent) advertisedHTTP() string {
-	addr := a.HTTPAddr()
-	host, port, _ := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && a.server != nil {
-		if h, _, err := net.SplitHostPort(a.server.RPCAddr()); err == nil {
-			return net.JoinHostPort(h, port)
-		}
-	}
+// logs and exec of allocations running here): advertise.http when set;
+// else the bound address, or, when bound to every interface, this
+// machine's private IP (as the server advertises for RPC).
+func (a *Agent) advertisedHTTP() (string, error) {
 	if a.config.Advertise != nil && a.config.Advertise.HTTP != "" {
-		if adv, err := advertiseAddr(a.config.Advertise.HTTP, a.config.Ports.HTTP); err == nil {
-			return adv.String()
+		adv, err := advertiseAddr(a.config.Advertise.HTTP, a.config.Ports.HTTP)
+		if err != nil {
+			return "", fmt.Errorf("advertise.http: %w", err)
+		}
+		return adv.String(), nil
+	}
+	addr := a.HTTPAddr()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return addr, nil
+	}
+	if a.server != nil {
+		if h, _, err := net.SplitHostPort(a.server.RPCAddr()); err == nil {
+			return net.JoinHostPort(h, port), nil
 		}
 	}
-	return addr
+	priv, err := sockaddr.GetPrivateIP()
+	if err != nil || priv == "" {
+		return "", fmt.Errorf("bind_addr is %s and this machine has no private IP for other agents to reach its HTTP API at (%v); set bind_addr, or advertise { http = \"ip:port\" }", host, err)
+	}
+	return net.JoinHostPort(priv, port), nil
 }
 
 // containerdAnswers reports whether something listens on the socket.
