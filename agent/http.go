@@ -255,6 +255,10 @@ func setIndex(w http.ResponseWriter, index uint64) {
 	w.Header().Set("X-Nomad-Index", strconv.FormatUint(index, 10))
 }
 
+// errEmptyBody is readJSON's answer to an empty body; endpoints whose
+// body is optional test for it with errors.Is.
+var errEmptyBody = &httpError{http.StatusBadRequest, "request body is empty; send the JSON object the endpoint takes"}
+
 // readJSON reads a size-limited body and decodes it into out. It returns
 // the raw body so callers can look for unknown fields.
 func (a *Agent) readJSON(w http.ResponseWriter, r *http.Request, out any) ([]byte, error) {
@@ -267,7 +271,7 @@ func (a *Agent) readJSON(w http.ResponseWriter, r *http.Request, out any) ([]byt
 		return nil, err
 	}
 	if len(body) == 0 {
-		return nil, badRequest("request body is empty; send the JSON object the endpoint takes")
+		return nil, errEmptyBody
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return nil, badRequest("request body is not valid JSON for this endpoint: %v", jsonErrorText(body, err))

@@ -208,12 +208,10 @@ func (a *Agent) readOptionalJSON(w http.ResponseWriter, r *http.Request, out any
 	if r.ContentLength == 0 {
 		return nil
 	}
-	_, err := a.readJSON(w, r, out)
-	var he *httpError
-	if errors.As(err, &he) && strings.HasPrefix(he.msg, "request body is empty") {
-		return nil // a chunked body that turned out empty
+	if _, err := a.readJSON(w, r, out); !errors.Is(err, errEmptyBody) {
+		return err
 	}
-	return err
+	return nil // a chunked body that turned out empty
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -475,11 +475,10 @@ func (a *Agent) allocRestart(w http.ResponseWriter, r *http.Request) (any, error
 // empty body leaves out zero. It returns the fields out has no place for.
 func (a *Agent) readTaskOpBody(w http.ResponseWriter, r *http.Request, out any) ([]string, error) {
 	raw, err := a.readJSON(w, r, out)
+	if errors.Is(err, errEmptyBody) {
+		return nil, nil
+	}
 	if err != nil {
-		var he *httpError
-		if errors.As(err, &he) && len(raw) == 0 && strings.HasPrefix(he.msg, "request body is empty") {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var doc any
