@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -156,7 +155,7 @@ type PlanRequest struct {
 type PlanResponse struct {
 	JobModifyIndex     uint64
 	CreatedEvals       []*structs.Evaluation
-	Diff               json.RawMessage // Nomad's JobDiff, passed through
+	Diff               *structs.JobDiff
 	Annotations        *PlanAnnotations
 	FailedTGAllocs     map[string]*structs.AllocMetric
 	NextPeriodicLaunch time.Time

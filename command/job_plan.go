@@ -1,7 +1,6 @@
 package command
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -70,13 +69,7 @@ func (c *JobPlanCommand) Run(args []string) int {
 	}
 
 	changes := false
-	var diff *structs.JobDiff
-	if len(plan.Diff) > 0 && string(plan.Diff) != "null" {
-		diff = &structs.JobDiff{}
-		if err := json.Unmarshal(plan.Diff, diff); err != nil {
-			diff = nil
-		}
-	}
+	diff := plan.Diff
 	updates := map[string]*api.DesiredUpdates{}
 	if plan.Annotations != nil {
 		updates = plan.Annotations.DesiredTGUpdates
