@@ -83,11 +83,7 @@ func (s *Server) drainOnce(snap *state.Snapshot, now time.Time) (bool, error) {
 	}
 	req := &structs.AllocDesiredTransitionRequest{Allocs: marks}
 	for _, j := range jobs {
-		req.Evals = append(req.Evals, &structs.Evaluation{
-			ID: structs.GenerateUUID(), Namespace: j.Namespace, Priority: j.Priority, Type: j.Type,
-			TriggeredBy: structs.EvalTriggerNodeDrain, JobID: j.ID, Status: structs.EvalStatusPending,
-			CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
-		})
+		req.Evals = append(req.Evals, jobEval(j, structs.EvalTriggerNodeDrain))
 	}
 	index, err := s.raftApply(structs.AllocDesiredTransitionType, req)
 	if err != nil {

@@ -161,11 +161,9 @@ func (n *Node) updateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 			continue
 		}
 		seen[key] = true
-		args.Evals = append(args.Evals, &structs.Evaluation{
-			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
-			TriggeredBy: trigger, JobID: job.ID, NodeID: args.NodeID,
-			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
-		})
+		ev := jobEval(job, trigger)
+		ev.NodeID = args.NodeID
+		args.Evals = append(args.Evals, ev)
 	}
 	index, err := n.srv.raftApply(structs.AllocClientUpdateRequestType, args)
 	if err != nil {

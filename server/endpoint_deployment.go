@@ -380,15 +380,21 @@ func autoRevert(dep *structs.Deployment) bool {
 	return false
 }
 
-// deploymentEval is the evaluation of job that follows a change to one of
-// its deployments.
-func deploymentEval(job *structs.Job, deploymentID string) *structs.Evaluation {
+// jobEval is a new pending evaluation of job, triggered by trigger.
+func jobEval(job *structs.Job, trigger string) *structs.Evaluation {
 	now := time.Now().UnixNano()
 	return &structs.Evaluation{
 		ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
-		TriggeredBy: structs.EvalTriggerDeployment, JobID: job.ID, DeploymentID: deploymentID,
-		Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
+		TriggeredBy: trigger, JobID: job.ID, Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
 	}
+}
+
+// deploymentEval is the evaluation of job that follows a change to one of
+// its deployments.
+func deploymentEval(job *structs.Job, deploymentID string) *structs.Evaluation {
+	ev := jobEval(job, structs.EvalTriggerDeployment)
+	ev.DeploymentID = deploymentID
+	return ev
 }
 
 // revertCopy returns a copy of an earlier version of a job, ready to be

@@ -52,11 +52,7 @@ func (j *Job) register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	args.SubmitTime = now.UnixNano()
 	args.Eval = nil
 	if job.Periodic == nil && job.ParameterizedJob == nil {
-		args.Eval = &structs.Evaluation{
-			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority,
-			Type: job.Type, TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID,
-			Status: structs.EvalStatusPending, CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
-		}
+		args.Eval = jobEval(job, structs.EvalTriggerJobRegister)
 	}
 	index, resp, err := j.srv.raftApplyResult(structs.JobRegisterRequestType, args)
 	if err != nil {
@@ -159,14 +155,9 @@ func (j *Job) deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 	if job == nil {
 		return fmt.Errorf("job %q %w in namespace %q", args.JobID, structs.ErrNotFound, ns)
 	}
-	now := time.Now().UnixNano()
 	args.Eval = nil
 	if job.Periodic == nil && job.ParameterizedJob == nil {
-		args.Eval = &structs.Evaluation{
-			ID: structs.GenerateUUID(), Namespace: ns, Priority: job.Priority, Type: job.Type,
-			TriggeredBy: structs.EvalTriggerJobDeregister, JobID: job.ID,
-			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
-		}
+		args.Eval = jobEval(job, structs.EvalTriggerJobDeregister)
 	}
 	index, err := j.srv.raftApply(structs.JobDeregisterRequestType, args)
 	if err != nil {

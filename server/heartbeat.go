@@ -177,18 +177,15 @@ func (s *Server) nodeEvals(nodeID string) ([]*structs.Evaluation, error) {
 	}
 	seen := map[structs.NamespacedID]bool{}
 	var evals []*structs.Evaluation
-	now := time.Now().UnixNano()
 	add := func(job *structs.Job) {
 		key := job.NamespacedID()
 		if seen[key] {
 			return
 		}
 		seen[key] = true
-		evals = append(evals, &structs.Evaluation{
-			ID: structs.GenerateUUID(), Namespace: job.Namespace, Priority: job.Priority, Type: job.Type,
-			TriggeredBy: structs.EvalTriggerNodeUpdate, JobID: job.ID, NodeID: nodeID,
-			Status: structs.EvalStatusPending, CreateTime: now, ModifyTime: now,
-		})
+		ev := jobEval(job, structs.EvalTriggerNodeUpdate)
+		ev.NodeID = nodeID
+		evals = append(evals, ev)
 	}
 	for _, a := range allocs {
 		if a.TerminalStatus() || a.Job == nil {
