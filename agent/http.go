@@ -131,6 +131,8 @@ func (a *Agent) routes() http.Handler {
 	h("POST /v1/deployment/pause/{id}", a.deploymentPause)
 	h("PUT /v1/deployment/promote/{id}", a.deploymentPromote)
 	h("POST /v1/deployment/promote/{id}", a.deploymentPromote)
+	h("PUT /v1/deployment/allocation-health/{id}", a.deploymentAllocHealth)
+	h("POST /v1/deployment/allocation-health/{id}", a.deploymentAllocHealth)
 
 	h("GET /v1/evaluations", a.evalList)
 	h("GET /v1/evaluation/{id}", a.evalGet)

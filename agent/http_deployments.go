@@ -117,6 +117,33 @@ func (a *Agent) deploymentPromote(w http.ResponseWriter, r *http.Request) (any, 
 	return reply, nil
 }
 
+// deploymentAllocHealth is PUT /v1/deployment/allocation-health/:id
+// {"DeploymentID": ..., "HealthyAllocationIDs": [...],
+// "UnhealthyAllocationIDs": [...]}: an operator's verdict on allocations
+// of the deployment (health_check = "manual").
+func (a *Agent) deploymentAllocHealth(w http.ResponseWriter, r *http.Request) (any, error) {
+	var body struct {
+		DeploymentID           string
+		HealthyAllocationIDs   []string
+		UnhealthyAllocationIDs []string
+	}
+	if _, err := a.readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	id, err := bodyMatchesPath(r, "deployment", "DeploymentID", body.DeploymentID)
+	if err != nil {
+		return nil, err
+	}
+	args := structs.DeploymentAllocHealthRequest{DeploymentID: id, HealthyAllocationIDs: body.HealthyAllocationIDs, UnhealthyAllocationIDs: body.UnhealthyAllocationIDs}
+	parseWrite(r, &args.WriteRequest)
+	var reply structs.DeploymentUpdateResponse
+	if err := a.rpc("Deployment.SetAllocHealth", &args, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return reply, nil
+}
+
 // jobDeployments is GET /v1/job/:id/deployments; ?all=true includes the
 // deployments of earlier jobs purged under the same ID.
 func (a *Agent) jobDeployments(w http.ResponseWriter, r *http.Request) (any, error) {

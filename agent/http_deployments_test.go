@@ -179,16 +179,13 @@ func TestNomadClientDeployments(t *testing.T) {
 
 // TestNomadClientPromote promotes canaries with Nomad's own Go API
 // client: refused while a canary is not judged healthy, then accepted.
-func TestNomadClientPromote(t *testing.T) {
-	a, addr := testAgent(t)
-	client, err := nomad.NewClient(&nomad.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No update block: the deployment is the test's own. There is no
-	// node, so the job's evaluation places nothing; once it is done the
-	// test commits canaries (on a node that does not exist) as the
-	// scheduler and a client would have.
+// deployedAllocs registers job "web" (group "frontend", no update block,
+// so the deployment is the test's own) and, once its evaluation is done,
+// a running deployment of it with n allocations placed on a node that
+// does not exist, canaries if canary is set, none judged yet. It returns
+// them with the job's evaluation.
+func deployedAllocs(t *testing.T, a *Agent, client *nomad.Client, n int, canary bool) (*structs.Deployment, []*structs.Allocation, string) {
+	t.Helper()
 	job := nomad.NewServiceJob("web", "web", "global", 50)
 	job.Datacenters = []string{"dc1"}
 	tg := nomad.NewTaskGroup("frontend", 2)
@@ -208,17 +205,32 @@ func TestNomadClientPromote(t *testing.T) {
 	}
 	d := testNomadDeployment(v0, "frontend", false)
 	g := d.TaskGroups["frontend"]
-	g.DesiredCanaries = 2
 	node := structs.GenerateUUID()
-	var canaries []*structs.Allocation
-	for i := range 2 {
+	var allocs []*structs.Allocation
+	for i := range n {
 		c := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "web", TaskGroup: "frontend",
 			Name: fmt.Sprintf("web.frontend[%d]", i), NodeID: node, EvalID: reg.EvalID,
 			DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning,
-			DeploymentID: d.ID, DeploymentStatus: &structs.AllocDeploymentStatus{Canary: true}}
-		g.PlacedCanaries = append(g.PlacedCanaries, c.ID)
-		canaries = append(canaries, c)
+			DeploymentID: d.ID, DeploymentStatus: &structs.AllocDeploymentStatus{Canary: canary}}
+		if canary {
+			g.DesiredCanaries++
+			g.PlacedCanaries = append(g.PlacedCanaries, c.ID)
+		}
+		allocs = append(allocs, c)
 	}
+	g.PlacedAllocs = n
+	commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: allocs, Deployment: d, EvalID: reg.EvalID})
+	return d, allocs, reg.EvalID
+}
+
+func TestNomadClientPromote(t *testing.T) {
+	a, addr := testAgent(t)
+	client, err := nomad.NewClient(&nomad.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, canaries, evalID := deployedAllocs(t, a, client, 2, true)
+	g := d.TaskGroups["frontend"]
 	// The deployment's counts match its canaries: the leader's watcher
 	// has nothing to change.
 	health := func(healthy ...bool) {
@@ -231,7 +243,7 @@ func TestNomadClientPromote(t *testing.T) {
 				g.HealthyAllocs++
 			}
 		}
-		commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: canaries, Deployment: d, EvalID: reg.EvalID})
+		commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: canaries, Deployment: d, EvalID: evalID})
 	}
 	health(true, false) // the second not judged yet
 
@@ -262,6 +274,40 @@ func TestNomadClientPromote(t *testing.T) {
 	}
 }
 
+// TestNomadClientAllocHealth: Nomad's client sets allocation health by
+// hand; a healthy verdict is stored, an unhealthy one fails the
+// deployment (through the leader's watcher).
+func TestNomadClientAllocHealth(t *testing.T) {
+	a, addr := testAgent(t)
+	client, err := nomad.NewClient(&nomad.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, allocs, _ := deployedAllocs(t, a, client, 2, false)
+	resp, wm, err := client.Deployments().SetAllocHealth(d.ID, []string{allocs[0].ID}, nil, nil)
+	if err != nil {
+		t.Fatalf("set health: %v", err)
+	}
+	if resp.DeploymentModifyIndex == 0 || wm.LastIndex == 0 {
+		t.Fatalf("set health = %+v (meta %+v), want the deployment's index", resp, wm)
+	}
+	info, _, err := client.Allocations().Info(allocs[0].ID, nil)
+	if err != nil || info.DeploymentStatus == nil || info.DeploymentStatus.Healthy == nil || !*info.DeploymentStatus.Healthy {
+		t.Fatalf("allocation after a healthy verdict: %v, %+v", err, info.DeploymentStatus)
+	}
+	_, _, err = client.Deployments().SetAllocHealth(d.ID, []string{structs.GenerateUUID()}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("health of an unknown allocation: err = %v, want 400 not found", err)
+	}
+	if _, _, err := client.Deployments().SetAllocHealth(d.ID, nil, []string{allocs[1].ID}, nil); err != nil {
+		t.Fatalf("set unhealthy: %v", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the deployment failed", func() bool {
+		dep, _, err := client.Deployments().Info(d.ID, nil)
+		return err == nil && dep.Status == structs.DeploymentStatusFailed && dep.StatusDescription == structs.DeploymentDescFailedAllocations
+	})
+}
+
 func TestDeploymentBadRequests(t *testing.T) {
 	_, addr := testAgent(t)
 	id := structs.GenerateUUID()
@@ -284,6 +330,10 @@ func TestDeploymentBadRequests(t *testing.T) {
 		{"revert without version", "PUT", "/v1/job/web/revert", `{"JobID": "web"}`, 400, `no "JobVersion"`},
 		{"revert of another job", "PUT", "/v1/job/web/revert", `{"JobID": "api", "JobVersion": 0}`, 400, "does not match"},
 		{"revert unknown job", "PUT", "/v1/job/web/revert", `{"JobVersion": 0}`, 404, `job "web" not found`},
+		{"health without body", "PUT", "/v1/deployment/allocation-health/" + id, "", 400, "body is empty"},
+		{"health of nothing", "PUT", "/v1/deployment/allocation-health/" + id, `{"DeploymentID": "` + id + `"}`, 400, "names no allocation"},
+		{"health of another ID", "POST", "/v1/deployment/allocation-health/" + id, `{"DeploymentID": "x", "HealthyAllocationIDs": ["a"]}`, 400, "does not match"},
+		{"health unknown", "PUT", "/v1/deployment/allocation-health/" + id, `{"HealthyAllocationIDs": ["a"]}`, 404, "not found"},
 		{"oversized fail body", "PUT", "/v1/deployment/fail/" + id, strings.Repeat("x", 5<<20), 413, "larger than the 4194304-byte limit"},
 		{"list", "GET", "/v1/deployments", "", 200, "[]"},
 		{"job deployments", "GET", "/v1/job/web/deployments", "", 200, "[]"},

@@ -88,6 +88,19 @@ func (d *Deployments) Promote(ctx context.Context, id string, all bool, groups [
 	return &out, wm, nil
 }
 
+// SetAllocHealth gives an operator's verdict on allocations of a running
+// or paused deployment (PUT /v1/deployment/allocation-health/:id): how
+// health is decided for groups with update { health_check = "manual" }.
+func (d *Deployments) SetAllocHealth(ctx context.Context, id string, healthy, unhealthy []string, w *WriteOptions) (*structs.DeploymentUpdateResponse, *WriteMeta, error) {
+	var out structs.DeploymentUpdateResponse
+	wm, err := d.c.write(ctx, http.MethodPut, "/v1/deployment/allocation-health/"+url.PathEscape(id),
+		map[string]any{"DeploymentID": id, "HealthyAllocationIDs": healthy, "UnhealthyAllocationIDs": unhealthy}, &out, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, wm, nil
+}
+
 // Deployments lists a job's deployments, newest first (GET
 // /v1/job/:id/deployments); all includes those of earlier jobs purged
 // under the same ID.

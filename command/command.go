@@ -79,7 +79,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 	}
 	return map[string]cli.CommandFactory{
 		"alloc":                     group("alloc <subcommand> [options] [args]", "Inspect allocations, read their logs, run commands in them"),
-		"deployment":                group("deployment <subcommand> [options] [args]", "Inspect, fail, pause, resume and promote deployments"),
+		"deployment":                group("deployment <subcommand> [options] [args]", "Inspect, fail, pause, resume and promote deployments, and judge their allocations"),
 		"eval":                      group("eval <subcommand> [options] [args]", "Inspect evaluations"),
 		"job":                       group("job <subcommand> [options] [args]", "Submit, inspect and stop jobs"),
 		"node":                      group("node <subcommand> [options] [args]", "Inspect client nodes"),
@@ -94,6 +94,7 @@ func commands(base *Meta) map[string]cli.CommandFactory {
 		"alloc signal":              mk(func(m Meta) runner { return &AllocSignalCommand{Meta: m} }),
 		"alloc status":              mk(func(m Meta) runner { return &AllocStatusCommand{Meta: m} }),
 		"deployment fail":           mk(func(m Meta) runner { return &DeploymentFailCommand{Meta: m} }),
+		"deployment health":         mk(func(m Meta) runner { return &DeploymentHealthCommand{Meta: m} }),
 		"deployment list":           mk(func(m Meta) runner { return &DeploymentListCommand{Meta: m} }),
 		"deployment pause":          mk(func(m Meta) runner { return &DeploymentPauseCommand{Meta: m} }),
 		"deployment promote":        mk(func(m Meta) runner { return &DeploymentPromoteCommand{Meta: m} }),

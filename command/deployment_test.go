@@ -257,3 +257,50 @@ func TestDeploymentPromoteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploymentHealth: "deployment health" resolves the deployment and
+// allocation prefixes and sends the verdict in Nomad's field names.
+func TestDeploymentHealth(t *testing.T) {
+	tests := []struct {
+		args                   []string
+		healthy, unhealthy     []string
+		wantCode               int
+		wantStdout, wantStderr string
+	}{
+		{[]string{"deployment", "health", "-healthy", "d3e4f5a6", "a1b2c3d4", allocID2}, []string{allocID1, allocID2}, nil, 0,
+			"Deployment \"d3e4f5a6\" is running: Deployment is running\n", ""},
+		{[]string{"deployment", "health", "-unhealthy", "d3e4f5a6", "a1b2c3d5"}, nil, []string{allocID2}, 0,
+			"Deployment \"d3e4f5a6\" is running: Deployment is running\n", ""},
+		{[]string{"deployment", "health", "d3e4f5a6", "a1b2c3d5"}, nil, nil, 1, "", "give exactly one of -healthy and -unhealthy"},
+		{[]string{"deployment", "health", "-healthy", "d3e4f5a6"}, nil, nil, 1, "", "expected the deployment ID and at least one allocation ID"},
+		{[]string{"deployment", "health", "-healthy", "d3e4f5a6", "ffff"}, nil, nil, 1, "", `no allocation with ID or prefix "ffff"`},
+	}
+	for _, tt := range tests {
+		f := newFakeAgent(t)
+		f.json("GET /v1/deployments", 50, fixtureDeployments())
+		f.json("GET /v1/allocations", 50, fixtureAllocs())
+		path := "/v1/deployment/allocation-health/" + deployID1
+		f.json("PUT "+path, 60, &structs.DeploymentUpdateResponse{DeploymentModifyIndex: 60})
+		f.json("GET /v1/deployment/"+deployID1, 60, &structs.Deployment{ID: deployID1, Status: "running", StatusDescription: structs.DeploymentDescRunning})
+		res := runCLI(t, f.srv.URL, tt.args...)
+		if res.code != tt.wantCode || res.stdout != tt.wantStdout || !strings.Contains(res.stderr, tt.wantStderr) {
+			t.Errorf("%q: got code %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, res.code, res.stdout, res.stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			continue
+		}
+		reqs := f.requests("PUT", path)
+		if tt.wantCode != 0 {
+			if len(reqs) != 0 {
+				t.Errorf("%q: %d requests sent, want none", tt.args, len(reqs))
+			}
+			continue
+		}
+		var body struct {
+			DeploymentID                                 string
+			HealthyAllocationIDs, UnhealthyAllocationIDs []string
+		}
+		if len(reqs) != 1 || json.NewDecoder(reqs[0].Body).Decode(&body) != nil || body.DeploymentID != deployID1 ||
+			!slices.Equal(body.HealthyAllocationIDs, tt.healthy) || !slices.Equal(body.UnhealthyAllocationIDs, tt.unhealthy) {
+			t.Errorf("%q: %d requests, body %+v; want healthy %v, unhealthy %v", tt.args, len(reqs), body, tt.healthy, tt.unhealthy)
+		}
+	}
+}

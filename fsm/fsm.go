@@ -304,8 +304,9 @@ func applyAllocClientUpdate(b *state.Batch, index uint64, body []byte) any {
 }
 
 // applyDeploymentUpdate writes a deployment's new state with the job it
-// registers (an automatic revert), the version it marks stable and its
-// evaluations, in one transaction.
+// registers (an automatic revert), the health an operator gave its
+// allocations, the version it marks stable and its evaluations, in one
+// transaction.
 func applyDeploymentUpdate(b *state.Batch, index uint64, body []byte) any {
 	var req structs.DeploymentUpdateRequest
 	decode(index, body, &req)
@@ -318,6 +319,11 @@ func applyDeploymentUpdate(b *state.Batch, index uint64, body []byte) any {
 	if req.Job != nil {
 		if err := b.UpsertJob(index, req.Job); err != nil {
 			return fmt.Errorf("register job %q: %w", req.Job.ID, err)
+		}
+	}
+	if d != nil && len(req.HealthyAllocs)+len(req.UnhealthyAllocs) > 0 {
+		if err := b.SetAllocHealth(index, d.ID, req.HealthyAllocs, req.UnhealthyAllocs, req.HealthTime); err != nil {
+			return err
 		}
 	}
 	if req.StableVersion != nil && d != nil {
@@ -358,7 +364,7 @@ func applyPlanResults(b *state.Batch, index uint64, body []byte) any {
 		}
 	}
 	if req.Deployment != nil {
-		if err := b.UpsertDeployment(index, req.Deployment); err != nil {
+		if err := b.UpsertPlanDeployment(index, req.Deployment); err != nil {
 			return fmt.Errorf("apply plan of evaluation %s: deployment: %w", req.EvalID, err)
 		}
 	}

@@ -194,6 +194,27 @@ func (c *planCtx) stop(a *structs.Allocation, desc, clientStatus string) {
 	}
 }
 
+// unstop takes back the stop of a, a live allocation stopped by this plan
+// (a destructive update whose replacement found no node: the old version
+// keeps running rather than nothing).
+func (c *planCtx) unstop(a *structs.Allocation) {
+	if !c.stopped[a.ID] {
+		return
+	}
+	delete(c.stopped, a.ID)
+	ups := slices.DeleteFunc(c.plan.NodeUpdate[a.NodeID], func(x *structs.Allocation) bool { return x.ID == a.ID })
+	if len(ups) == 0 {
+		delete(c.plan.NodeUpdate, a.NodeID)
+	} else {
+		c.plan.NodeUpdate[a.NodeID] = ups
+	}
+	c.stoppedOn[a.NodeID] = slices.DeleteFunc(c.stoppedOn[a.NodeID], func(x *structs.Allocation) bool { return x.ID == a.ID })
+	c.jobOn[a.NodeID] = append(slices.Clone(c.jobOn[a.NodeID]), a)
+	if u := c.usage[a.NodeID]; u != nil {
+		u.add(a)
+	}
+}
+
 // stopAll stops every live allocation of the job (the job is gone or stopped).
 func (c *planCtx) stopAll() {
 	for _, a := range c.allocs {

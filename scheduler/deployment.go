@@ -1,6 +1,9 @@
 package scheduler
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/skiffhq/skiff/structs"
@@ -133,7 +136,7 @@ func (c *planCtx) updateBudget(tg *structs.TaskGroup) int {
 	switch {
 	case d == nil && c.canaryGroups[tg.Name]:
 		return 0 // canaries first
-	case d != nil && (d.Status != structs.DeploymentStatusRunning || c.inCanaryPhase(tg)):
+	case d != nil && (d.Status != structs.DeploymentStatusRunning && d.Status != structs.DeploymentStatusBlocked || c.inCanaryPhase(tg)):
 		return 0
 	}
 	inFlight := 0
@@ -255,4 +258,50 @@ func (c *planCtx) planDeployment(tg *structs.TaskGroup) *structs.Deployment {
 		d = c.plan.Deployment
 	}
 	return d
+}
+
+// markBlocked marks the version's deployment blocked while placements of
+// its rolling groups fail (no node can take them), saying which and why,
+// and running again once they are all placed. A version whose first
+// placements all fail gets its deployment here, blocked. A blocked
+// deployment still ends at its progress deadline (the leader's deployment
+// watcher fails it).
+func (c *planCtx) markBlocked() {
+	var why []string
+	var d *structs.Deployment
+	for _, tg := range c.job.TaskGroups {
+		m := c.failed[tg.Name]
+		if m == nil || !tg.Rolls() {
+			continue
+		}
+		if x := c.deploymentFor(tg); x != nil {
+			d = x
+			reason := "no node fits"
+			if lines := Explain(m); len(lines) > 0 {
+				reason = lines[0]
+			}
+			why = append(why, fmt.Sprintf("%d allocation(s) of group %q cannot be placed (%s)", 1+m.CoalescedFailures, tg.Name, reason))
+		}
+	}
+	if d == nil {
+		d = c.plan.Deployment
+	}
+	if d == nil {
+		d = c.deployment
+	}
+	if d == nil || d.Status != structs.DeploymentStatusRunning && d.Status != structs.DeploymentStatusBlocked {
+		return
+	}
+	status, desc := structs.DeploymentStatusRunning, structs.DeploymentDescRunning
+	if len(why) > 0 {
+		status = structs.DeploymentStatusBlocked
+		desc = structs.DeploymentDescBlocked + ": " + strings.Join(why, "; ") + "; it continues when capacity appears"
+	}
+	if d.Status == status && d.StatusDescription == desc {
+		return
+	}
+	if c.plan.Deployment == nil {
+		c.plan.Deployment = d.Copy()
+	}
+	c.plan.Deployment.Status, c.plan.Deployment.StatusDescription = status, desc
 }

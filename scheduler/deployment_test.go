@@ -318,3 +318,42 @@ func TestRollingNodeLostMidway(t *testing.T) {
 		t.Fatalf("after the rollout: %d old, %d pending, %d healthy; want 4 healthy", old, pending, healthy)
 	}
 }
+
+// TestRollingBlocked: a new version no node can take blocks its
+// deployment, saying which group and why, and leaves the old version
+// running; the deployment runs again once a node that fits appears.
+func TestRollingBlocked(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 2, 2)
+	v0 := h.addJob(rollingJob(2, 1, "a"))
+	h.process(v0, structs.EvalTriggerJobRegister)
+	h.reportHealth(true, h.liveAllocs(v0)...)
+
+	big := rollingJob(2, 1, "b")
+	big.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 500, MemoryMB: 40000}
+	v1 := h.addJob(big)
+	h.process(v1, structs.EvalTriggerJobRegister)
+	d := h.deployment(v1)
+	if d == nil || d.JobVersion != v1.Version || d.Status != structs.DeploymentStatusBlocked {
+		t.Fatalf("deployment = %+v, want version %d's, blocked", d, v1.Version)
+	}
+	want := `Deployment is blocked: 1 allocation(s) of group "web" cannot be placed (2 nodes exhausted on memory); it continues when capacity appears`
+	if d.StatusDescription != want {
+		t.Fatalf("description = %q, want %q", d.StatusDescription, want)
+	}
+	if old, pending, _, _ := h.versions(v1); old != 2 || pending != 0 {
+		t.Fatalf("%d old and %d new allocations live, want the 2 old kept running (no replacement found a node)", old, pending)
+	}
+
+	n := testNode(9, 2)
+	n.NodeResources.Memory.MemoryMB = 128000
+	h.addNodes(n)
+	h.process(v1, structs.EvalTriggerNodeUpdate)
+	d = h.deployment(v1)
+	if d.Status != structs.DeploymentStatusRunning || d.StatusDescription != structs.DeploymentDescRunning {
+		t.Fatalf("after a node that fits joined: deployment %s %q, want running", d.Status, d.StatusDescription)
+	}
+	if _, pending, _, _ := h.versions(v1); pending != 1 {
+		t.Fatalf("%d replacements pending, want 1 (max_parallel)", pending)
+	}
+}

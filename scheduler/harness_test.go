@@ -79,7 +79,7 @@ func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error
 		}
 	}
 	if p.Deployment != nil {
-		if err := h.store.UpsertDeployment(h.next(), p.Deployment); err != nil {
+		if err := h.store.UpsertPlanDeployment(h.next(), p.Deployment); err != nil { // as the FSM applies a plan
 			return nil, nil, err
 		}
 	}

@@ -16,6 +16,7 @@ type placement struct {
 	// destructively updated), or nil.
 	prev       *structs.Allocation
 	reschedule bool // prev failed: record the reschedule, avoid its node
+	update     bool // prev is stopped for a destructive update: kept if this finds no node
 	canary     bool // a canary of the version's deployment (deployment.go)
 	node       *structs.Node
 }
@@ -42,7 +43,11 @@ func (c *planCtx) reconcileGeneric() error {
 		places = append(places, ps...)
 	}
 	c.syncDesiredTotals()
-	return c.placeAll(places)
+	if err := c.placeAll(places); err != nil {
+		return err
+	}
+	c.markBlocked()
+	return nil
 }
 
 // reconcileGroup decides the stops, in-place updates and placements of
@@ -185,7 +190,7 @@ func (c *planCtx) update(tg *structs.TaskGroup, kept []*structs.Allocation) []pl
 				budget--
 			}
 			c.stop(a, descUpdating, "")
-			places = append(places, placement{tg: tg, name: a.Name, prev: a})
+			places = append(places, placement{tg: tg, name: a.Name, prev: a, update: true})
 			continue
 		}
 		up := a.Copy()
@@ -332,6 +337,9 @@ func (c *planCtx) placeAll(places []placement) error {
 			c.prepareSpreads(g)
 		}
 		if m := c.failed[p.tg.Name]; m != nil {
+			if p.update {
+				c.unstop(p.prev)
+			}
 			m.CoalescedFailures++
 			c.queued[p.tg.Name]++
 			continue
@@ -374,6 +382,9 @@ func (c *planCtx) placeOne(g *groupChecks, a *ask, p placement) (bool, error) {
 		return false, err
 	}
 	if cand == nil {
+		if p.update {
+			c.unstop(p.prev)
+		}
 		if first := c.failed[p.tg.Name]; first != nil {
 			mergeMetric(first, m)
 		} else {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"reflect"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -79,6 +80,8 @@ func (c *planCtx) systemAllocs(tg *structs.TaskGroup) (live map[string]*structs.
 // the job's version (in place, or stop and record in ended for a new
 // placement). Stopped allocations leave live.
 func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, ended map[string]*structs.Allocation, ready map[string]bool) error {
+	budget, next := c.systemUpdateBudget(tg)
+	waiting := false
 	for _, x := range sortedAllocs(live) {
 		n, err := c.node(x.NodeID)
 		if err != nil {
@@ -100,6 +103,13 @@ func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, en
 			delete(live, x.NodeID)
 		case !c.current(x):
 			if destructive(x.Job, c.job, tg.Name) {
+				if budget == 0 {
+					waiting = true // the next batch, a stagger later
+					continue
+				}
+				if budget > 0 {
+					budget--
+				}
 				c.stop(x, descUpdating, "")
 				delete(live, x.NodeID)
 				ended[x.NodeID] = x
@@ -110,7 +120,34 @@ func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, en
 			c.plan.AppendAlloc(up)
 		}
 	}
+	if waiting {
+		c.followUp(next, structs.EvalTriggerRollingUpdate, "created for the next batch of a rolling update")
+	}
 	return nil
+}
+
+// systemUpdateBudget is how many of a system group's allocations a
+// destructive update may replace now, and when the next batch may go.
+// Without an update block (or with max_parallel = 0) all go at once (-1).
+// Otherwise max_parallel go per batch and batches are a stagger apart:
+// none while the newest replacement of this version is younger than the
+// stagger.
+func (c *planCtx) systemUpdateBudget(tg *structs.TaskGroup) (int, time.Time) {
+	if !tg.Rolls() {
+		return -1, time.Time{}
+	}
+	var last int64
+	for _, a := range c.allocs {
+		if a.TaskGroup == tg.Name && a.PreviousAllocation != "" && c.current(a) {
+			last = max(last, a.CreateTime)
+		}
+	}
+	if last != 0 {
+		if due := time.Unix(0, last).Add(tg.Update.Stagger); c.now.Before(due) {
+			return 0, due
+		}
+	}
+	return tg.Update.MaxParallel, c.now.Add(tg.Update.Stagger)
 }
 
 // checkNode checks one given node for one allocation (system jobs). A node

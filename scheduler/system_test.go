@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -197,4 +198,52 @@ func TestSystemDestructiveUpdate(t *testing.T) {
 	if got := len(placed(p)); got != 3 {
 		t.Errorf("placed: got %d, want 3", got)
 	}
+}
+
+// TestSystemStagger: with update { max_parallel = 2, stagger = 30s } a
+// system job's destructive update replaces two allocations per batch, the
+// next batch a stagger after the last (a follow-up evaluation), never
+// sooner even when another evaluation comes in between.
+func TestSystemStagger(t *testing.T) {
+	h := newHarness(t)
+	addTestNodes(h, 5, 5)
+	v0 := testJob("agent", structs.JobTypeSystem, 1)
+	v0.TaskGroups[0].Update = &structs.UpdateStrategy{MaxParallel: 2, Stagger: 30 * time.Second}
+	job := h.addJob(v0)
+	h.process(job, structs.EvalTriggerJobRegister)
+	v1 := job.Copy()
+	v1.TaskGroups[0].Tasks[0].Config["image"] = "agent:2"
+	job = h.addJob(v1)
+
+	step := func(at time.Duration, trigger string, wantNew int, wantFollowUp time.Duration) {
+		t.Helper()
+		h.now = testNow.Add(at)
+		created := len(h.created)
+		h.process(job, trigger)
+		newer := 0
+		for _, a := range h.liveAllocs(job) {
+			if a.Job.Version == job.Version {
+				newer++
+			}
+		}
+		if newer != wantNew || len(h.liveAllocs(job)) != 5 {
+			t.Fatalf("at %v: %d of %d live allocations on the new version, want %d of 5", at, newer, len(h.liveAllocs(job)), wantNew)
+		}
+		var follow *structs.Evaluation
+		for _, e := range h.created[created:] {
+			if e.TriggeredBy == structs.EvalTriggerRollingUpdate {
+				follow = e
+			}
+		}
+		switch {
+		case wantFollowUp == 0 && follow != nil:
+			t.Fatalf("at %v: follow-up evaluation due %v, want none", at, follow.WaitUntil)
+		case wantFollowUp != 0 && (follow == nil || !follow.WaitUntil.Equal(testNow.Add(wantFollowUp))):
+			t.Fatalf("at %v: follow-up %+v, want one due at +%v", at, follow, wantFollowUp)
+		}
+	}
+	step(0, structs.EvalTriggerJobRegister, 2, 30*time.Second)
+	step(10*time.Second, structs.EvalTriggerNodeUpdate, 2, 30*time.Second) // within the stagger: nothing
+	step(30*time.Second, structs.EvalTriggerRollingUpdate, 4, 60*time.Second)
+	step(60*time.Second, structs.EvalTriggerRollingUpdate, 5, 0)
 }

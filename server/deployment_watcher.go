@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/state"
@@ -28,7 +29,8 @@ const watchInterval = 250 * time.Millisecond
 //     deployment is successful and its job version stable;
 //   - a deployment whose job was stopped or changed since is cancelled.
 //   - canaries waiting for a promotion wait within the progress deadline
-//     too: a deployment nobody promotes fails at it, saying so.
+//     too: a deployment nobody promotes fails at it, saying so; so does a
+//     blocked one (allocations no node can take), saying what it waited for.
 //
 // A deployment therefore always ends: successful, failed or cancelled.
 func (s *Server) deploymentWatcher(ctx context.Context) {
@@ -98,7 +100,7 @@ func (s *Server) watchDeployment(id string, now time.Time) (bool, error) {
 	if err != nil || req == nil {
 		// A running deployment has a deadline to watch; a paused one
 		// waits for a change of the tables (its resume) like the idle.
-		return d.Status == structs.DeploymentStatusRunning, err
+		return d.Status != structs.DeploymentStatusPaused, err
 	}
 	index, err := s.raftApply(structs.DeploymentUpdateRequestType, req)
 	if err != nil {
@@ -130,8 +132,8 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		return end(structs.DeploymentStatusCancelled, structs.DeploymentDescStoppedJob), nil
 	case job.Version != d.JobVersion || job.CreateIndex != d.JobCreateIndex:
 		return end(structs.DeploymentStatusCancelled, structs.DeploymentDescNewerJob), nil
-	case d.Status != structs.DeploymentStatusRunning:
-		return nil, nil // paused: counts and deadlines wait
+	case d.Status == structs.DeploymentStatusPaused:
+		return nil, nil // counts and deadlines wait
 	}
 
 	allocs, err := snap.AllocsByDeployment(nil, d.ID)
@@ -208,6 +210,10 @@ func (s *Server) advanceDeployment(snap *state.Snapshot, d *structs.Deployment, 
 		case awaitingPromotion:
 			// Even a deployment that waits for an operator ends, and says why.
 			desc = structs.DeploymentDescProgressDeadline + ": the canaries were healthy but not promoted"
+		case d.Status == structs.DeploymentStatusBlocked:
+			// Say what it waited for: "...: 2 allocation(s) of group ... cannot be placed (...)".
+			desc = structs.DeploymentDescProgressDeadline + strings.TrimSuffix(strings.TrimPrefix(d.StatusDescription, structs.DeploymentDescBlocked),
+				"; it continues when capacity appears")
 		default:
 			desc = structs.DeploymentDescProgressDeadline
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,5 +235,50 @@ func TestUnpromotedCanariesFailAtProgressDeadline(t *testing.T) {
 	d := latestDeployment(t, s)
 	if want := structs.DeploymentDescProgressDeadline + ": the canaries were healthy but not promoted"; d.StatusDescription != want {
 		t.Errorf("description %q, want %q", d.StatusDescription, want)
+	}
+}
+
+// TestBlockedDeploymentEnds: a version no node has room for blocks its
+// deployment, with the reason, while the old version keeps running; at
+// the progress deadline it fails saying what it waited for, and
+// auto_revert rolls back.
+func TestBlockedDeploymentEnds(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := smallNode("n1")
+	registerNode(t, s, n)
+	playHealth(t, s, n, func(*structs.Allocation) bool { return true })
+	register(t, s, rollingTestJob("a", true))
+	testutil.WaitFor(t, 10*time.Second, "version 0 successful", func() bool {
+		d := latestDeployment(t, s)
+		return d != nil && d.Status == structs.DeploymentStatusSuccessful
+	})
+
+	big := rollingTestJob("b", true)
+	big.TaskGroups[0].Tasks[0].Resources.MemoryMB = 4096
+	big.TaskGroups[0].Update.ProgressDeadline = 2 * time.Second
+	big.TaskGroups[0].Update.HealthyDeadline = time.Second
+	register(t, s, big)
+	var blocked *structs.Deployment
+	testutil.WaitFor(t, 10*time.Second, "version 1's deployment blocked", func() bool {
+		blocked = latestDeployment(t, s)
+		return blocked.JobVersion == 1 && blocked.Status == structs.DeploymentStatusBlocked
+	})
+	if !strings.Contains(blocked.StatusDescription, `allocation(s) of group "web" cannot be placed (1 node exhausted on memory)`) {
+		t.Errorf("blocked deployment says %q, want which group and why", blocked.StatusDescription)
+	}
+	for _, a := range liveAllocs(t, s, "web") {
+		if a.Job.Version != 0 {
+			t.Errorf("alloc %s of version %d live while blocked, want only version 0's", a.Name, a.Job.Version)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "version 1's deployment failed at its progress deadline", func() bool {
+		d := getDeployment(t, s, blocked.ID)
+		return d.Status == structs.DeploymentStatusFailed
+	})
+	d := getDeployment(t, s, blocked.ID)
+	want := structs.DeploymentDescProgressDeadline + `: 1 allocation(s) of group "web" cannot be placed (1 node exhausted on memory) - rolling back to job version 0`
+	if d.StatusDescription != want {
+		t.Errorf("failed deployment says %q, want %q", d.StatusDescription, want)
 	}
 }

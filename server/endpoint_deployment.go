@@ -195,7 +195,7 @@ func (d *Deployment) pause(args *structs.DeploymentPauseRequest, reply *structs.
 	if err != nil {
 		return err
 	}
-	if dep.Status != from {
+	if dep.Status != from && !(args.Pause && dep.Status == structs.DeploymentStatusBlocked) {
 		return fmt.Errorf("%w: deployment %s is %s; only a %s deployment can be %s", ErrBadRequest, dep.ID, dep.Status, from, verb)
 	}
 	u := dep.Copy()
@@ -249,16 +249,70 @@ func (d *Deployment) promote(args *structs.DeploymentPromoteRequest, reply *stru
 	return nil
 }
 
+// SetAllocHealth records an operator's verdict on allocations of an
+// active deployment: the way health is decided for groups
+// with update { health_check = "manual" }, and an override for the
+// others (a verdict given replaces the client's). Every allocation named
+// must belong to the deployment. The leader's deployment watcher acts on
+// the verdicts as on a client's: healthy ones let the rollout continue,
+// an unhealthy one fails the deployment.
+func (d *Deployment) SetAllocHealth(args *structs.DeploymentAllocHealthRequest, reply *structs.DeploymentUpdateResponse) error {
+	return d.srv.write("Deployment.SetAllocHealth", args, reply, func() error { return d.setAllocHealth(args, reply) })
+}
+
+func (d *Deployment) setAllocHealth(args *structs.DeploymentAllocHealthRequest, reply *structs.DeploymentUpdateResponse) error {
+	if len(args.HealthyAllocationIDs)+len(args.UnhealthyAllocationIDs) == 0 {
+		return fmt.Errorf("%w: the request names no allocation; list them in HealthyAllocationIDs or UnhealthyAllocationIDs", ErrBadRequest)
+	}
+	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
+	defer d.srv.deploymentMu.Unlock()
+	snap := d.srv.fsm.State().Snapshot()
+	dep, _, err := d.lookup(snap, args.DeploymentID)
+	if err != nil {
+		return err
+	}
+	if !dep.Active() {
+		return fmt.Errorf("%w: deployment %s is %s; allocation health can be set only while it is running, blocked or paused", ErrBadRequest, dep.ID, dep.Status)
+	}
+	seen := map[string]bool{}
+	for _, id := range slices.Concat(args.HealthyAllocationIDs, args.UnhealthyAllocationIDs) {
+		if seen[id] {
+			return fmt.Errorf("%w: allocation %q is listed twice (or as both healthy and unhealthy); list each once", ErrBadRequest, id)
+		}
+		seen[id] = true
+		a, err := snap.AllocByID(nil, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case a == nil:
+			return fmt.Errorf("%w: allocation %q not found; give full allocation IDs (skiff job status -verbose %s lists them)", ErrBadRequest, id, dep.JobID)
+		case a.DeploymentID != dep.ID:
+			return fmt.Errorf("%w: allocation %s is not part of deployment %s", ErrBadRequest, id, dep.ID)
+		}
+	}
+	req := &structs.DeploymentUpdateRequest{
+		Deployment: dep.Copy(), HealthyAllocs: args.HealthyAllocationIDs, UnhealthyAllocs: args.UnhealthyAllocationIDs,
+		HealthTime: time.Now().UTC(),
+	}
+	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
+	if err != nil {
+		return err
+	}
+	d.fillReply(reply, req, index)
+	return nil
+}
+
 // promoted returns a copy of dep with the groups args names promoted, or
 // a bad-request error saying why they cannot be. alloc reads an
 // allocation by ID (nil if there is none).
 func promoted(dep *structs.Deployment, args *structs.DeploymentPromoteRequest, alloc func(id string) (*structs.Allocation, error)) (*structs.Deployment, error) {
 	switch dep.Status {
-	case structs.DeploymentStatusRunning:
+	case structs.DeploymentStatusRunning, structs.DeploymentStatusBlocked:
 	case structs.DeploymentStatusPaused:
 		return nil, fmt.Errorf("%w: deployment %s is paused; resume it first", ErrBadRequest, dep.ID)
 	default:
-		return nil, fmt.Errorf("%w: deployment %s is %s; only a running deployment can be promoted", ErrBadRequest, dep.ID, dep.Status)
+		return nil, fmt.Errorf("%w: deployment %s is %s; only a running or blocked deployment can be promoted", ErrBadRequest, dep.ID, dep.Status)
 	}
 	groups, err := groupsToPromote(dep, args)
 	if err != nil {

@@ -582,7 +582,7 @@ func TestDeploymentPromote(t *testing.T) {
 	if err := s.RPC("Deployment.Fail", &structs.DeploymentFailRequest{DeploymentID: d.ID}, &r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := promote(s, d.ID, true); !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), "is failed; only a running deployment can be promoted") {
+	if _, err := promote(s, d.ID, true); !structs.IsErr(err, ErrBadRequest) || !strings.Contains(err.Error(), "is failed; only a running or blocked deployment can be promoted") {
 		t.Errorf("promote of a failed deployment: err = %v", err)
 	}
 }
@@ -635,8 +635,8 @@ func TestPromoted(t *testing.T) {
 		{"named group without canaries", dep(running, map[string]*structs.DeploymentState{"web": group(0, false)}), false, []string{"web"}, `group "web" of deployment d1 has no canaries to promote`, nil},
 		{"unknown group", dep(running, map[string]*structs.DeploymentState{"web": group(1, false, ok1), "api": group(1, false, ok2)}), false, []string{"db"}, `deployment d1 has no group "db" (its groups: api, web)`, nil},
 		{"paused", dep(structs.DeploymentStatusPaused, map[string]*structs.DeploymentState{"web": group(1, false, ok1)}), true, nil, "deployment d1 is paused; resume it first", nil},
-		{"blocked", dep(structs.DeploymentStatusBlocked, map[string]*structs.DeploymentState{"web": group(1, false, ok1)}), true, nil, "deployment d1 is blocked; only a running deployment can be promoted", nil},
-		{"successful", dep(structs.DeploymentStatusSuccessful, map[string]*structs.DeploymentState{"web": group(1, true, ok1)}), true, nil, "is successful; only a running", nil},
+		{"blocked", dep(structs.DeploymentStatusBlocked, map[string]*structs.DeploymentState{"web": group(1, false, ok1)}), true, nil, "", []string{"web"}},
+		{"successful", dep(structs.DeploymentStatusSuccessful, map[string]*structs.DeploymentState{"web": group(1, true, ok1)}), true, nil, "is successful; only a running or blocked deployment", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

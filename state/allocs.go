@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -119,20 +120,55 @@ func (t *txn) updateAllocFromClient(u *structs.Allocation) error {
 	a.ClientDescription = u.ClientDescription
 	a.TaskStates = maps.Clone(u.TaskStates)
 	a.ModifyTime = u.ModifyTime
-	if h := u.DeploymentStatus; h != nil {
-		ds := &structs.AllocDeploymentStatus{}
-		if a.DeploymentStatus != nil {
-			*ds = *a.DeploymentStatus // keeps Canary, which the servers set
-		}
-		ds.Healthy = nil
-		if h.Healthy != nil {
-			healthy := *h.Healthy
-			ds.Healthy = &healthy
-		}
-		ds.Timestamp = h.Timestamp
-		ds.ModifyIndex = t.index
-		a.DeploymentStatus = ds
+	if h := u.DeploymentStatus; h != nil && h.Healthy != nil && (a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil) {
+		// Health is judged once: a verdict stored already (the client's
+		// earlier report, or an operator's) is not replaced, and a report
+		// without one does not erase it.
+		a.DeploymentStatus = judged(a.DeploymentStatus, *h.Healthy, h.Timestamp, t.index)
 	}
 	a.ModifyIndex = t.index
 	return t.putAlloc(existing, a)
+}
+
+// judged returns a copy of ds (which may be nil) with the verdict healthy
+// given at ts, at raft index index; it keeps Canary, which the servers set.
+func judged(ds *structs.AllocDeploymentStatus, healthy bool, ts time.Time, index uint64) *structs.AllocDeploymentStatus {
+	out := &structs.AllocDeploymentStatus{}
+	if ds != nil {
+		*out = *ds
+	}
+	out.Healthy, out.Timestamp, out.ModifyIndex = &healthy, ts, index
+	return out
+}
+
+// SetAllocHealth records an operator's verdict on allocations of
+// deployment deploymentID (manual health), replacing any verdict they
+// had. Allocations that are gone or belong to another deployment are
+// skipped; the server checked them before the entry was written.
+func (w writer) SetAllocHealth(index uint64, deploymentID string, healthy, unhealthy []string, ts time.Time) error {
+	return w.run(index, func(t *txn) error {
+		t.touch(TableAllocs)
+		set := func(ids []string, verdict bool) error {
+			for _, id := range ids {
+				existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+				if err != nil {
+					return err
+				}
+				if existing == nil || existing.DeploymentID != deploymentID {
+					continue
+				}
+				a := existing.Copy()
+				a.DeploymentStatus = judged(a.DeploymentStatus, verdict, ts, t.index)
+				a.ModifyIndex = t.index
+				if err := t.putAlloc(existing, a); err != nil {
+					return fmt.Errorf("set health of allocation %q: %w", id, err)
+				}
+			}
+			return nil
+		}
+		if err := set(healthy, true); err != nil {
+			return err
+		}
+		return set(unhealthy, false)
+	})
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/skiffhq/skiff/structs"
 )
@@ -219,6 +220,48 @@ func (w writer) UpdateAllocsDesiredTransitions(index uint64, transitions map[str
 // calls it. The deployment is copied; an existing one keeps its
 // CreateIndex.
 func (w writer) UpsertDeployment(index uint64, d *structs.Deployment) error {
+	return w.upsertDeployment(index, d, false)
+}
+
+// UpsertPlanDeployment writes the deployment a scheduler's plan carries.
+// A plan is computed from a snapshot that may be older than the stored
+// deployment, so of an existing one it takes only what the scheduler
+// owns: each group's desired total and canaries (canaries placed are
+// added), and a move between running and blocked. What an operator or
+// the leader's deployment watcher set since (paused, promoted, ended, the
+// health counts, the progress deadline) is kept.
+func (w writer) UpsertPlanDeployment(index uint64, d *structs.Deployment) error {
+	return w.upsertDeployment(index, d, true)
+}
+
+// planMerge returns existing with what plan may change of it.
+func planMerge(existing, plan *structs.Deployment) *structs.Deployment {
+	m := existing.Copy()
+	for name, g := range plan.TaskGroups {
+		e := m.TaskGroups[name]
+		if e == nil {
+			c := *g
+			c.PlacedCanaries = slices.Clone(g.PlacedCanaries)
+			m.TaskGroups[name] = &c
+			continue
+		}
+		e.DesiredTotal, e.DesiredCanaries = g.DesiredTotal, g.DesiredCanaries
+		for _, id := range g.PlacedCanaries {
+			if !slices.Contains(e.PlacedCanaries, id) {
+				e.PlacedCanaries = append(e.PlacedCanaries, id)
+			}
+		}
+	}
+	movable := func(status string) bool {
+		return status == structs.DeploymentStatusRunning || status == structs.DeploymentStatusBlocked
+	}
+	if movable(existing.Status) && movable(plan.Status) {
+		m.Status, m.StatusDescription = plan.Status, plan.StatusDescription
+	}
+	return m
+}
+
+func (w writer) upsertDeployment(index uint64, d *structs.Deployment, fromPlan bool) error {
 	if d == nil || d.ID == "" || d.Namespace == "" || d.JobID == "" {
 		return errors.New("upsert deployment: ID, namespace and job ID are required")
 	}
@@ -228,6 +271,9 @@ func (w writer) UpsertDeployment(index uint64, d *structs.Deployment) error {
 			return fmt.Errorf("upsert deployment %q: %w", d.ID, err)
 		}
 		c := d.Copy()
+		if fromPlan && existing != nil {
+			c = planMerge(existing, d)
+		}
 		c.CreateIndex = t.index
 		if existing != nil {
 			c.CreateIndex = existing.CreateIndex

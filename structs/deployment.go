@@ -57,6 +57,7 @@ const (
 	DeploymentDescRunning           = "Deployment is running"
 	DeploymentDescSuccessful        = "Deployment completed successfully"
 	DeploymentDescPaused            = "Deployment is paused"
+	DeploymentDescBlocked           = "Deployment is blocked"
 	DeploymentDescFailedByUser      = "Deployment marked as failed"
 	DeploymentDescFailedAllocations = "Failed due to unhealthy allocations"
 	DeploymentDescProgressDeadline  = "Failed due to progress deadline"

@@ -23,6 +23,9 @@ const (
 	EvalTriggerReschedule    = "alloc-failure"
 	EvalTriggerQueuedAllocs  = "queued-allocs"
 	EvalTriggerDeployment    = "deployment-watcher"
+	// EvalTriggerRollingUpdate: the next batch of a system job's rolling
+	// update, due a stagger after the last.
+	EvalTriggerRollingUpdate = "rolling-update"
 	// EvalTriggerMaxDisconnectTimeout: an unknown allocation's
 	// disconnect.lost_after ends.
 	EvalTriggerMaxDisconnectTimeout = "max-disconnect-timeout"

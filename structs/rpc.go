@@ -487,6 +487,12 @@ type DeploymentUpdateRequest struct {
 	// stable.
 	StableVersion *uint64
 	Evals         []*Evaluation
+	// HealthyAllocs and UnhealthyAllocs are allocations of the deployment
+	// an operator judged (health_check = "manual", or an override), at
+	// HealthTime.
+	HealthyAllocs   []string
+	UnhealthyAllocs []string
+	HealthTime      time.Time
 	WriteRequest
 }
 
@@ -524,6 +530,15 @@ type DeploymentFailRequest struct {
 type DeploymentPauseRequest struct {
 	DeploymentID string
 	Pause        bool
+	WriteRequest
+}
+
+// DeploymentAllocHealthRequest sets the health of allocations of a
+// running or paused deployment by hand, with Nomad's field names.
+type DeploymentAllocHealthRequest struct {
+	DeploymentID           string
+	HealthyAllocationIDs   []string
+	UnhealthyAllocationIDs []string
 	WriteRequest
 }
 
