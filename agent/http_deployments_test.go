@@ -125,6 +125,27 @@ func TestNomadClientDeployments(t *testing.T) {
 		t.Fatalf("latest deployment of a job without any: %v, %+v; want nil, nil", err, none)
 	}
 
+	versions, diffs, _, err := client.Jobs().Versions("web", true, nil)
+	if err != nil || len(versions) != 2 || len(diffs) != 1 {
+		t.Fatalf("versions with diffs: %v, %d versions, %d diffs; want 2 and 1", err, len(versions), len(diffs))
+	}
+	countChange := func(d *nomad.JobDiff) bool {
+		for _, g := range d.TaskGroups {
+			for _, f := range g.Fields {
+				if g.Name == "frontend" && f.Name == "Count" && f.Old == "2" && f.New == "3" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if diffs[0].Type != "Edited" || !countChange(diffs[0]) {
+		t.Fatalf("diff of version 1 = %+v, want frontend's Count edited from 2 to 3", diffs[0])
+	}
+	if _, diffs, _, err := client.Jobs().Versions("web", false, nil); err != nil || len(diffs) != 0 {
+		t.Fatalf("versions without diffs: %v, %d diffs", err, len(diffs))
+	}
+
 	paused, _, err := client.Deployments().Pause(d1.ID, true, nil)
 	if err != nil || paused.EvalID != "" || paused.DeploymentModifyIndex == 0 {
 		t.Fatalf("pause: %v, %+v", err, paused)

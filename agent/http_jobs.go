@@ -157,7 +157,16 @@ func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (any, error)
 	if len(reply.Versions) == 0 {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("job %q not found", args.JobID)}
 	}
-	return map[string]any{"Versions": reply.Versions, "Diffs": nil}, nil
+	var diffs []*structs.JobDiff
+	if r.URL.Query().Get("diffs") == "true" {
+		// As Nomad: Diffs[i] is what Versions[i] (newest first) changed
+		// from Versions[i+1].
+		diffs = make([]*structs.JobDiff, 0, len(reply.Versions)-1)
+		for i := 0; i+1 < len(reply.Versions); i++ {
+			diffs = append(diffs, structs.DiffJobs(reply.Versions[i+1], reply.Versions[i]))
+		}
+	}
+	return map[string]any{"Versions": reply.Versions, "Diffs": diffs}, nil
 }
 
 func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (any, error) {

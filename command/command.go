@@ -43,6 +43,9 @@ type options struct {
 	stdin          io.Reader // nil: nothing to read
 	env            []string
 	now            func() time.Time // nil: time.Now
+	// terminal reports whether a stream is a terminal (progress is then
+	// redrawn in place); nil: an *os.File that is a terminal.
+	terminal func(io.Writer) bool
 }
 
 func run(ctx context.Context, args []string, o options) int {

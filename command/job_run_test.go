@@ -1,9 +1,12 @@
 package command
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -313,6 +316,32 @@ func TestJobRunFollowsDeployment(t *testing.T) {
 				if !strings.Contains(res.stdout, s) {
 					t.Errorf("stdout lacks %q:\n%s", s, res.stdout)
 				}
+			}
+			if strings.Contains(res.stdout, "\033[") {
+				t.Errorf("piped output has terminal escapes:\n%q", res.stdout)
+			}
+
+			// On a terminal the view (status line, table header, one
+			// group: 3 lines) is redrawn in place at each change.
+			reads = 0
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"job", "run", "web.hcl"}, options{stdout: &out, stderr: &errb,
+				env: []string{"SKIFF_ADDR=" + f.srv.URL}, now: func() time.Time { return fixedNow },
+				terminal: func(io.Writer) bool { return true }})
+			if code != tc.wantCode {
+				t.Fatalf("terminal: exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, out.String(), errb.String())
+			}
+			views := strings.Split(out.String(), "\033[3A\033[J")
+			if len(views) != 3 {
+				t.Fatalf("terminal: %d views (redraws + 1), want 3:\n%q", len(views), out.String())
+			}
+			for i, want := range []string{"running: Deployment is running\n", "running: Deployment is running\n", tc.end + ": " + tc.desc} {
+				if !strings.Contains(views[i], want) || !strings.Contains(views[i], "Task Group") {
+					t.Errorf("terminal: view %d lacks %q or the group table:\n%s", i, want, views[i])
+				}
+			}
+			if strings.Contains(out.String(), "api 0/2 healthy") {
+				t.Errorf("terminal output has the piped lines:\n%s", out.String())
 			}
 		})
 	}

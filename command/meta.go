@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/api"
+	"golang.org/x/term"
 )
 
 // Meta is what every command shares: its streams, environment, clock, and
@@ -24,15 +26,20 @@ type Meta struct {
 	stdin  io.Reader
 	env    map[string]string
 	now    func() time.Time
+	// terminal reports whether a stream is a terminal.
+	terminal func(io.Writer) bool
 
 	// Flags of every agent-facing command; they override the environment.
 	address, token, namespace, region string
 }
 
 func newMeta(ctx context.Context, o options) *Meta {
-	m := &Meta{ctx: ctx, stdout: o.stdout, stderr: o.stderr, stdin: o.stdin, now: o.now, env: map[string]string{}}
+	m := &Meta{ctx: ctx, stdout: o.stdout, stderr: o.stderr, stdin: o.stdin, now: o.now, terminal: o.terminal, env: map[string]string{}}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.terminal == nil {
+		m.terminal = isTerminal
 	}
 	for _, kv := range o.env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -155,3 +162,9 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -5,12 +5,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/skiffhq/skiff/api"
 	"github.com/skiffhq/skiff/structs"
@@ -63,10 +60,7 @@ func (mon *monitor) findDeployment(jobID string, jobModifyIndex uint64) (*struct
 // (whether or not it rolled back) exits 2; a cancelled one 1.
 func (mon *monitor) waitDeployment(d *structs.Deployment) int {
 	fmt.Fprintf(mon.stdout, "==> Monitoring deployment %q\n", shortID(d.ID, mon.verbose))
-	tty := false
-	if f, ok := mon.stdout.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
+	tty := mon.terminal(mon.stdout)
 	drawn, last := 0, ""
 	var index uint64
 	for {

@@ -17,7 +17,9 @@ import (
 //     batches must wait (5 x 1 s);
 //   - revert-s: a version whose task exits at once: the first unhealthy
 //     verdict (its client's timestamp) -> the deployment failed with the
-//     rollback registered.
+//     rollback registered;
+//   - canary-revert-s: the same with canary = 1: the canary's unhealthy
+//     verdict -> failed and rolled back.
 func BenchmarkRollout(b *testing.B) {
 	env := testcontainerd.Start(b)
 	archive := testcontainerd.BusyboxArchive(b)
@@ -56,7 +58,7 @@ func BenchmarkRollout(b *testing.B) {
 	version := uint64(0)
 	put(rollingSleepJob(archive, 10, 2, time.Second, "3600"))
 	ended(version, structs.DeploymentStatusSuccessful)
-	var rolling, revert []time.Duration
+	var rolling, revert, canaryRevert []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		version++
@@ -64,30 +66,26 @@ func BenchmarkRollout(b *testing.B) {
 		done, _ := ended(version, structs.DeploymentStatusSuccessful)
 		rolling = append(rolling, done.Sub(start))
 
-		version++
-		put(rollingSleepJob(archive, 10, 2, time.Second, "not-a-number"))
-		failed, d := ended(version, structs.DeploymentStatusFailed)
-		var allocs []*structs.Allocation
-		var stubs []*structs.AllocListStub
-		if _, err := call(context.Background(), "GET", srv.addr()+"/v1/deployment/allocations/"+d.ID, nil, &stubs); err != nil {
-			b.Fatal(err)
-		}
-		first := time.Time{}
-		for _, s := range stubs {
-			var a structs.Allocation
-			if _, err := call(context.Background(), "GET", srv.addr()+"/v1/allocation/"+s.ID, nil, &a); err != nil {
-				b.Fatal(err)
+		// A version whose task exits at once, rolled (its first
+		// replacements) and then as a canary: each fails and rolls back.
+		for _, canary := range []bool{false, true} {
+			version++
+			j := rollingSleepJob(archive, 10, 2, time.Second, "not-a-number")
+			if canary {
+				j.TaskGroups[0].Update.Canary = 1
 			}
-			allocs = append(allocs, &a)
-			if h := a.DeploymentStatus; h != nil && h.Healthy != nil && !*h.Healthy && (first.IsZero() || h.Timestamp.Before(first)) {
-				first = h.Timestamp
+			put(j)
+			failed, d := ended(version, structs.DeploymentStatusFailed)
+			if first := firstUnhealthy(b, srv, d.ID); !first.IsZero() {
+				if canary {
+					canaryRevert = append(canaryRevert, failed.Sub(first))
+				} else {
+					revert = append(revert, failed.Sub(first))
+				}
 			}
+			version++ // the rollback's version
+			ended(version, structs.DeploymentStatusSuccessful)
 		}
-		if !first.IsZero() {
-			revert = append(revert, failed.Sub(first))
-		}
-		version++ // the rollback's version
-		ended(version, structs.DeploymentStatusSuccessful)
 	}
 	b.StopTimer()
 	b.ReportMetric(percentile(rolling, 0.5).Seconds(), "rolling-s")
@@ -95,5 +93,29 @@ func BenchmarkRollout(b *testing.B) {
 	if len(revert) > 0 {
 		b.ReportMetric(percentile(revert, 0.5).Seconds(), "revert-s")
 	}
-	b.Logf("10 allocations, max_parallel 2, min_healthy_time 1s: rolled in %v; unhealthy -> rollback registered %v", rolling, revert)
+	if len(canaryRevert) > 0 {
+		b.ReportMetric(percentile(canaryRevert, 0.5).Seconds(), "canary-revert-s")
+	}
+	b.Logf("10 allocations, max_parallel 2, min_healthy_time 1s: rolled in %v; unhealthy -> rollback registered %v; unhealthy canary -> rollback %v", rolling, revert, canaryRevert)
+}
+
+// firstUnhealthy returns the earliest unhealthy verdict (its client's
+// timestamp) among the allocations of a deployment; zero if none.
+func firstUnhealthy(b *testing.B, srv *agentProc, deploymentID string) time.Time {
+	b.Helper()
+	var stubs []*structs.AllocListStub
+	if _, err := call(context.Background(), "GET", srv.addr()+"/v1/deployment/allocations/"+deploymentID, nil, &stubs); err != nil {
+		b.Fatal(err)
+	}
+	var first time.Time
+	for _, s := range stubs {
+		var a structs.Allocation
+		if _, err := call(context.Background(), "GET", srv.addr()+"/v1/allocation/"+s.ID, nil, &a); err != nil {
+			b.Fatal(err)
+		}
+		if h := a.DeploymentStatus; h != nil && h.Healthy != nil && !*h.Healthy && (first.IsZero() || h.Timestamp.Before(first)) {
+			first = h.Timestamp
+		}
+	}
+	return first
 }
