@@ -56,7 +56,9 @@ func BenchmarkNodeLoss(b *testing.B) {
 		// connections, detected by the heartbeat TTL alone (what a
 		// TTL-only design such as Nomad's does).
 		ttlOnly, err := simnode.Start(ctx, simnode.Config{
-			Servers: addrs, Count: 3, Name: "s7ttl", Idle: true,
+			// In a datacenter of their own: idle nodes never report an
+			// allocation running, so the job must not be placed on them.
+			Servers: addrs, Count: 3, Name: "s7ttl", Idle: true, Datacenters: []string{"dc-ttl"},
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "ttl", Level: hclog.Error, Output: logWriter{b}}),
 		})
 		if err != nil {
@@ -85,10 +87,40 @@ func BenchmarkNodeLoss(b *testing.B) {
 			}
 			return live, len(live) == count
 		}
+		// dumpStuck logs what the servers and the simulated nodes know of
+		// allocations not running (a diagnosis of a slow setup or kill).
+		dumpStuck := func() {
+			var allocs []*structs.AllocListStub
+			_, _ = call(context.Background(), "GET", api.addr()+"/v1/job/s7/allocations", nil, &allocs)
+			for _, a := range allocs {
+				if a.ClientStatus == structs.AllocClientStatusRunning || a.DesiredStatus != structs.AllocDesiredStatusRun {
+					continue
+				}
+				var full structs.Allocation
+				_, _ = call(context.Background(), "GET", api.addr()+"/v1/allocation/"+a.ID, nil, &full)
+				var node structs.Node
+				_, _ = call(context.Background(), "GET", api.addr()+"/v1/node/"+a.NodeID, nil, &node)
+				var simView map[string]string
+				var trace simnode.PullTrace
+				var live1 bool
+				for _, sn := range fleet.Nodes() {
+					if sn.ID() == a.NodeID {
+						simView, trace, live1 = sn.Allocs(), sn.Trace(), sn.LivenessOpen()
+					}
+				}
+				b.Logf("STUCK alloc %s desired %s client %s create %d modify %d allocmodify %d on node %s (status %s, modify %d); simnode sees %v, pulls %+v (in flight for %v), liveness %v",
+					a.ID, a.DesiredStatus, a.ClientStatus, full.CreateIndex, full.ModifyIndex, full.AllocModifyIndex, a.NodeID, node.Status, node.ModifyIndex, simView, trace, time.Since(trace.PullSince), live1)
+			}
+		}
 		var live []*structs.AllocListStub
+		start, dumped := time.Now(), false
 		testutil.WaitFor(b, 2*time.Minute, fmt.Sprintf("%d allocations running on %d nodes", count, nodes), func() bool {
 			var ok bool
 			live, ok = running(nil)
+			if !ok && time.Since(start) > 30*time.Second && !dumped {
+				dumped = true
+				dumpStuck()
+			}
 			return ok
 		})
 		byID := map[string]*simnode.Node{}
@@ -115,9 +147,14 @@ func BenchmarkNodeLoss(b *testing.B) {
 				return nodeStatusOf(api, victim.ID()) == structs.NodeStatusDown
 			})
 			toDown = append(toDown, time.Since(start))
+			dumped = false
 			pollFor(b, 5*time.Minute, "its allocations running elsewhere", func() bool {
 				var ok bool
 				live, ok = running(killed)
+				if !ok && time.Since(start) > 30*time.Second && !dumped {
+					dumped = true
+					dumpStuck()
+				}
 				return ok
 			})
 			toRunning = append(toRunning, time.Since(start))

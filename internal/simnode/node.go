@@ -33,6 +33,26 @@ type Node struct {
 
 	mu     sync.Mutex
 	allocs map[string]*allocState // guarded by mu; what the node knows of its allocations
+	trace  PullTrace              // guarded by mu
+}
+
+// PullTrace is what a node's pull loop last did, for diagnosing a node
+// that does not see its allocations.
+type PullTrace struct {
+	Pulls      int       // answers received
+	Index      uint64    // the index the next pull blocks on
+	LastAllocs int       // allocations in the last answer
+	Fetched    int       // allocations the last fetch returned
+	LastError  string    // the last failure, if any
+	Heartbeats int       // heartbeats acknowledged
+	PullSince  time.Time // when the pull in flight (if any) began
+}
+
+// Trace returns what the node's pull loop last did.
+func (n *Node) Trace() PullTrace {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.trace
 }
 
 // allocState is a node's view of one of its allocations.
@@ -226,6 +246,9 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 		switch {
 		case err == nil:
 			f.stats.heartbeats.Add(1)
+			n.mu.Lock()
+			n.trace.Heartbeats++
+			n.mu.Unlock()
 			n.ttl.Store(int64(reply.HeartbeatTTL))
 			wait = beatAfter(reply.HeartbeatTTL)
 			continue
@@ -251,11 +274,23 @@ func (n *Node) pullLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		req := &structs.NodeClientAllocsRequest{NodeID: n.spec.ID, SecretID: n.spec.SecretID,
 			QueryOptions: structs.QueryOptions{MinQueryIndex: index, MaxQueryTime: f.cfg.PullWait, AllowStale: true}}
+		n.mu.Lock()
+		n.trace.PullSince = time.Now()
+		n.mu.Unlock()
 		// The server adds up to 1/16 of jitter to the wait.
 		resp, err := call[structs.NodeClientAllocsResponse](ctx, n, "Node.GetClientAllocs", req, f.cfg.PullWait*17/16+f.cfg.RPCTimeout)
 		if err == nil {
 			f.stats.pulls.Add(1)
+			n.mu.Lock()
+			n.trace.Pulls++
+			n.trace.LastAllocs = len(resp.Allocs)
+			n.mu.Unlock()
 			err = n.sync(ctx, resp)
+		}
+		if err != nil {
+			n.mu.Lock()
+			n.trace.LastError = err.Error()
+			n.mu.Unlock()
 		}
 		if ctx.Err() != nil {
 			return
@@ -273,6 +308,9 @@ func (n *Node) pullLoop(ctx context.Context) {
 		}
 		backoff = retryMin
 		index = max(index, resp.Index)
+		n.mu.Lock()
+		n.trace.Index = index
+		n.mu.Unlock()
 	}
 }
 
@@ -303,6 +341,9 @@ func (n *Node) sync(ctx context.Context, resp *structs.NodeClientAllocsResponse)
 		if err != nil {
 			return fmt.Errorf("fetch %d allocations: %w", len(ids), err)
 		}
+		n.mu.Lock()
+		n.trace.Fetched = len(got.Allocs)
+		n.mu.Unlock()
 		if err := n.report(ctx, got.Allocs); err != nil {
 			return err
 		}

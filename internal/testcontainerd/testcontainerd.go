@@ -41,7 +41,8 @@ const RequireEnv = "SKIFF_REQUIRE_CONTAINERD"
 // Timeouts of the helpers; every wait is bounded.
 const (
 	startTimeout   = 30 * time.Second
-	cleanupTimeout = 30 * time.Second
+	cleanupTimeout = 2 * time.Minute
+	removeTimeout  = 15 * time.Second // per container
 )
 
 // Env is one private containerd daemon for one test.
@@ -169,22 +170,38 @@ func RemoveAll(ctx context.Context, address, ns string) error {
 	}
 	var firstErr error
 	for _, ctr := range cs {
-		if t, err := ctr.Task(ctx, nil); err == nil {
-			if statusC, err := t.Wait(ctx); err == nil {
-				if st, err := t.Status(ctx); err == nil && st.Status != client.Stopped {
-					_ = t.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
-					<-statusC // bounded by ctx
-				}
-			}
-			if _, err := t.Delete(ctx, client.WithProcessKill); err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("delete task %s: %w", ctr.ID(), err)
-			}
-		}
-		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("delete container %s: %w", ctr.ID(), err)
+		// Each container on its own clock, so that one stuck task does
+		// not leave the rest behind.
+		if err := removeOne(ctx, ctr); err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return firstErr
+}
+
+// removeOne kills and deletes one container's task, then the container
+// with its snapshot, within removeTimeout (and ctx).
+func removeOne(ctx context.Context, ctr client.Container) error {
+	ctx, cancel := context.WithTimeout(ctx, removeTimeout)
+	defer cancel()
+	if t, err := ctr.Task(ctx, nil); err == nil {
+		if statusC, err := t.Wait(ctx); err == nil {
+			if st, err := t.Status(ctx); err == nil && st.Status != client.Stopped {
+				_ = t.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+				select { // bounded by ctx
+				case <-statusC:
+				case <-ctx.Done():
+				}
+			}
+		}
+		if _, err := t.Delete(ctx, client.WithProcessKill); err != nil {
+			return fmt.Errorf("delete task %s: %w", ctr.ID(), err)
+		}
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil {
+		return fmt.Errorf("delete container %s: %w", ctr.ID(), err)
+	}
+	return nil
 }
 
 // StartRegistry runs /usr/bin/docker-registry (Debian's package of the
