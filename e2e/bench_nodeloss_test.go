@@ -123,6 +123,16 @@ func BenchmarkNodeLoss(b *testing.B) {
 			}
 			return ok
 		})
+		// Steady state first: every node holds its liveness connection (a
+		// node killed before its connection opened is found by its TTL).
+		pollFor(b, time.Minute, "every node's liveness connection open", func() bool {
+			for _, sn := range fleet.Nodes() {
+				if !sn.LivenessOpen() {
+					return false
+				}
+			}
+			return true
+		})
 		byID := map[string]*simnode.Node{}
 		for _, sn := range fleet.Nodes() {
 			byID[sn.ID()] = sn
