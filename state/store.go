@@ -61,7 +61,8 @@ type writer struct {
 
 // Batch is several writes in one memdb transaction: the FSM applies a
 // batch of raft entries through it. Each write takes its own raft index and
-// settles summaries, job statuses and table indexes as if it were alone, so
+// settles summaries and job statuses as if it were alone (table indexes
+// once, at Commit, to the highest of the batch), so
 // a Batch ends in exactly the state the same writes make one by one through
 // the Store; it only commits once, which is much cheaper.
 //
@@ -72,12 +73,17 @@ type Batch struct {
 	writer
 	t   *txn
 	err error
+	// indexes holds, per table written, the highest index of the batch's
+	// writes: readers see only the committed state, so each table's index
+	// row is written once, at Commit, rather than after every write.
+	indexes map[string]uint64
 }
 
 // Batch starts a batch of writes. memdb allows one write transaction at a
 // time: commit or abort the batch before writing through the Store again.
 func (s *Store) Batch() *Batch {
-	b := &Batch{t: &txn{Txn: s.db.Txn(true)}}
+	b := &Batch{t: &txn{Txn: s.db.Txn(true)}, indexes: map[string]uint64{}}
+	b.t.deferIndexes = b.indexes
 	b.writer = writer{run: b.write, owned: true}
 	return b
 }
@@ -108,6 +114,12 @@ func (b *Batch) Commit() error {
 	if b.err != nil {
 		b.t.Abort()
 		return b.err
+	}
+	for table, index := range b.indexes {
+		if err := b.t.setIndex(table, index); err != nil {
+			b.t.Abort()
+			return err
+		}
 	}
 	b.t.Commit()
 	return nil
@@ -152,10 +164,13 @@ type txn struct {
 	*memdb.Txn
 	index uint64
 
-	touched    map[string]bool                              // tables whose index entry moves to index
-	summaries  map[structs.NamespacedID]*structs.JobSummary // private copies changed by this write
-	jobs       map[structs.NamespacedID]bool                // jobs whose status may have changed
-	evalDelete bool                                         // evaluations were garbage collected
+	touched map[string]bool // tables whose index entry moves to index
+	// deferIndexes, when set (a Batch), collects the index entries of
+	// touched tables for the batch's commit instead of writing them.
+	deferIndexes map[string]uint64
+	summaries    map[structs.NamespacedID]*structs.JobSummary // private copies changed by this write
+	jobs         map[structs.NamespacedID]bool                // jobs whose status may have changed
+	evalDelete   bool                                         // evaluations were garbage collected
 }
 
 // write runs fn in a write transaction at index and commits it if fn
@@ -194,16 +209,28 @@ func (t *txn) settle() error {
 		}
 	}
 	for table := range t.touched {
-		raw, err := t.First(TableIndex, indexID, table)
-		if err != nil {
-			return fmt.Errorf("read index of %s: %w", table, err)
+		if t.deferIndexes != nil {
+			t.deferIndexes[table] = max(t.deferIndexes[table], t.index)
+			continue
 		}
-		if cur, ok := raw.(*IndexEntry); ok && cur.Value >= t.index {
-			continue // indexes never go back
+		if err := t.setIndex(table, t.index); err != nil {
+			return err
 		}
-		if err := t.Insert(TableIndex, &IndexEntry{Key: table, Value: t.index}); err != nil {
-			return fmt.Errorf("write index of %s: %w", table, err)
-		}
+	}
+	return nil
+}
+
+// setIndex moves the index entry of table to index; indexes never go back.
+func (t *txn) setIndex(table string, index uint64) error {
+	raw, err := t.First(TableIndex, indexID, table)
+	if err != nil {
+		return fmt.Errorf("read index of %s: %w", table, err)
+	}
+	if cur, ok := raw.(*IndexEntry); ok && cur.Value >= index {
+		return nil
+	}
+	if err := t.Insert(TableIndex, &IndexEntry{Key: table, Value: index}); err != nil {
+		return fmt.Errorf("write index of %s: %w", table, err)
 	}
 	return nil
 }
