@@ -139,77 +139,44 @@ func (d *Deployment) Fail(args *structs.DeploymentFailRequest, reply *structs.De
 }
 
 func (d *Deployment) fail(args *structs.DeploymentFailRequest, reply *structs.DeploymentUpdateResponse) error {
-	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
-	defer d.srv.deploymentMu.Unlock()
-	snap := d.srv.fsm.State().Snapshot()
-	dep, job, err := d.lookup(snap, args.DeploymentID)
-	if err != nil {
-		return err
-	}
-	if !dep.Active() {
-		return fmt.Errorf("%w: deployment %s is %s; only a running, paused or blocked deployment can be failed", ErrBadRequest, dep.ID, dep.Status)
-	}
-	u := dep.Copy()
-	u.Status, u.StatusDescription = structs.DeploymentStatusFailed, structs.DeploymentDescFailedByUser
-	req := &structs.DeploymentUpdateRequest{Deployment: u}
-
-	var reverted *uint64
-	revert, suffix, err := d.srv.revertFor(snap, dep, job)
-	if err != nil {
-		return err
-	}
-	u.StatusDescription += suffix
-	if revert != nil {
-		req.Job = revert
-		v := revert.Version
-		reverted = &v
-	}
-	if job != nil {
-		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
-	}
-	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
-	if err != nil {
-		return err
-	}
-	d.fillReply(reply, req, index)
-	reply.RevertedJobVersion = reverted
-	return nil
+	return d.change(args.DeploymentID, reply, func(snap *state.Snapshot, dep *structs.Deployment, job *structs.Job) (*structs.DeploymentUpdateRequest, error) {
+		if !dep.Active() {
+			return nil, fmt.Errorf("%w: deployment %s is %s; only a running, paused or blocked deployment can be failed", ErrBadRequest, dep.ID, dep.Status)
+		}
+		revert, suffix, err := d.srv.revertFor(snap, dep, job)
+		if err != nil {
+			return nil, err
+		}
+		u := dep.Copy()
+		u.Status, u.StatusDescription = structs.DeploymentStatusFailed, structs.DeploymentDescFailedByUser+suffix
+		return &structs.DeploymentUpdateRequest{Deployment: u, Job: revert, Evals: followUp(job, dep.ID)}, nil
+	})
 }
 
-// Pause pauses a running deployment (Pause set) or resumes a paused one.
-// A resume creates an evaluation of the job in the same raft entry, so the
-// rollout continues.
+// Pause pauses a running (or blocked) deployment (Pause set) or resumes a
+// paused one. A resume creates an evaluation of the job in the same raft
+// entry, so the rollout continues.
 func (d *Deployment) Pause(args *structs.DeploymentPauseRequest, reply *structs.DeploymentUpdateResponse) error {
 	return d.srv.write("Deployment.Pause", args, reply, func() error { return d.pause(args, reply) })
 }
 
 func (d *Deployment) pause(args *structs.DeploymentPauseRequest, reply *structs.DeploymentUpdateResponse) error {
-	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
-	defer d.srv.deploymentMu.Unlock()
-	snap := d.srv.fsm.State().Snapshot()
 	verb, from, to, desc := "resumed", structs.DeploymentStatusPaused, structs.DeploymentStatusRunning, structs.DeploymentDescRunning
 	if args.Pause {
 		verb, from, to, desc = "paused", structs.DeploymentStatusRunning, structs.DeploymentStatusPaused, structs.DeploymentDescPaused
 	}
-	dep, job, err := d.lookup(snap, args.DeploymentID)
-	if err != nil {
-		return err
-	}
-	if dep.Status != from && !(args.Pause && dep.Status == structs.DeploymentStatusBlocked) {
-		return fmt.Errorf("%w: deployment %s is %s; only a %s deployment can be %s", ErrBadRequest, dep.ID, dep.Status, from, verb)
-	}
-	u := dep.Copy()
-	u.Status, u.StatusDescription = to, desc
-	req := &structs.DeploymentUpdateRequest{Deployment: u}
-	if !args.Pause && job != nil {
-		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
-	}
-	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
-	if err != nil {
-		return err
-	}
-	d.fillReply(reply, req, index)
-	return nil
+	return d.change(args.DeploymentID, reply, func(_ *state.Snapshot, dep *structs.Deployment, job *structs.Job) (*structs.DeploymentUpdateRequest, error) {
+		if dep.Status != from && !(args.Pause && dep.Status == structs.DeploymentStatusBlocked) {
+			return nil, fmt.Errorf("%w: deployment %s is %s; only a %s deployment can be %s", ErrBadRequest, dep.ID, dep.Status, from, verb)
+		}
+		u := dep.Copy()
+		u.Status, u.StatusDescription = to, desc
+		req := &structs.DeploymentUpdateRequest{Deployment: u}
+		if !args.Pause {
+			req.Evals = followUp(job, dep.ID)
+		}
+		return req, nil
+	})
 }
 
 // Promote promotes the canaries of a running deployment: those of every
@@ -226,27 +193,13 @@ func (d *Deployment) promote(args *structs.DeploymentPromoteRequest, reply *stru
 	if !args.All && len(args.Groups) == 0 {
 		return fmt.Errorf("%w: the request promotes nothing; set All to promote every group with canaries, or name Groups", ErrBadRequest)
 	}
-	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
-	defer d.srv.deploymentMu.Unlock()
-	snap := d.srv.fsm.State().Snapshot()
-	dep, job, err := d.lookup(snap, args.DeploymentID)
-	if err != nil {
-		return err
-	}
-	u, err := promoted(dep, args, func(id string) (*structs.Allocation, error) { return snap.AllocByID(nil, id) })
-	if err != nil {
-		return err
-	}
-	req := &structs.DeploymentUpdateRequest{Deployment: u}
-	if job != nil {
-		req.Evals = []*structs.Evaluation{deploymentEval(job, dep.ID)}
-	}
-	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
-	if err != nil {
-		return err
-	}
-	d.fillReply(reply, req, index)
-	return nil
+	return d.change(args.DeploymentID, reply, func(snap *state.Snapshot, dep *structs.Deployment, job *structs.Job) (*structs.DeploymentUpdateRequest, error) {
+		u, err := promoted(dep, args, func(id string) (*structs.Allocation, error) { return snap.AllocByID(nil, id) })
+		if err != nil {
+			return nil, err
+		}
+		return &structs.DeploymentUpdateRequest{Deployment: u, Evals: followUp(job, dep.ID)}, nil
+	})
 }
 
 // SetAllocHealth records an operator's verdict on allocations of an
@@ -264,36 +217,51 @@ func (d *Deployment) setAllocHealth(args *structs.DeploymentAllocHealthRequest, 
 	if len(args.HealthyAllocationIDs)+len(args.UnhealthyAllocationIDs) == 0 {
 		return fmt.Errorf("%w: the request names no allocation; list them in HealthyAllocationIDs or UnhealthyAllocationIDs", ErrBadRequest)
 	}
-	d.srv.deploymentMu.Lock() // against the watcher's read-decide-commit
+	return d.change(args.DeploymentID, reply, func(snap *state.Snapshot, dep *structs.Deployment, _ *structs.Job) (*structs.DeploymentUpdateRequest, error) {
+		if !dep.Active() {
+			return nil, fmt.Errorf("%w: deployment %s is %s; allocation health can be set only while it is running, blocked or paused", ErrBadRequest, dep.ID, dep.Status)
+		}
+		seen := map[string]bool{}
+		for _, id := range slices.Concat(args.HealthyAllocationIDs, args.UnhealthyAllocationIDs) {
+			if seen[id] {
+				return nil, fmt.Errorf("%w: allocation %q is listed twice (or as both healthy and unhealthy); list each once", ErrBadRequest, id)
+			}
+			seen[id] = true
+			a, err := snap.AllocByID(nil, id)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case a == nil:
+				return nil, fmt.Errorf("%w: allocation %q not found; give full allocation IDs (skiff job status -verbose %s lists them)", ErrBadRequest, id, dep.JobID)
+			case a.DeploymentID != dep.ID:
+				return nil, fmt.Errorf("%w: allocation %s is not part of deployment %s", ErrBadRequest, id, dep.ID)
+			}
+		}
+		return &structs.DeploymentUpdateRequest{
+			Deployment: dep.Copy(), HealthyAllocs: args.HealthyAllocationIDs, UnhealthyAllocs: args.UnhealthyAllocationIDs,
+			HealthTime: time.Now().UTC(),
+		}, nil
+	})
+}
+
+// change makes an operator's change to deployment id. Under deploymentMu
+// (against the leader's watcher, which reads, decides and commits too),
+// decide reads the deployment, its job (nil if purged) and the state, and
+// returns the update to commit, or why there is none; change commits it
+// and answers reply.
+func (d *Deployment) change(id string, reply *structs.DeploymentUpdateResponse,
+	decide func(snap *state.Snapshot, dep *structs.Deployment, job *structs.Job) (*structs.DeploymentUpdateRequest, error)) error {
+	d.srv.deploymentMu.Lock()
 	defer d.srv.deploymentMu.Unlock()
 	snap := d.srv.fsm.State().Snapshot()
-	dep, _, err := d.lookup(snap, args.DeploymentID)
+	dep, job, err := d.lookup(snap, id)
 	if err != nil {
 		return err
 	}
-	if !dep.Active() {
-		return fmt.Errorf("%w: deployment %s is %s; allocation health can be set only while it is running, blocked or paused", ErrBadRequest, dep.ID, dep.Status)
-	}
-	seen := map[string]bool{}
-	for _, id := range slices.Concat(args.HealthyAllocationIDs, args.UnhealthyAllocationIDs) {
-		if seen[id] {
-			return fmt.Errorf("%w: allocation %q is listed twice (or as both healthy and unhealthy); list each once", ErrBadRequest, id)
-		}
-		seen[id] = true
-		a, err := snap.AllocByID(nil, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case a == nil:
-			return fmt.Errorf("%w: allocation %q not found; give full allocation IDs (skiff job status -verbose %s lists them)", ErrBadRequest, id, dep.JobID)
-		case a.DeploymentID != dep.ID:
-			return fmt.Errorf("%w: allocation %s is not part of deployment %s", ErrBadRequest, id, dep.ID)
-		}
-	}
-	req := &structs.DeploymentUpdateRequest{
-		Deployment: dep.Copy(), HealthyAllocs: args.HealthyAllocationIDs, UnhealthyAllocs: args.UnhealthyAllocationIDs,
-		HealthTime: time.Now().UTC(),
+	req, err := decide(snap, dep, job)
+	if err != nil {
+		return err
 	}
 	index, err := d.srv.raftApply(structs.DeploymentUpdateRequestType, req)
 	if err != nil {
@@ -301,6 +269,15 @@ func (d *Deployment) setAllocHealth(args *structs.DeploymentAllocHealthRequest, 
 	}
 	d.fillReply(reply, req, index)
 	return nil
+}
+
+// followUp is the evaluation of job that acts on a change to its
+// deployment deploymentID: none if the job was purged.
+func followUp(job *structs.Job, deploymentID string) []*structs.Evaluation {
+	if job == nil {
+		return nil
+	}
+	return []*structs.Evaluation{deploymentEval(job, deploymentID)}
 }
 
 // promoted returns a copy of dep with the groups args names promoted, or
@@ -417,6 +394,10 @@ func (d *Deployment) lookup(snap *state.Snapshot, id string) (*structs.Deploymen
 func (d *Deployment) fillReply(reply *structs.DeploymentUpdateResponse, req *structs.DeploymentUpdateRequest, index uint64) {
 	reply.Index = index
 	reply.DeploymentModifyIndex = index
+	if req.Job != nil { // a revert: the earlier version registered again
+		v := req.Job.Version
+		reply.RevertedJobVersion = &v
+	}
 	if len(req.Evals) > 0 {
 		reply.EvalID, reply.EvalCreateIndex = req.Evals[0].ID, index
 		d.srv.enqueueEvals(index, req.Evals...)
