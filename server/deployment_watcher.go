@@ -34,48 +34,19 @@ const watchInterval = 250 * time.Millisecond
 //
 // A deployment therefore always ends: successful, failed or cancelled.
 func (s *Server) deploymentWatcher(ctx context.Context) {
-	t := time.NewTicker(watchInterval)
-	defer t.Stop()
-	var idleAt [3]uint64 // table indexes of the last pass that found nothing active
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		snap := s.fsm.State().Snapshot()
-		var at [3]uint64
-		for i, table := range []string{state.TableDeployments, state.TableAllocs, state.TableJobs} {
-			at[i], _ = snap.MaxIndex(table)
-		}
-		if at == idleAt {
-			continue
-		}
-		active, err := s.watchDeployments(snap, time.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.logger.Warn("watch deployments", "error", err)
-			idleAt = [3]uint64{}
-		case active:
-			idleAt = [3]uint64{}
-		default:
-			idleAt = at
-		}
-	}
+	s.pollWhileActive(ctx, watchInterval, "watch deployments",
+		[]string{state.TableDeployments, state.TableAllocs, state.TableJobs}, s.watchDeployments)
 }
 
 // watchDeployments makes one pass over the active deployments of snap,
 // committing what changed, and reports whether any is still active.
 func (s *Server) watchDeployments(snap *state.Snapshot, now time.Time) (bool, error) {
-	all, err := snap.Deployments(nil)
+	all, err := snap.ActiveDeployments(nil)
 	if err != nil {
 		return false, err
 	}
 	active := false
 	for _, d := range all {
-		if !d.Active() {
-			continue
-		}
 		more, err := s.watchDeployment(d.ID, now)
 		if err != nil {
 			return true, err

@@ -22,33 +22,8 @@ const drainInterval = 250 * time.Millisecond
 // node with nothing left to move has its drain ended (it stays
 // ineligible).
 func (s *Server) drainer(ctx context.Context) {
-	t := time.NewTicker(drainInterval)
-	defer t.Stop()
-	var idleAt uint64 // nodes-table index of the last scan that found no drain
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// Nothing drains until a node changes: skip the scan of every
-			// node while the table stands still.
-			snap := s.fsm.State().Snapshot()
-			idx, err := snap.MaxIndex(state.TableNodes)
-			if err == nil && idx == idleAt {
-				continue
-			}
-			draining, err := s.drainOnce(snap, time.Now())
-			switch {
-			case err != nil && ctx.Err() == nil:
-				s.logger.Warn("drain nodes", "error", err)
-				idleAt = 0
-			case draining:
-				idleAt = 0
-			default:
-				idleAt = idx
-			}
-		}
-	}
+	// Nothing drains until a node changes.
+	s.pollWhileActive(ctx, drainInterval, "drain nodes", []string{state.TableNodes}, s.drainOnce)
 }
 
 // drainOnce makes one pass over the draining nodes of snap and reports

@@ -258,6 +258,13 @@ func (r reader) Deployments(ws memdb.WatchSet) ([]*structs.Deployment, error) {
 	return list[structs.Deployment](ws, r.txn(), TableDeployments, indexID, nil)
 }
 
+// ActiveDeployments returns the deployments that may still make progress
+// (running, blocked or paused), by ID: the leader's watcher reads these
+// without going through every deployment that ever ended.
+func (r reader) ActiveDeployments(ws memdb.WatchSet) ([]*structs.Deployment, error) {
+	return list[structs.Deployment](ws, r.txn(), TableDeployments, indexActive, nil, true)
+}
+
 // Index returns the raft index of the last write to table, or 0 if the
 // table was never written.
 func (r reader) Index(table string) (uint64, error) {

@@ -365,6 +365,11 @@ func TestDeployments(t *testing.T) {
 	if none, _ := s.LatestDeploymentByJobID(nil, "default", "nope"); none != nil {
 		t.Errorf("got %v for a job without deployments, want nil", none)
 	}
+	active, err := s.ActiveDeployments(nil)
+	must(t, err)
+	if got := ids(active, func(d *structs.Deployment) string { return d.ID }); !slices.Equal(got, []string{"d-a", "d-other"}) {
+		t.Errorf("got active deployments %v, want [d-a d-other] (d-z failed)", got)
+	}
 }
 
 func TestIndexes(t *testing.T) {

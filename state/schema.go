@@ -45,6 +45,7 @@ const (
 	indexEval         = "eval"
 	indexDeployment   = "deployment"
 	indexSecretID     = "secret_id"
+	indexActive       = "active"
 )
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -82,6 +83,13 @@ func schema() *memdb.DBSchema {
 		}
 		return a.TerminalStatus(), nil
 	}}
+	deploymentActive := &memdb.ConditionalIndex{Conditional: func(obj any) (bool, error) {
+		d, ok := obj.(*structs.Deployment)
+		if !ok {
+			return false, fmt.Errorf("want *structs.Deployment, got %T", obj)
+		}
+		return d.Active(), nil
+	}}
 	tables := []*memdb.TableSchema{
 		table(TableIndex, idIndex(str("Key"))),
 		table(TableJobs, idIndex(nsKey("ID"))),
@@ -112,6 +120,7 @@ func schema() *memdb.DBSchema {
 		table(TableDeployments,
 			idIndex(str("ID")),
 			secondary(indexJob, nsKey("JobID")),
+			secondary(indexActive, deploymentActive),
 		),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
