@@ -57,13 +57,9 @@ func (c *AllocExecCommand) Run(args []string) int {
 	if fs.NArg() < 2 {
 		return c.usageError(c.Help(), "expected the allocation ID and a command")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Allocations().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up allocation %q", fs.Arg(0))
+	client, id, code := c.resolveArg("allocation", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	alloc, _, err := client.Allocations().Info(c.ctx, id, nil)
 	if err != nil {
@@ -92,7 +88,7 @@ func (c *AllocExecCommand) Run(args []string) int {
 		stopResize := followTerminalSize(stdinFile, resize)
 		defer stopResize()
 	}
-	code, err := client.Allocations().Exec(ctx, id, task, tty, command, stdin, c.stdout, c.stderr, resize)
+	code, err = client.Allocations().Exec(ctx, id, task, tty, command, stdin, c.stdout, c.stderr, resize)
 	restore() // before printing: a raw terminal does not start new lines at the left
 	if err != nil {
 		return c.fail(err, "running %q in task %q of allocation %s", command[0], task, shortID(id, false))

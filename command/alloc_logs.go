@@ -50,13 +50,9 @@ func (c *AllocLogsCommand) Run(args []string) int {
 	if o.Tail {
 		o.Offset = n
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Allocations().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up allocation %q", fs.Arg(0))
+	client, id, code := c.resolveArg("allocation", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(c.ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

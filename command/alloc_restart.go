@@ -26,13 +26,9 @@ func (c *AllocRestartCommand) Run(args []string) int {
 		return c.usageError(c.Help(), "expected the allocation ID and optionally the task name")
 	}
 	task := fs.Arg(1)
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Allocations().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up allocation %q", fs.Arg(0))
+	client, id, code := c.resolveArg("allocation", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	if err := client.Allocations().Restart(c.ctx, id, task); err != nil {
 		return c.fail(err, "restarting allocation %s", shortID(id, false))

@@ -42,13 +42,9 @@ func (c *AllocStatusCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the allocation ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Allocations().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up allocation %q", fs.Arg(0))
+	client, id, code := c.resolveArg("allocation", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	a, _, err := client.Allocations().Info(c.ctx, id, nil)
 	if err != nil {

@@ -45,13 +45,9 @@ func runDeploymentUpdate(m *Meta, name string, help func() string, args []string
 	if fs.NArg() != 1 {
 		return m.usageError(help(), "expected one argument, the deployment ID")
 	}
-	client, err := m.client()
-	if err != nil {
-		return m.fail(err, "")
-	}
-	id, err := client.Deployments().Resolve(m.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return m.fail(err, "looking up deployment %q", fs.Arg(0))
+	client, id, code := m.resolveArg("deployment", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	return updateDeployment(m, client, id, verbose, doing, update)
 }

@@ -48,13 +48,9 @@ func (c *DeploymentHealthCommand) Run(args []string) int {
 	if fs.NArg() < 2 {
 		return c.usageError(c.Help(), "expected the deployment ID and at least one allocation ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Deployments().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up deployment %q", fs.Arg(0))
+	client, id, code := c.resolveArg("deployment", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	allocs := make([]string, 0, fs.NArg()-1)
 	for _, prefix := range fs.Args()[1:] {

@@ -44,13 +44,9 @@ func (c *DeploymentPromoteCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the deployment ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Deployments().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up deployment %q", fs.Arg(0))
+	client, id, code := c.resolveArg("deployment", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	return updateDeployment(&c.Meta, client, id, verbose, "promoting", promoteGroups(groups))
 }

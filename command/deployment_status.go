@@ -41,13 +41,9 @@ func (c *DeploymentStatusCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the deployment ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Deployments().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up deployment %q", fs.Arg(0))
+	client, id, code := c.resolveArg("deployment", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	d, _, err := client.Deployments().Info(c.ctx, id, nil)
 	if err != nil {

@@ -34,13 +34,9 @@ func (c *EvalStatusCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the evaluation ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Evaluations().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up evaluation %q", fs.Arg(0))
+	client, id, code := c.resolveArg("evaluation", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	ev, _, err := client.Evaluations().Info(c.ctx, id, nil)
 	if err != nil {

@@ -44,16 +44,13 @@ func (c *JobInspectCommand) Run(args []string) int {
 		}
 		want = &v
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Jobs().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up job %q", fs.Arg(0))
+	client, id, code := c.resolveArg("job", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 
 	var job *structs.Job
+	var err error
 	if want == nil {
 		if job, _, err = client.Jobs().Info(c.ctx, id, nil); err != nil {
 			return c.fail(err, "reading job %q", id)

@@ -31,13 +31,9 @@ func (c *JobPromoteCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the job ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Jobs().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up job %q", fs.Arg(0))
+	client, id, code := c.resolveArg("job", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	d, _, err := client.Jobs().LatestDeployment(c.ctx, id, nil)
 	if err != nil {

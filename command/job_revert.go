@@ -60,13 +60,9 @@ func (c *JobRevertCommand) Run(args []string) int {
 	if err != nil {
 		return c.usageError(c.Help(), "VERSION must be a job version, a number >= 0 (got %q)", fs.Arg(1))
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Jobs().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up job %q", fs.Arg(0))
+	client, id, code := c.resolveArg("job", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	resp, wm, err := client.Jobs().Revert(c.ctx, id, version, checkVersion, nil)
 	if err != nil {

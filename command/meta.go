@@ -168,3 +168,34 @@ func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// resolveArg connects to the agent and resolves arg, an ID or a unique
+// prefix of one, of kind "allocation", "deployment", "evaluation", "job"
+// or "node". On failure it has reported the error, and the code it
+// returns is the command's exit code (else exitOK).
+func (m *Meta) resolveArg(kind, arg string) (*api.Client, string, int) {
+	client, err := m.client()
+	if err != nil {
+		return nil, "", m.fail(err, "")
+	}
+	var resolve func(context.Context, string, *api.QueryOptions) (string, error)
+	switch kind {
+	case "allocation":
+		resolve = client.Allocations().Resolve
+	case "deployment":
+		resolve = client.Deployments().Resolve
+	case "evaluation":
+		resolve = client.Evaluations().Resolve
+	case "job":
+		resolve = client.Jobs().Resolve
+	case "node":
+		resolve = client.Nodes().Resolve
+	default:
+		panic("resolveArg: unknown kind " + kind) // a bug in a command
+	}
+	id, err := resolve(m.ctx, arg, nil)
+	if err != nil {
+		return nil, "", m.fail(err, "looking up %s %q", kind, arg)
+	}
+	return client, id, exitOK
+}

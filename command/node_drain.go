@@ -71,13 +71,9 @@ func (c *NodeDrainCommand) Run(args []string) int {
 	if deadline <= 0 && !noDeadline && !force {
 		return c.usageError(c.Help(), "-deadline must be positive; use -no-deadline or -force")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Nodes().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up node %q", fs.Arg(0))
+	client, id, code := c.resolveArg("node", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	var spec *api.DrainSpec
 	if enable {

@@ -38,13 +38,9 @@ func (c *NodeEligibilityCommand) Run(args []string) int {
 	if fs.NArg() != 1 {
 		return c.usageError(c.Help(), "expected one argument, the node ID")
 	}
-	client, err := c.client()
-	if err != nil {
-		return c.fail(err, "")
-	}
-	id, err := client.Nodes().Resolve(c.ctx, fs.Arg(0), nil)
-	if err != nil {
-		return c.fail(err, "looking up node %q", fs.Arg(0))
+	client, id, code := c.resolveArg("node", fs.Arg(0))
+	if code != exitOK {
+		return code
 	}
 	if _, err := client.Nodes().ToggleEligibility(c.ctx, id, enable, nil); err != nil {
 		return c.fail(err, "changing the eligibility of node %s", shortID(id, false))
