@@ -113,13 +113,8 @@ func (mon *monitor) waitEval(ctx context.Context, id string) (*structs.Evaluatio
 		if evalDone(ev) {
 			return ev, nil
 		}
-		if qm.LastIndex <= index && qm.RequestTime < pollInterval {
-			// The agent did not block: do not spin.
-			select {
-			case <-ctx.Done():
-				return last, ctx.Err()
-			case <-time.After(pollInterval):
-			}
+		if !pauseIfNotBlocked(ctx, qm, index) {
+			return last, ctx.Err()
 		}
 		index = qm.LastIndex
 	}
@@ -233,12 +228,7 @@ func (mon *monitor) waitRunning(evalID string) int {
 			fmt.Fprintln(mon.stdout, "==> All allocations are running")
 			return exitOK
 		}
-		if qm.LastIndex <= index && qm.RequestTime < pollInterval {
-			select {
-			case <-ctx.Done():
-			case <-time.After(pollInterval):
-			}
-		}
+		pauseIfNotBlocked(ctx, qm, index)
 		index = qm.LastIndex
 	}
 }
@@ -315,4 +305,19 @@ func metricLines(m *structs.AllocMetric) []string {
 		out = append(out, fmt.Sprintf("Dimension %q exhausted on %s", d, plural(m.DimensionExhausted[d], "node")))
 	}
 	return out
+}
+
+// pauseIfNotBlocked waits pollInterval when a blocking read came back at
+// once with nothing new (an agent that does not block must not make its
+// caller spin). It reports false if ctx ended meanwhile.
+func pauseIfNotBlocked(ctx context.Context, qm *api.QueryMeta, index uint64) bool {
+	if qm.LastIndex > index || qm.RequestTime >= pollInterval {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(pollInterval):
+		return true
+	}
 }

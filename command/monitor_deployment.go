@@ -90,12 +90,8 @@ func (mon *monitor) waitDeployment(d *structs.Deployment) int {
 		if err != nil {
 			return mon.fail(err, "following deployment %q", shortID(d.ID, mon.verbose))
 		}
-		if qm.LastIndex <= index && qm.RequestTime < pollInterval {
-			select {
-			case <-mon.ctx.Done():
-				return exitError
-			case <-time.After(pollInterval):
-			}
+		if !pauseIfNotBlocked(mon.ctx, qm, index) {
+			return exitError
 		}
 		index, d = qm.LastIndex, next
 	}
