@@ -239,31 +239,20 @@ func TestNodeEligibility(t *testing.T) {
 // reportRunning plays a client on node n: every live allocation placed on
 // it is reported running, until the test ends.
 func reportRunning(t *testing.T, s *Server, n *structs.Node) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	t.Cleanup(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			allocs, _ := s.State().AllocsByNode(nil, n.ID)
-			var up []*structs.Allocation
-			for _, a := range allocs {
-				if !a.TerminalStatus() && a.ClientStatus == structs.AllocClientStatusPending {
-					up = append(up, &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
-						TaskStates: map[string]*structs.TaskState{"server": {State: "running", StartedAt: time.Now()}}})
-				}
-			}
-			if len(up) > 0 {
-				var r structs.GenericResponse
-				_ = s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID, Alloc: up}, &r)
+	every(t, 20*time.Millisecond, func() {
+		allocs, _ := s.State().AllocsByNode(nil, n.ID)
+		var up []*structs.Allocation
+		for _, a := range allocs {
+			if !a.TerminalStatus() && a.ClientStatus == structs.AllocClientStatusPending {
+				up = append(up, &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
+					TaskStates: map[string]*structs.TaskState{"server": {State: "running", StartedAt: time.Now()}}})
 			}
 		}
-	}()
+		if len(up) > 0 {
+			var r structs.GenericResponse
+			_ = s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID, Alloc: up}, &r)
+		}
+	})
 }
 
 // TestDrainMigratesAtMigratePace: draining a node moves its service

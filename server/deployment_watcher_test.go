@@ -14,41 +14,30 @@ import (
 // pending allocation is reported running, and those of a deployment
 // healthy unless healthy(a) says otherwise, until the test ends.
 func playHealth(t *testing.T, s *Server, n *structs.Node, healthy func(a *structs.Allocation) bool) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	t.Cleanup(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
+	every(t, 20*time.Millisecond, func() {
+		allocs, _ := s.State().AllocsByNode(nil, n.ID)
+		var up []*structs.Allocation
+		for _, a := range allocs {
+			if a.TerminalStatus() || a.DesiredStatus != structs.AllocDesiredStatusRun {
+				continue
 			}
-			allocs, _ := s.State().AllocsByNode(nil, n.ID)
-			var up []*structs.Allocation
-			for _, a := range allocs {
-				if a.TerminalStatus() || a.DesiredStatus != structs.AllocDesiredStatusRun {
-					continue
-				}
-				judged := a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil
-				if a.ClientStatus == structs.AllocClientStatusRunning && (a.DeploymentID == "" || judged) {
-					continue
-				}
-				u := &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
-					TaskStates: map[string]*structs.TaskState{"server": {State: "running", StartedAt: time.Now()}}}
-				if a.DeploymentID != "" && !judged {
-					h := healthy(a)
-					u.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &h, Timestamp: time.Now()}
-				}
-				up = append(up, u)
+			judged := a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil
+			if a.ClientStatus == structs.AllocClientStatusRunning && (a.DeploymentID == "" || judged) {
+				continue
 			}
-			if len(up) > 0 {
-				var r structs.GenericResponse
-				_ = s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID, Alloc: up}, &r)
+			u := &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning,
+				TaskStates: map[string]*structs.TaskState{"server": {State: "running", StartedAt: time.Now()}}}
+			if a.DeploymentID != "" && !judged {
+				h := healthy(a)
+				u.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &h, Timestamp: time.Now()}
 			}
+			up = append(up, u)
 		}
-	}()
+		if len(up) > 0 {
+			var r structs.GenericResponse
+			_ = s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: n.ID, SecretID: n.SecretID, Alloc: up}, &r)
+		}
+	})
 }
 
 func rollingTestJob(image string, autoRevert bool) *structs.Job {

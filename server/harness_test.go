@@ -181,3 +181,22 @@ func getJob(t *testing.T, s *Server, id string, stale bool) *structs.Job {
 	}
 	return reply.Job
 }
+
+// every runs fn every interval in its own goroutine until the test ends
+// (the test's cleanup waits for the last run).
+func every(t *testing.T, interval time.Duration, fn func()) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(interval):
+			}
+			fn()
+		}
+	}()
+}

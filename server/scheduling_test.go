@@ -252,18 +252,7 @@ func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
 
 // keepAlive heartbeats the node until the test ends.
 func keepAlive(t *testing.T, s *Server, n *structs.Node) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	t.Cleanup(func() { close(stop); <-done })
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			_, _ = heartbeat(s, n)
-		}
-	}()
+	every(t, 100*time.Millisecond, func() {
+		_, _ = heartbeat(s, n)
+	})
 }
