@@ -203,9 +203,8 @@ func TestNomadClientDeployments(t *testing.T) {
 // deployedAllocs registers job "web" (group "frontend", no update block,
 // so the deployment is the test's own) and, once its evaluation is done,
 // a running deployment of it with n allocations placed on a node that
-// does not exist, canaries if canary is set, none judged yet. It returns
-// them with the job's evaluation.
-func deployedAllocs(t *testing.T, a *Agent, client *nomad.Client, n int, canary bool) (*structs.Deployment, []*structs.Allocation, string) {
+// does not exist, canaries if canary is set, none judged yet.
+func deployedAllocs(t *testing.T, a *Agent, client *nomad.Client, n int, canary bool) (*structs.Deployment, []*structs.Allocation) {
 	t.Helper()
 	job := nomad.NewServiceJob("web", "web", "global", 50)
 	job.Datacenters = []string{"dc1"}
@@ -241,7 +240,7 @@ func deployedAllocs(t *testing.T, a *Agent, client *nomad.Client, n int, canary 
 	}
 	g.PlacedAllocs = n
 	commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: allocs, Deployment: d, EvalID: reg.EvalID})
-	return d, allocs, reg.EvalID
+	return d, allocs
 }
 
 func TestNomadClientPromote(t *testing.T) {
@@ -250,21 +249,23 @@ func TestNomadClientPromote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, canaries, evalID := deployedAllocs(t, a, client, 2, true)
+	d, canaries := deployedAllocs(t, a, client, 2, true)
 	g := d.TaskGroups["frontend"]
 	// The deployment's counts match its canaries: the leader's watcher
 	// has nothing to change.
+	// health marks canaries healthy (false: not judged yet) with the
+	// counts that match, in one entry, as verdicts reach the servers.
 	health := func(healthy ...bool) {
 		t.Helper()
+		req := &structs.DeploymentUpdateRequest{Deployment: d, HealthTime: time.Now()}
 		g.PlacedAllocs, g.HealthyAllocs = len(canaries), 0
 		for i, c := range canaries {
-			c.DeploymentStatus.Healthy, c.DeploymentStatus.Timestamp = nil, time.Now()
 			if healthy[i] {
-				c.DeploymentStatus.Healthy = &healthy[i]
+				req.HealthyAllocs = append(req.HealthyAllocs, c.ID)
 				g.HealthyAllocs++
 			}
 		}
-		commit(t, a, structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Allocs: canaries, Deployment: d, EvalID: evalID})
+		commitDeployment(t, a, req)
 	}
 	health(true, false) // the second not judged yet
 
@@ -304,7 +305,7 @@ func TestNomadClientAllocHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, allocs, _ := deployedAllocs(t, a, client, 2, false)
+	d, allocs := deployedAllocs(t, a, client, 2, false)
 	resp, wm, err := client.Deployments().SetAllocHealth(d.ID, []string{allocs[0].ID}, nil, nil)
 	if err != nil {
 		t.Fatalf("set health: %v", err)

@@ -489,8 +489,9 @@ func canaryFixture(t *testing.T, c *testCluster) (*structs.Job, *structs.Deploym
 }
 
 // commitCanaries gives the canaries the health given (nil: not judged
-// yet) and commits them with the deployment in one plan entry, as the
-// scheduler and the clients would have brought them. The deployment's
+// yet) and commits them with the deployment: in one plan entry the first
+// time, as the scheduler would have placed them; after that in one
+// deployment update with the verdicts, as they reach the servers. The deployment's
 // counts are made to match, so the leader's deployment watcher has
 // nothing to change (it fails a deployment with an unhealthy allocation:
 // promoted's own test covers that case). Once the job is evaluated again
@@ -506,8 +507,23 @@ func commitCanaries(t *testing.T, c *testCluster, job *structs.Job, d *structs.D
 			g.HealthyAllocs++
 		}
 	}
-	index, err := c.leader().raftApply(structs.ApplyPlanResultsRequestType,
-		&structs.ApplyPlanResultsRequest{Allocs: canaries, Job: job, Deployment: d, EvalID: canaries[0].EvalID})
+	var typ structs.MessageType = structs.ApplyPlanResultsRequestType
+	var req any = &structs.ApplyPlanResultsRequest{Allocs: canaries, Job: job, Deployment: d, EvalID: canaries[0].EvalID}
+	if placed, _ := c.leader().State().AllocByID(nil, canaries[0].ID); placed != nil {
+		// Placed already: a plan no longer sets a deployment's counts, so
+		// the verdicts and the counts that match them go in one entry.
+		u := &structs.DeploymentUpdateRequest{Deployment: d, HealthTime: time.Now()}
+		for i, a := range canaries {
+			switch h := health[i]; {
+			case h != nil && *h:
+				u.HealthyAllocs = append(u.HealthyAllocs, a.ID)
+			case h != nil:
+				u.UnhealthyAllocs = append(u.UnhealthyAllocs, a.ID)
+			}
+		}
+		typ, req = structs.DeploymentUpdateRequestType, u
+	}
+	index, err := c.leader().raftApply(typ, req)
 	if err != nil {
 		t.Fatalf("commit canaries: %v", err)
 	}
