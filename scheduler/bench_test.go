@@ -20,6 +20,7 @@ func BenchmarkServicePlacement(b *testing.B) {
 		for i := range nodes {
 			n := testNode(i, racks)
 			n.Datacenter = fmt.Sprintf("dc-%d", 1+i%2)
+			n.ComputeClass()
 			if err := h.store.UpsertNode(h.next(), n); err != nil {
 				b.Fatal(err)
 			}
@@ -53,7 +54,7 @@ func BenchmarkServicePlacement(b *testing.B) {
 						placedN, scored := 0, 0
 						b.ResetTimer()
 						for b.Loop() {
-							s, err := New(job.Type, Config{State: snap, Planner: h, Now: testNow})
+							s, err := New(job.Type, Config{State: snap, Planner: h, Now: testNow, Nodes: h.nodes})
 							if err != nil {
 								b.Fatal(err)
 							}

@@ -2,8 +2,8 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +29,7 @@ const (
 // belongs to one Process call and one goroutine.
 type planCtx struct {
 	state         State
+	nodeCache     *NodeCache // nil: read the nodes every time
 	eval          *structs.Evaluation
 	job           *structs.Job
 	now           time.Time
@@ -112,67 +113,22 @@ func (c *planCtx) loadAllocs() error {
 }
 
 // loadNodes reads the nodes the job may use: ready, in one of its
-// datacenters and in its node pool; then shuffles them.
+// datacenters and in its node pool, shuffled by the attempt's seed.
 func (c *planCtx) loadNodes() error {
-	all, err := c.state.Nodes(nil)
-	if err != nil {
-		return fmt.Errorf("read nodes: %w", err)
-	}
 	pool := c.job.NodePool
 	if pool == "" {
 		pool = structs.DefaultNodePool
 	}
-	c.dcAvail = map[string]int{}
-	for _, dc := range c.job.Datacenters {
-		if !strings.ContainsAny(dc, "*?[") {
-			c.dcAvail[dc] = 0
-		}
+	set, err := c.nodeCache.nodesFor(c.state, pool, c.job.Datacenters)
+	if err != nil {
+		return err
 	}
-	dcOK := map[string]bool{} // datacenter -> matches the job's patterns
-	for _, n := range all {
-		np := n.NodePool
-		if np == "" {
-			np = structs.DefaultNodePool
-		}
-		if pool != "all" && np != pool {
-			continue
-		}
-		c.inPool++
-		if !n.Ready() {
-			continue
-		}
-		ok, seen := dcOK[n.Datacenter]
-		if !seen {
-			ok = dcMatch(c.job.Datacenters, n.Datacenter)
-			dcOK[n.Datacenter] = ok
-		}
-		if !ok {
-			continue
-		}
-		c.dcAvail[n.Datacenter]++
-		c.nodes = append(c.nodes, n)
-	}
-	byID := func(a, b *structs.Node) int { return strings.Compare(a.ID, b.ID) }
-	if !slices.IsSortedFunc(c.nodes, byID) {
-		slices.SortFunc(c.nodes, byID)
-	}
+	c.inPool = set.inPool
+	c.dcAvail = maps.Clone(set.dcAvail)
+	c.nodes = slices.Clone(set.nodes)
 	c.rng.Shuffle(len(c.nodes), func(i, j int) { c.nodes[i], c.nodes[j] = c.nodes[j], c.nodes[i] })
 	c.usageAt = make([]*nodeUsage, len(c.nodes))
 	return nil
-}
-
-// dcMatch reports whether dc matches one of the job's datacenter patterns
-// (globs such as "*" or "dc*"). No datacenters means any.
-func dcMatch(patterns []string, dc string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, err := path.Match(p, dc); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
 
 // stop adds a stop of a to the plan and forgets a on its node.

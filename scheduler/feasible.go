@@ -214,7 +214,22 @@ type groupChecks struct {
 	// ConstraintFiltered key that excluded it.
 	cache   []int32
 	reasons []string
+	// byClass caches the same results by computed node class, for groups
+	// whose checks read nothing unique to a node (nil otherwise): nodes of
+	// one class have the same drivers, attributes, meta, datacenter, class
+	// and pool, so one check answers for all of them.
+	byClass map[string]int32
 	classOK map[string]bool // shared with the planCtx
+}
+
+// unique reports whether t reads a value unique to a node, which its
+// computed class does not cover.
+func (t target) unique() bool {
+	switch t.kind {
+	case "attr", "meta", "node":
+		return strings.HasPrefix(t.key, "unique.")
+	}
+	return false
 }
 
 type distinctProp struct {
@@ -277,6 +292,9 @@ func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, nodes int, classOK 
 	for _, s := range append(append([]*structs.Spread(nil), job.Spreads...), tg.Spreads...) {
 		g.spreads = append(g.spreads, newSpreadState(s))
 	}
+	if !slices.ContainsFunc(g.checks, func(k *checker) bool { return k.l.unique() || k.r.unique() }) {
+		g.byClass = map[string]int32{}
+	}
 	return g
 }
 
@@ -285,32 +303,51 @@ func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, nodes int, classOK 
 // in planCtx.nodes, whose result is cached, or -1.
 func (g *groupChecks) static(i int, n *structs.Node) string {
 	if i >= 0 {
-		switch c := g.cache[i]; {
-		case c == 1:
-			return ""
-		case c > 1:
-			return g.reasons[c-2]
+		if c := g.cache[i]; c != 0 {
+			return g.reason(c)
 		}
 	}
-	r := g.check(n)
+	var c int32
+	if cls := n.ComputedClass; g.byClass != nil && cls != "" {
+		if c = g.byClass[cls]; c == 0 {
+			c = g.code(g.check(n))
+			g.byClass[cls] = c
+		}
+	} else {
+		c = g.code(g.check(n))
+	}
 	if i < 0 {
-		return r
+		return g.reason(c)
 	}
-	if r == "" {
-		g.cache[i] = 1
+	g.cache[i] = c
+	if c == 1 {
 		g.classOK[n.FeasibilityClass()] = true
-		return r
-	}
-	if _, seen := g.classOK[n.FeasibilityClass()]; !seen {
+	} else if _, seen := g.classOK[n.FeasibilityClass()]; !seen {
 		g.classOK[n.FeasibilityClass()] = false
+	}
+	return g.reason(c)
+}
+
+// code is the cache code of a check result: 1 for feasible, else 2 + the
+// reason's index in reasons.
+func (g *groupChecks) code(r string) int32 {
+	if r == "" {
+		return 1
 	}
 	k := slices.Index(g.reasons, r)
 	if k < 0 {
 		k = len(g.reasons)
 		g.reasons = append(g.reasons, r)
 	}
-	g.cache[i] = int32(k + 2)
-	return r
+	return int32(k + 2)
+}
+
+// reason is the check result of a cache code.
+func (g *groupChecks) reason(c int32) string {
+	if c <= 1 {
+		return ""
+	}
+	return g.reasons[c-2]
 }
 
 // check runs the node-only checks.

@@ -121,8 +121,10 @@ func TestResourceExhaustion(t *testing.T) {
 				h.created[0].TriggeredBy != structs.EvalTriggerQueuedAllocs || h.created[0].PreviousEval != eval.ID {
 				t.Fatalf("blocked eval: got %+v (BlockedEval %q)", h.created, eval.BlockedEval)
 			}
-			if !h.created[0].ClassEligibility["class:standard"] { // nodes without a computed class
-				t.Errorf("ClassEligibility: got %v, want class:standard: true", h.created[0].ClassEligibility)
+			for _, n := range nodes {
+				if !h.created[0].ClassEligibility[n.ComputedClass] {
+					t.Errorf("ClassEligibility: got %v, want %s (node %s): true", h.created[0].ClassEligibility, n.ComputedClass, n.ID)
+				}
 			}
 			want := "3 nodes exhausted on " + c.dim
 			if got := Explain(m); !slices.Contains(got, want) {

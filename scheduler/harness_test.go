@@ -25,6 +25,9 @@ type harness struct {
 	now   time.Time
 	seed  uint64
 	algo  string // Config.Algorithm
+	// nodes is shared by every evaluation the harness processes, as the
+	// server shares one, so every scheduler test also checks the cache.
+	nodes *NodeCache
 
 	plans   []*structs.Plan
 	created []*structs.Evaluation
@@ -38,7 +41,7 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
-	return &harness{t: t, store: state.New(), index: 100, now: testNow, refuse: map[string]int{}}
+	return &harness{t: t, store: state.New(), index: 100, now: testNow, refuse: map[string]int{}, nodes: &NodeCache{}}
 }
 
 func (h *harness) next() uint64 { h.index++; return h.index }
@@ -122,6 +125,7 @@ func (h *harness) CreateEval(e *structs.Evaluation) error {
 func (h *harness) addNodes(nodes ...*structs.Node) {
 	h.t.Helper()
 	for _, n := range nodes {
+		n.ComputeClass() // as Node.Register does
 		if err := h.store.UpsertNode(h.next(), n); err != nil {
 			h.t.Fatal(err)
 		}
@@ -158,7 +162,7 @@ func (h *harness) process(job *structs.Job, trigger string) *structs.Evaluation 
 	if err := h.store.UpsertEvals(h.next(), []*structs.Evaluation{e}); err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := New(job.Type, Config{State: h.store.Snapshot(), Planner: h, Now: h.now, Seed: h.seed, Algorithm: h.algo})
+	s, err := New(job.Type, Config{State: h.store.Snapshot(), Planner: h, Now: h.now, Seed: h.seed, Algorithm: h.algo, Nodes: h.nodes})
 	if err != nil {
 		h.t.Fatal(err)
 	}

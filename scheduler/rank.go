@@ -2,17 +2,18 @@ package scheduler
 
 import (
 	"math"
+	"math/bits"
 
 	"github.com/skiffhq/skiff/structs"
 )
 
 // Score names in NodeScoreMeta.Scores.
 const (
-	scoreBinPack      = "binpack"
-	scoreAntiAffinity = "job-anti-affinity"
-	scoreAffinity     = "node-affinity"
-	scoreSpread       = "allocation-spread"
-	scoreReschedule   = "node-reschedule-penalty"
+	scoreBinPack      = structs.ScoreBinPack
+	scoreAntiAffinity = structs.ScoreAntiAffinity
+	scoreAffinity     = structs.ScoreAffinity
+	scoreSpread       = structs.ScoreSpread
+	scoreReschedule   = structs.ScoreReschedule
 )
 
 // maxScoreMeta is how many of the best candidates a metric keeps.
@@ -167,18 +168,16 @@ type scores struct {
 }
 
 func (s scores) meta(nodeID string) *structs.NodeScoreMeta {
-	m := map[string]float64{scoreBinPack: s.binPack}
-	if s.has&1 != 0 {
-		m[scoreAntiAffinity] = s.antiAffinity
-	}
-	if s.has&2 != 0 {
-		m[scoreReschedule] = s.reschedule
-	}
-	if s.has&4 != 0 {
-		m[scoreAffinity] = s.affinity
-	}
-	if s.has&8 != 0 {
-		m[scoreSpread] = s.spread
+	m := make(structs.ScoreSet, 1, 1+bits.OnesCount8(s.has))
+	m[0] = structs.Score{Name: scoreBinPack, Value: s.binPack}
+	for _, sc := range []struct {
+		bit   uint8
+		name  string
+		value float64
+	}{{1, scoreAntiAffinity, s.antiAffinity}, {2, scoreReschedule, s.reschedule}, {4, scoreAffinity, s.affinity}, {8, scoreSpread, s.spread}} {
+		if s.has&sc.bit != 0 {
+			m = append(m, structs.Score{Name: sc.name, Value: sc.value})
+		}
 	}
 	return &structs.NodeScoreMeta{NodeID: nodeID, Scores: m, NormScore: s.norm}
 }

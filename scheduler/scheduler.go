@@ -64,6 +64,9 @@ type Config struct {
 	// Algorithm ranks nodes by how full they would be: AlgorithmBinPack
 	// (the default, fill nodes first) or AlgorithmSpread (emptiest first).
 	Algorithm string
+	// Nodes, when set, caches the candidate nodes across evaluations while
+	// the nodes table does not change (see NodeCache).
+	Nodes *NodeCache
 }
 
 // Scheduling algorithms.
@@ -253,7 +256,7 @@ func (s *scheduler) compute(st State, eval *structs.Evaluation, attempt int) (*p
 	}
 	seed := s.seed(eval.ID, attempt)
 	c := &planCtx{
-		state: st, eval: eval, job: job, now: s.cfg.Now, typ: s.typ, spread: s.cfg.Algorithm == AlgorithmSpread,
+		state: st, nodeCache: s.cfg.Nodes, eval: eval, job: job, now: s.cfg.Now, typ: s.typ, spread: s.cfg.Algorithm == AlgorithmSpread,
 		rng:           rand.New(rand.NewPCG(seed, seed^0x5deece66d)),
 		snapshotIndex: idx,
 		plan: &structs.Plan{

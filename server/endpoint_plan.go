@@ -27,7 +27,8 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	if err := j.prepare(job, args.Namespace); err != nil {
 		return err
 	}
-	snap := j.srv.fsm.State().Snapshot()
+	store := j.srv.fsm.State()
+	snap := store.Snapshot()
 	index, err := snap.LatestIndex()
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	p := &dryRunPlanner{}
 	sched, err := scheduler.New(job.Type, scheduler.Config{
 		Logger: j.srv.logger.Named("plan"), State: &planState{Snapshot: snap, job: job},
-		Planner: p, Now: time.Now(), Algorithm: j.srv.config.SchedulerAlgorithm,
+		Planner: p, Now: time.Now(), Algorithm: j.srv.config.SchedulerAlgorithm, Nodes: j.srv.schedulerNodes(store),
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)

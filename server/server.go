@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiffhq/skiff/fsm"
 	skiffrpc "github.com/skiffhq/skiff/rpc"
+	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
@@ -50,6 +51,11 @@ type Server struct {
 
 	broker  *evalBroker
 	blocked *blockedEvals
+	// nodeCache is the schedulers' candidate-node cache for nodeCacheOf,
+	// the store it was filled from (a restore replaces the store).
+	nodeCacheMu sync.Mutex
+	nodeCache   *scheduler.NodeCache
+	nodeCacheOf *state.Store
 
 	evalsProcessed atomic.Uint64 // by this server's workers, for tests and metrics
 	// failedSince is when the leader first saw each server failed in

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/scheduler"
+	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -168,14 +169,27 @@ func (s *Server) waitForState(ctx context.Context, index uint64) error {
 
 func (s *Server) processEval(ctx context.Context, ev *structs.Evaluation, token string) error {
 	p := &workerPlanner{srv: s, ctx: ctx, eval: ev, token: token}
+	store := s.fsm.State()
 	sched, err := scheduler.New(ev.Type, scheduler.Config{
 		Logger: s.logger.Named("scheduler").With("eval_id", ev.ID, "job_id", ev.JobID),
-		State:  s.fsm.State().Snapshot(), Planner: p, Now: time.Now(), Algorithm: s.config.SchedulerAlgorithm,
+		State:  store.Snapshot(), Planner: p, Now: time.Now(), Algorithm: s.config.SchedulerAlgorithm,
+		Nodes: s.schedulerNodes(store),
 	})
 	if err != nil {
 		return err
 	}
 	return sched.Process(ev)
+}
+
+// schedulerNodes returns the candidate-node cache of the schedulers that
+// read store, a new one after a restore replaced the store.
+func (s *Server) schedulerNodes(store *state.Store) *scheduler.NodeCache {
+	s.nodeCacheMu.Lock()
+	defer s.nodeCacheMu.Unlock()
+	if s.nodeCacheOf != store {
+		s.nodeCache, s.nodeCacheOf = &scheduler.NodeCache{}, store
+	}
+	return s.nodeCache
 }
 
 // workerPlanner is how a scheduler acts from a worker: plans go to the

@@ -52,6 +52,7 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 				return fmt.Errorf("it has no job, and job %q is not in namespace %q", a.JobID, a.Namespace)
 			}
 		}
+		t.share(a, t.owned)
 	} else {
 		a.CreateIndex = existing.CreateIndex
 		a.TaskStates = existing.TaskStates

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -447,5 +448,41 @@ func TestEligibilityAndDrainKeepStatusTime(t *testing.T) {
 	if got.StatusUpdatedAt != 1000 || got.ModifyIndex != 14 || got.SchedulingEligibility != structs.NodeSchedulingEligible {
 		t.Errorf("after eligibility and drain changes: status time %d modify %d eligibility %s; want 1000 14 eligible",
 			got.StatusUpdatedAt, got.ModifyIndex, got.SchedulingEligibility)
+	}
+}
+
+// AllocsByNode merges a node's live and terminal allocations in ID order,
+// and a watch on it fires when one of them changes.
+func TestAllocsByNodeMergesLiveAndTerminal(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	must(t, s.UpsertJob(9, job))
+	var allocs []*structs.Allocation
+	for i, id := range []string{"a1", "b2", "c3", "d4", "e5"} {
+		a := testAlloc(job, id, "n1")
+		a.ClientStatus = structs.AllocClientStatusRunning
+		if i%2 == 1 {
+			a.ClientStatus = structs.AllocClientStatusComplete
+		}
+		allocs = append(allocs, a)
+	}
+	allocs = append(allocs, testAlloc(job, "c0", "n2"))
+	must(t, s.UpsertAllocs(10, allocs))
+
+	ws := memdb.NewWatchSet()
+	got, err := s.AllocsByNode(ws, "n1")
+	must(t, err)
+	var ids []string
+	for _, a := range got {
+		ids = append(ids, a.ID)
+	}
+	if want := []string{"a1", "b2", "c3", "d4", "e5"}; !slices.Equal(ids, want) {
+		t.Fatalf("allocs on n1: got %v, want %v", ids, want)
+	}
+	done := allocs[0].Copy()
+	done.ClientStatus = structs.AllocClientStatusFailed
+	must(t, s.UpsertAllocs(11, []*structs.Allocation{done}))
+	if ws.Watch(time.After(time.Second)) {
+		t.Fatal("the watch on n1's allocations did not fire when one of them failed")
 	}
 }

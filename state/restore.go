@@ -19,7 +19,7 @@ type Restore struct {
 
 // Restore starts a bulk load. The FSM calls it on a store made by New.
 func (s *Store) Restore() *Restore {
-	return &Restore{txn: &txn{Txn: s.db.Txn(true)}}
+	return &Restore{txn: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}}
 }
 
 // Commit makes everything restored visible at once.
@@ -45,6 +45,7 @@ func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.put(TableE
 
 // AllocRestore restores an allocation.
 func (r *Restore) AllocRestore(a *structs.Allocation) error {
+	r.txn.share(a, true)
 	if err := r.put(TableAllocs, a); err != nil {
 		return err
 	}
@@ -52,7 +53,10 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 }
 
 // NodeRestore restores a node.
-func (r *Restore) NodeRestore(n *structs.Node) error { return r.put(TableNodes, n) }
+func (r *Restore) NodeRestore(n *structs.Node) error {
+	r.txn.names.addNode(n.ID)
+	return r.put(TableNodes, n)
+}
 
 // DeploymentRestore restores a deployment.
 func (r *Restore) DeploymentRestore(d *structs.Deployment) error {

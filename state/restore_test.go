@@ -27,6 +27,7 @@ func populate(t *testing.T) *Store {
 		job := getJob(t, s, key.Namespace, key.ID)
 		a1, a2 := testAlloc(job, key.ID+"-alloc-1", "node-a"), testAlloc(job, key.ID+"-alloc-2", "node-b")
 		a1.DeploymentID = key.ID + "-deploy"
+		a1.EvalID = key.ID + "-eval" // the evaluation stored above
 		a1.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
 		must(t, s.UpsertAllocs(base+3, []*structs.Allocation{a1, a2}))
 		healthy := true
@@ -146,7 +147,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 		{"allocs on node-a", count(dst.AllocsByNode(nil, "node-a")), 2},
 		{"terminal allocs on node-b", count(dst.AllocsByNodeTerminal(nil, "node-b", true)), 2},
 		{"allocs of job prod/api", count(dst.AllocsByJob(nil, "prod", "api", false)), 2},
-		{"allocs of eval", count(dst.AllocsByEval(nil, "eval-web-alloc-1")), 1},
+		{"allocs of eval", count(dst.AllocsByEval(nil, "web-eval")), 1},
 		{"allocs of deployment", count(dst.AllocsByDeployment(nil, "web-deploy")), 1},
 		{"evals of job default/web", count(dst.EvalsByJob(nil, "default", "web")), 1},
 		{"versions of default/web", count(dst.JobVersionsByID(nil, "default", "web")), 2},

@@ -40,9 +40,7 @@ type IndexEntry struct {
 const (
 	indexID           = "id"
 	indexJob          = "job"
-	indexNode         = "node"
 	indexNodeTerminal = "node_terminal"
-	indexEval         = "eval"
 	indexDeployment   = "deployment"
 	indexSecretID     = "secret_id"
 	indexActive       = "active"
@@ -107,9 +105,7 @@ func schema() *memdb.DBSchema {
 		table(TableAllocs,
 			idIndex(str("ID")),
 			secondary(indexJob, nsKey("JobID")),
-			secondary(indexNode, str("NodeID")),
 			secondary(indexNodeTerminal, &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("NodeID"), allocTerminal}}),
-			secondary(indexEval, str("EvalID")),
 			secondary(indexDeployment, str("DeploymentID")),
 		),
 		table(TableNodes,

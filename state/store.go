@@ -26,6 +26,8 @@ type Store struct {
 	reader
 	writer
 
+	names *names // shared strings, for write transactions
+
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
 }
@@ -45,7 +47,7 @@ func New() *Store {
 		// The schema is a constant of this package; this is a bug.
 		panic(fmt.Sprintf("state: invalid schema: %v", err))
 	}
-	s := &Store{reader: reader{db: db}, abandonCh: make(chan struct{})}
+	s := &Store{reader: reader{db: db}, names: newNames(), abandonCh: make(chan struct{})}
 	s.writer = writer{run: s.write}
 	return s
 }
@@ -82,7 +84,7 @@ type Batch struct {
 // Batch starts a batch of writes. memdb allows one write transaction at a
 // time: commit or abort the batch before writing through the Store again.
 func (s *Store) Batch() *Batch {
-	b := &Batch{t: &txn{Txn: s.db.Txn(true)}, indexes: map[string]uint64{}}
+	b := &Batch{t: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}, indexes: map[string]uint64{}}
 	b.t.deferIndexes = b.indexes
 	b.writer = writer{run: b.write, owned: true}
 	return b
@@ -171,6 +173,10 @@ type txn struct {
 	summaries    map[structs.NamespacedID]*structs.JobSummary // private copies changed by this write
 	jobs         map[structs.NamespacedID]bool                // jobs whose status may have changed
 	evalDelete   bool                                         // evaluations were garbage collected
+	names        *names                                       // the store's shared strings
+	owned        bool                                         // the store owns the objects written (a Batch)
+	lastEval     string                                       // the EvalID of the last allocation shared
+	lastAvail    map[string]int                               // the NodesAvailable of its metrics
 }
 
 // write runs fn in a write transaction at index and commits it if fn
@@ -180,6 +186,7 @@ func (s *Store) write(index uint64, fn func(t *txn) error) error {
 	t := &txn{
 		Txn:       s.db.Txn(true),
 		index:     index,
+		names:     s.names,
 		touched:   map[string]bool{},
 		summaries: map[structs.NamespacedID]*structs.JobSummary{},
 		jobs:      map[structs.NamespacedID]bool{},

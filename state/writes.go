@@ -106,6 +106,7 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 		if err := t.insert(TableNodes, n); err != nil {
 			return fmt.Errorf("upsert node %q: %w", node.ID, err)
 		}
+		t.names.addNode(n.ID)
 		return nil
 	})
 }
@@ -123,6 +124,7 @@ func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
 			}
 			if err == nil {
 				err = t.delete(TableNodes, n)
+				t.names.dropNode(id)
 			}
 			if err != nil {
 				return fmt.Errorf("delete node %q: %w", id, err)

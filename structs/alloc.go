@@ -172,7 +172,7 @@ type AllocMetric struct {
 // NodeScoreMeta is the scores of one candidate node.
 type NodeScoreMeta struct {
 	NodeID    string
-	Scores    map[string]float64
+	Scores    ScoreSet
 	NormScore float64
 }
 

@@ -24698,10 +24698,8 @@ func (x *NodeScoreMeta) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.Scores == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringfloat64((map[string]float64)(x.Scores), e)
-					}
+					yysf7 := &x.Scores
+					yysf7.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24714,10 +24712,8 @@ func (x *NodeScoreMeta) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.Scores == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringfloat64((map[string]float64)(x.Scores), e)
-					}
+					yysf8 := &x.Scores
+					yysf8.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24806,10 +24802,7 @@ func (x *NodeScoreMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			if r.TryDecodeAsNil() {
 				x.Scores = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringfloat64((*map[string]float64)(&x.Scores), d)
-				}
+				x.Scores.CodecDecodeSelf(d)
 			}
 		case "NormScore":
 			if r.TryDecodeAsNil() {
@@ -24828,16 +24821,16 @@ func (x *NodeScoreMeta) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	var h codecSelfer102
 	z, r := codec1978.GenHelperDecoder(d)
 	_, _, _ = h, z, r
-	var yyj8 int
-	var yyb8 bool
-	var yyhl8 bool = l >= 0
-	yyj8++
-	if yyhl8 {
-		yyb8 = yyj8 > l
+	var yyj7 int
+	var yyb7 bool
+	var yyhl7 bool = l >= 0
+	yyj7++
+	if yyhl7 {
+		yyb7 = yyj7 > l
 	} else {
-		yyb8 = r.CheckBreak()
+		yyb7 = r.CheckBreak()
 	}
-	if yyb8 {
+	if yyb7 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24847,13 +24840,13 @@ func (x *NodeScoreMeta) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	} else {
 		x.NodeID = (string)(r.DecodeString())
 	}
-	yyj8++
-	if yyhl8 {
-		yyb8 = yyj8 > l
+	yyj7++
+	if yyhl7 {
+		yyb7 = yyj7 > l
 	} else {
-		yyb8 = r.CheckBreak()
+		yyb7 = r.CheckBreak()
 	}
-	if yyb8 {
+	if yyb7 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24861,18 +24854,15 @@ func (x *NodeScoreMeta) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.Scores = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringfloat64((*map[string]float64)(&x.Scores), d)
-		}
+		x.Scores.CodecDecodeSelf(d)
 	}
-	yyj8++
-	if yyhl8 {
-		yyb8 = yyj8 > l
+	yyj7++
+	if yyhl7 {
+		yyb7 = yyj7 > l
 	} else {
-		yyb8 = r.CheckBreak()
+		yyb7 = r.CheckBreak()
 	}
-	if yyb8 {
+	if yyb7 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24883,17 +24873,17 @@ func (x *NodeScoreMeta) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 		x.NormScore = (float64)(r.DecodeFloat64())
 	}
 	for {
-		yyj8++
-		if yyhl8 {
-			yyb8 = yyj8 > l
+		yyj7++
+		if yyhl7 {
+			yyb7 = yyj7 > l
 		} else {
-			yyb8 = r.CheckBreak()
+			yyb7 = r.CheckBreak()
 		}
-		if yyb8 {
+		if yyb7 {
 			break
 		}
 		r.ReadArrayElem()
-		z.DecStructFieldNotFound(yyj8-1, "")
+		z.DecStructFieldNotFound(yyj7-1, "")
 	}
 	r.ReadArrayEnd()
 }
@@ -60159,83 +60149,6 @@ func (x codecSelfer102) decSlicePtrtoNodeScoreMeta(v *[]*NodeScoreMeta, d *codec
 	if yyc1 {
 		*v = yyv1
 	}
-}
-
-func (x codecSelfer102) encMapstringfloat64(v map[string]float64, e *codec1978.Encoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperEncoder(e)
-	_, _, _ = h, z, r
-	r.WriteMapStart(len(v))
-	for yyk1, yyv1 := range v {
-		r.WriteMapElemKey()
-		if false {
-		} else {
-			if z.EncBasicHandle().StringToRaw {
-				r.EncodeStringBytesRaw(z.BytesView(string(yyk1)))
-			} else {
-				r.EncodeStringEnc(codecSelferCcUTF8102, string(yyk1))
-			}
-		}
-		r.WriteMapElemValue()
-		if false {
-		} else {
-			r.EncodeFloat64(float64(yyv1))
-		}
-	}
-	r.WriteMapEnd()
-}
-
-func (x codecSelfer102) decMapstringfloat64(v *map[string]float64, d *codec1978.Decoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperDecoder(d)
-	_, _, _ = h, z, r
-
-	yyv1 := *v
-	yyl1 := r.ReadMapStart()
-	yybh1 := z.DecBasicHandle()
-	if yyv1 == nil {
-		yyrl1 := z.DecInferLen(yyl1, yybh1.MaxInitLen, 24)
-		yyv1 = make(map[string]float64, yyrl1)
-		*v = yyv1
-	}
-	var yymk1 string
-	var yymv1 float64
-	var yymg1, yymdn1 bool
-	if yybh1.MapValueReset {
-	}
-	if yyl1 != 0 {
-		yyhl1 := yyl1 > 0
-		for yyj1 := 0; (yyhl1 && yyj1 < yyl1) || !(yyhl1 || r.CheckBreak()); yyj1++ {
-			r.ReadMapElemKey()
-			if r.TryDecodeAsNil() {
-				yymk1 = ""
-			} else {
-				yymk1 = (string)(r.DecodeString())
-			}
-
-			if yymg1 {
-				yymv1 = yyv1[yymk1]
-			}
-			r.ReadMapElemValue()
-			yymdn1 = false
-			if r.TryDecodeAsNil() {
-				yymdn1 = true
-			} else {
-				yymv1 = (float64)(r.DecodeFloat64())
-			}
-
-			if yymdn1 {
-				if yybh1.DeleteOnNilMapValue {
-					delete(yyv1, yymk1)
-				} else {
-					yyv1[yymk1] = 0
-				}
-			} else if yyv1 != nil {
-				yyv1[yymk1] = yymv1
-			}
-		}
-	} // else len==0: TODO: Should we clear map entries?
-	r.ReadMapEnd()
 }
 
 func (x codecSelfer102) encMapstringPtrtoAllocMetric(v map[string]*AllocMetric, e *codec1978.Encoder) {

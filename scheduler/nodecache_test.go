@@ -1,0 +1,138 @@
+package scheduler
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+func nodeIDs(s *nodeSet) []string {
+	var ids []string
+	for _, n := range s.nodes {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+func TestNodeCacheFollowsTheNodesTable(t *testing.T) {
+	h := newHarness(t)
+	for i := range 4 {
+		h.addNodes(testNode(i, 2))
+	}
+	other := testNode(9, 2)
+	other.Datacenter = "dc2"
+	h.addNodes(other)
+	nc := &NodeCache{}
+	dc1 := []string{"dc1"}
+
+	old := h.store.Snapshot()
+	first, err := nc.nodesFor(old, "default", dc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := nodeIDs(first), []string{"node-00000", "node-00001", "node-00002", "node-00003"}; !slices.Equal(got, want) {
+		t.Fatalf("dc1 nodes = %v, want %v", got, want)
+	}
+	if first.inPool != 5 || first.dcAvail["dc1"] != 4 {
+		t.Fatalf("inPool %d, dcAvail %v: want 5 and dc1=4", first.inPool, first.dcAvail)
+	}
+	again, _ := nc.nodesFor(h.store.Snapshot(), "default", dc1)
+	if again != first {
+		t.Fatal("same nodes table, same request: the cached set was not reused")
+	}
+	if wild, _ := nc.nodesFor(h.store.Snapshot(), "default", []string{"dc*"}); len(wild.nodes) != 5 {
+		t.Fatalf("datacenters dc*: %d nodes, want 5 (each datacenter list has its own entry)", len(wild.nodes))
+	}
+
+	// A node goes down: the nodes table changes and the next read sees it.
+	down := testNode(1, 2)
+	down.Status = structs.NodeStatusDown
+	h.addNodes(down)
+	now, _ := nc.nodesFor(h.store.Snapshot(), "default", dc1)
+	if got, want := nodeIDs(now), []string{"node-00000", "node-00002", "node-00003"}; !slices.Equal(got, want) {
+		t.Fatalf("after node-00001 went down: %v, want %v", got, want)
+	}
+	// A scheduler still on the older snapshot reads its own nodes and does
+	// not replace the newer entry.
+	stale, _ := nc.nodesFor(old, "default", dc1)
+	if len(stale.nodes) != 4 {
+		t.Fatalf("old snapshot: %d nodes, want its 4", len(stale.nodes))
+	}
+	if latest, _ := nc.nodesFor(h.store.Snapshot(), "default", dc1); latest != now {
+		t.Fatal("an older snapshot's read replaced the newer cached set")
+	}
+}
+
+// The cache must not change a plan: the same evaluation with and without
+// it places the same allocations on the same nodes.
+func TestNodeCacheKeepsPlansDeterministic(t *testing.T) {
+	placements := func(cache bool) map[string]string {
+		h := newHarness(t)
+		if !cache {
+			h.nodes = nil
+		}
+		for i := range 20 {
+			h.addNodes(testNode(i, 4))
+		}
+		// Warm the cache with another job first, as a busy server would.
+		h.process(h.addJob(testJob("warm", structs.JobTypeService, 3)), structs.EvalTriggerJobRegister)
+		job := h.addJob(testJob("web", structs.JobTypeService, 8))
+		h.process(job, structs.EvalTriggerJobRegister)
+		out := map[string]string{}
+		for name, a := range h.live(job) {
+			out[name] = a.NodeID
+		}
+		return out
+	}
+	with, without := placements(true), placements(false)
+	if len(with) != 8 {
+		t.Fatalf("placed %d, want 8", len(with))
+	}
+	for name, node := range without {
+		if with[name] != node {
+			t.Fatalf("%s on %s with the cache, on %s without", name, with[name], node)
+		}
+	}
+}
+
+// Nodes of one computed class share feasibility, except for constraints on
+// values unique to a node, which the class does not cover.
+func TestClassCacheSkipsUniqueConstraints(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		con   structs.Constraint
+		wants string // the only node that may take the allocations
+	}{
+		{"node.unique.name", structs.Constraint{LTarget: "${node.unique.name}", Operand: "=", RTarget: "n5"}, "node-00005"},
+		{"attr.unique", structs.Constraint{LTarget: "${attr.unique.hostname}", Operand: "=", RTarget: "host-3"}, "node-00003"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			var nodes []*structs.Node
+			for i := range 8 {
+				n := testNode(i, 1) // one rack: every node has the same class
+				n.Attributes["unique.hostname"] = "host-" + string(rune('0'+i))
+				nodes = append(nodes, n)
+			}
+			h.addNodes(nodes...)
+			if nodes[0].ComputedClass != nodes[7].ComputedClass {
+				t.Fatal("test nodes should share a computed class")
+			}
+			job := testJob("web", structs.JobTypeService, 3)
+			con := c.con
+			job.Constraints = []*structs.Constraint{&con}
+			job = h.addJob(job)
+			h.process(job, structs.EvalTriggerJobRegister)
+			live := h.live(job)
+			if len(live) != 3 {
+				t.Fatalf("placed %d, want 3 on %s", len(live), c.wants)
+			}
+			for name, a := range live {
+				if a.NodeID != c.wants {
+					t.Errorf("%s on %s, want %s", name, a.NodeID, c.wants)
+				}
+			}
+		})
+	}
+}

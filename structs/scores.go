@@ -1,0 +1,137 @@
+package structs
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// The names of the scores a placement records for its best candidates.
+const (
+	ScoreBinPack      = "binpack"
+	ScoreAntiAffinity = "job-anti-affinity"
+	ScoreAffinity     = "node-affinity"
+	ScoreSpread       = "allocation-spread"
+	ScoreReschedule   = "node-reschedule-penalty"
+)
+
+// canonical holds one copy of the constant strings that stored objects
+// repeat (statuses, score names), for CanonicalString.
+var canonical = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		AllocDesiredStatusRun, AllocDesiredStatusStop, AllocDesiredStatusEvict,
+		AllocClientStatusPending, AllocClientStatusRunning, AllocClientStatusComplete,
+		AllocClientStatusFailed, AllocClientStatusLost, AllocClientStatusUnknown,
+		ScoreBinPack, ScoreAntiAffinity, ScoreAffinity, ScoreSpread, ScoreReschedule,
+	} {
+		m[s] = s
+	}
+	return m
+}()
+
+// CanonicalString returns the program's own copy of s when s is one of
+// the statuses or score names that stored objects repeat, else s: a
+// string decoded from the wire is a fresh copy, which the store need not
+// keep once per object.
+func CanonicalString(s string) string {
+	if c, ok := canonical[s]; ok {
+		return c
+	}
+	return s
+}
+
+// Score is one named score of a candidate node.
+type Score struct {
+	Name  string
+	Value float64
+}
+
+// ScoreSet is a candidate node's scores, by name. It is a short list
+// rather than a map: each allocation keeps the scores of its five best
+// candidates, and a map for each was a quarter of the server's heap at a
+// million allocations. On the wire (msgpack) and in JSON it is a map of
+// name to score, as in Nomad's API and in earlier raft log entries.
+type ScoreSet []Score
+
+// Get returns the score called name.
+func (s ScoreSet) Get(name string) (float64, bool) {
+	for _, sc := range s {
+		if sc.Name == name {
+			return sc.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Map returns the scores as a map (nil for none).
+func (s ScoreSet) Map() map[string]float64 {
+	if s == nil {
+		return nil
+	}
+	m := make(map[string]float64, len(s))
+	for _, sc := range s {
+		m[sc.Name] = sc.Value
+	}
+	return m
+}
+
+// scoreSetOf returns the scores of m sorted by name.
+func scoreSetOf(m map[string]float64) ScoreSet {
+	if m == nil {
+		return nil
+	}
+	s := make(ScoreSet, 0, len(m))
+	for k, v := range m {
+		s = append(s, Score{Name: k, Value: v})
+	}
+	slices.SortFunc(s, func(a, b Score) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+// MarshalJSON writes the scores as a JSON object.
+func (s ScoreSet) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, sc := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, err := json.Marshal(sc.Name)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(name)
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatFloat(sc.Value, 'g', -1, 64))
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads a JSON object of scores.
+func (s *ScoreSet) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*s = scoreSetOf(m)
+	return nil
+}
+
+// CodecEncodeSelf writes the scores as a msgpack map.
+func (s ScoreSet) CodecEncodeSelf(e *codec.Encoder) { e.MustEncode(s.Map()) }
+
+// CodecDecodeSelf reads a msgpack map of scores.
+func (s *ScoreSet) CodecDecodeSelf(d *codec.Decoder) {
+	var m map[string]float64
+	d.MustDecode(&m)
+	*s = scoreSetOf(m)
+}
