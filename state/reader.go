@@ -22,9 +22,19 @@ import (
 // objects are the store's own and must not be modified.
 type reader struct {
 	db *memdb.MemDB
+	// tx, for a Snapshot, is one read transaction that all its reads share
+	// (the data cannot change under it). memdb's read path changes nothing
+	// in a transaction, so concurrent reads may share it; a Store has none
+	// and starts one per read, to see the latest writes.
+	tx *memdb.Txn
 }
 
-func (r reader) txn() *memdb.Txn { return r.db.Txn(false) }
+func (r reader) txn() *memdb.Txn {
+	if r.tx != nil {
+		return r.tx
+	}
+	return r.db.Txn(false)
+}
 
 // first returns the row of table whose index matches args, or nil.
 func first[T any](ws memdb.WatchSet, tx *memdb.Txn, table, index string, args ...any) (*T, error) {

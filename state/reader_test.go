@@ -2,7 +2,9 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -484,5 +486,47 @@ func TestAllocsByNodeMergesLiveAndTerminal(t *testing.T) {
 	must(t, s.UpsertAllocs(11, []*structs.Allocation{done}))
 	if ws.Watch(time.After(time.Second)) {
 		t.Fatal("the watch on n1's allocations did not fire when one of them failed")
+	}
+}
+
+// The reads of one Snapshot share a memdb read transaction; goroutines
+// may read one snapshot at once (run under -race).
+func TestSnapshotConcurrentReads(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	must(t, s.UpsertJob(1, job))
+	must(t, s.UpsertNode(2, testNode("node-a")))
+	stored := getJob(t, s, "default", "web")
+	must(t, s.UpsertAllocs(3, []*structs.Allocation{testAlloc(stored, "a1", "node-a"), testAlloc(stored, "a2", "node-a")}))
+	snap := s.Snapshot()
+	must(t, s.UpsertAllocs(4, []*structs.Allocation{testAlloc(stored, "a3", "node-a")})) // not in snap
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				allocs, err := snap.AllocsByNode(nil, "node-a")
+				if err == nil && len(allocs) != 2 {
+					err = fmt.Errorf("snapshot sees %d allocations on node-a, want 2", len(allocs))
+				}
+				if j, e := snap.JobByID(nil, "default", "web"); e != nil || j == nil {
+					err = fmt.Errorf("job: %v, %v", j, e)
+				}
+				if u, e := snap.NodeUsage("node-a"); e != nil || u == nil {
+					err = fmt.Errorf("usage: %v, %v", u, e)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

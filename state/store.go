@@ -145,7 +145,8 @@ func (b *Batch) NodeByID(id string) (*structs.Node, error) {
 // Snapshot returns a view of the latest state. It costs a few pointer
 // copies, whatever the size of the state.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{reader{db: s.db.Snapshot()}}
+	db := s.db.Snapshot()
+	return &Snapshot{reader{db: db, tx: db.Txn(false)}}
 }
 
 // Abandon marks the store as replaced: the FSM calls it on the old store
