@@ -8,6 +8,7 @@ import (
 )
 
 //go:generate go run github.com/hashicorp/go-msgpack/v2/codec/codecgen -d 102 -o structs.generated.go -nr ^(FieldError|ValidationError|validator|configKind|fieldSet)$ job.go node.go alloc.go eval.go deployment.go rpc.go plan.go
+//go:generate go run ../internal/codecfix structs.generated.go
 
 // The msgpack encoders and decoders of the types in job.go, node.go,
 // alloc.go, eval.go, deployment.go and rpc.go are generated

@@ -989,9 +989,9 @@ func (x *Job) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.Region = ""
@@ -1230,7 +1230,7 @@ func (x *Job) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.JobModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -1934,9 +1934,9 @@ func (x *NamespacedID) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Namespace":
 			if r.TryDecodeAsNil() {
 				x.Namespace = ""
@@ -1950,7 +1950,7 @@ func (x *NamespacedID) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ID = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -2754,9 +2754,9 @@ func (x *TaskGroup) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -2960,7 +2960,7 @@ func (x *TaskGroup) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -4061,9 +4061,9 @@ func (x *Task) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -4243,7 +4243,7 @@ func (x *Task) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Kind = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -4805,9 +4805,9 @@ func (x *Constraint) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "LTarget":
 			if r.TryDecodeAsNil() {
 				x.LTarget = ""
@@ -4827,7 +4827,7 @@ func (x *Constraint) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Operand = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -5078,9 +5078,9 @@ func (x *Affinity) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "LTarget":
 			if r.TryDecodeAsNil() {
 				x.LTarget = ""
@@ -5106,7 +5106,7 @@ func (x *Affinity) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Weight = (int8)(z.C.IntV(r.DecodeInt64(), 8))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -5346,9 +5346,9 @@ func (x *Spread) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Attribute":
 			if r.TryDecodeAsNil() {
 				x.Attribute = ""
@@ -5371,7 +5371,7 @@ func (x *Spread) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -5571,9 +5571,9 @@ func (x *SpreadTarget) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Value":
 			if r.TryDecodeAsNil() {
 				x.Value = ""
@@ -5587,7 +5587,7 @@ func (x *SpreadTarget) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Percent = (uint8)(z.C.UintV(r.DecodeUint64(), 8))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -5917,9 +5917,9 @@ func (x *UpdateStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Stagger":
 			if r.TryDecodeAsNil() {
 				x.Stagger = 0
@@ -5995,7 +5995,7 @@ func (x *UpdateStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.AutoPromote = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -6373,9 +6373,9 @@ func (x *RestartPolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Interval":
 			if r.TryDecodeAsNil() {
 				x.Interval = 0
@@ -6417,7 +6417,7 @@ func (x *RestartPolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.RenderTemplates = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -6744,9 +6744,9 @@ func (x *ReschedulePolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Attempts":
 			if r.TryDecodeAsNil() {
 				x.Attempts = 0
@@ -6799,7 +6799,7 @@ func (x *ReschedulePolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Unlimited = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -7105,9 +7105,9 @@ func (x *MigrateStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "MaxParallel":
 			if r.TryDecodeAsNil() {
 				x.MaxParallel = 0
@@ -7143,7 +7143,7 @@ func (x *MigrateStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -7488,9 +7488,9 @@ func (x *DisconnectStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "LostAfter":
 			if r.TryDecodeAsNil() {
 				x.LostAfter = 0
@@ -7541,7 +7541,7 @@ func (x *DisconnectStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Reconcile = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -7790,9 +7790,9 @@ func (x *EphemeralDisk) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Sticky":
 			if r.TryDecodeAsNil() {
 				x.Sticky = false
@@ -7812,7 +7812,7 @@ func (x *EphemeralDisk) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.SizeMB = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -8082,9 +8082,9 @@ func (x *VolumeRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -8116,7 +8116,7 @@ func (x *VolumeRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.PerAlloc = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -8399,9 +8399,9 @@ func (x *VolumeMount) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Volume":
 			if r.TryDecodeAsNil() {
 				x.Volume = ""
@@ -8427,7 +8427,7 @@ func (x *VolumeMount) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.PropagationMode = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -8802,9 +8802,9 @@ func (x *NetworkResource) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Mode":
 			if r.TryDecodeAsNil() {
 				x.Mode = ""
@@ -8860,7 +8860,7 @@ func (x *NetworkResource) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.MBits = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -9189,9 +9189,9 @@ func (x *Port) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Label":
 			if r.TryDecodeAsNil() {
 				x.Label = ""
@@ -9217,7 +9217,7 @@ func (x *Port) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.HostNetwork = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -9506,9 +9506,9 @@ func (x *Resources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "CPU":
 			if r.TryDecodeAsNil() {
 				x.CPU = 0
@@ -9549,7 +9549,7 @@ func (x *Resources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -9797,9 +9797,9 @@ func (x *TaskLifecycle) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Hook":
 			if r.TryDecodeAsNil() {
 				x.Hook = ""
@@ -9813,7 +9813,7 @@ func (x *TaskLifecycle) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Sidecar = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -10005,9 +10005,9 @@ func (x *LogConfig) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "MaxFiles":
 			if r.TryDecodeAsNil() {
 				x.MaxFiles = 0
@@ -10027,7 +10027,7 @@ func (x *LogConfig) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Disabled = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -10455,9 +10455,9 @@ func (x *Template) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "SourcePath":
 			if r.TryDecodeAsNil() {
 				x.SourcePath = ""
@@ -10530,7 +10530,7 @@ func (x *Template) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Once = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -11111,9 +11111,9 @@ func (x *Service) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -11193,7 +11193,7 @@ func (x *Service) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.OnUpdate = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -11865,9 +11865,9 @@ func (x *ServiceCheck) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -11975,7 +11975,7 @@ func (x *ServiceCheck) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -12453,9 +12453,9 @@ func (x *PeriodicConfig) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Enabled":
 			if r.TryDecodeAsNil() {
 				x.Enabled = false
@@ -12487,7 +12487,7 @@ func (x *PeriodicConfig) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.TimeZone = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -12751,9 +12751,9 @@ func (x *ParameterizedJobConfig) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Payload":
 			if r.TryDecodeAsNil() {
 				x.Payload = ""
@@ -12779,7 +12779,7 @@ func (x *ParameterizedJobConfig) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -13074,9 +13074,9 @@ func (x *ScalingPolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -13117,7 +13117,7 @@ func (x *ScalingPolicy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -13812,9 +13812,9 @@ func (x *JobListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -13942,7 +13942,7 @@ func (x *JobListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -14480,9 +14480,9 @@ func (x *JobSummary) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobID":
 			if r.TryDecodeAsNil() {
 				x.JobID = ""
@@ -14517,7 +14517,7 @@ func (x *JobSummary) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -14836,9 +14836,9 @@ func (x *TaskGroupSummary) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Queued":
 			if r.TryDecodeAsNil() {
 				x.Queued = 0
@@ -14882,7 +14882,7 @@ func (x *TaskGroupSummary) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Unknown = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -15686,9 +15686,9 @@ func (x *Node) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -15852,7 +15852,7 @@ func (x *Node) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -16447,9 +16447,9 @@ func (x *NodeResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Cpu":
 			if r.TryDecodeAsNil() {
 				x.Cpu = NodeCpuResources{}
@@ -16490,7 +16490,7 @@ func (x *NodeResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.MaxDynamicPort = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -16730,9 +16730,9 @@ func (x *NodeCpuResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "CpuShares":
 			if r.TryDecodeAsNil() {
 				x.CpuShares = 0
@@ -16746,7 +16746,7 @@ func (x *NodeCpuResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.TotalCpuCores = (uint16)(z.C.UintV(r.DecodeUint64(), 16))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -16900,9 +16900,9 @@ func (x *NodeMemoryResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "MemoryMB":
 			if r.TryDecodeAsNil() {
 				x.MemoryMB = 0
@@ -16910,7 +16910,7 @@ func (x *NodeMemoryResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.MemoryMB = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -17048,9 +17048,9 @@ func (x *NodeDiskResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DiskMB":
 			if r.TryDecodeAsNil() {
 				x.DiskMB = 0
@@ -17058,7 +17058,7 @@ func (x *NodeDiskResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				x.DiskMB = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -17237,9 +17237,9 @@ func (x *NodeReservedResources) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Cpu":
 			if r.TryDecodeAsNil() {
 				x.Cpu = NodeCpuResources{}
@@ -17265,7 +17265,7 @@ func (x *NodeReservedResources) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.Networks.CodecDecodeSelf(d)
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -17459,9 +17459,9 @@ func (x *NodeReservedNetworkResources) codecDecodeSelfFromMap(l int, d *codec197
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ReservedHostPorts":
 			if r.TryDecodeAsNil() {
 				x.ReservedHostPorts = ""
@@ -17469,7 +17469,7 @@ func (x *NodeReservedNetworkResources) codecDecodeSelfFromMap(l int, d *codec197
 				x.ReservedHostPorts = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -17715,9 +17715,9 @@ func (x *DriverInfo) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Attributes":
 			if r.TryDecodeAsNil() {
 				x.Attributes = nil
@@ -17763,7 +17763,7 @@ func (x *DriverInfo) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -18033,9 +18033,9 @@ func (x *ClientHostVolume) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -18055,7 +18055,7 @@ func (x *ClientHostVolume) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ReadOnly = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -18318,9 +18318,9 @@ func (x *DrainStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Deadline":
 			if r.TryDecodeAsNil() {
 				x.Deadline = 0
@@ -18373,7 +18373,7 @@ func (x *DrainStrategy) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -18948,9 +18948,9 @@ func (x *NodeListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -19045,7 +19045,7 @@ func (x *NodeListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -20140,9 +20140,9 @@ func (x *Allocation) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -20345,7 +20345,7 @@ func (x *Allocation) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyTime = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -20971,9 +20971,9 @@ func (x *AllocatedResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Tasks":
 			if r.TryDecodeAsNil() {
 				x.Tasks = nil
@@ -20990,7 +20990,7 @@ func (x *AllocatedResources) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Shared.CodecDecodeSelf(d)
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -21185,9 +21185,9 @@ func (x *AllocatedTaskResources) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Cpu":
 			if r.TryDecodeAsNil() {
 				x.Cpu = AllocatedCpuResources{}
@@ -21210,7 +21210,7 @@ func (x *AllocatedTaskResources) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -21383,9 +21383,9 @@ func (x *AllocatedCpuResources) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "CpuShares":
 			if r.TryDecodeAsNil() {
 				x.CpuShares = 0
@@ -21393,7 +21393,7 @@ func (x *AllocatedCpuResources) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.CpuShares = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -21550,9 +21550,9 @@ func (x *AllocatedMemoryResources) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "MemoryMB":
 			if r.TryDecodeAsNil() {
 				x.MemoryMB = 0
@@ -21566,7 +21566,7 @@ func (x *AllocatedMemoryResources) codecDecodeSelfFromMap(l int, d *codec1978.De
 				x.MemoryMaxMB = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -21774,9 +21774,9 @@ func (x *AllocatedSharedResources) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DiskMB":
 			if r.TryDecodeAsNil() {
 				x.DiskMB = 0
@@ -21802,7 +21802,7 @@ func (x *AllocatedSharedResources) codecDecodeSelfFromMap(l int, d *codec1978.De
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -22051,9 +22051,9 @@ func (x *AllocatedPortMapping) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Label":
 			if r.TryDecodeAsNil() {
 				x.Label = ""
@@ -22079,7 +22079,7 @@ func (x *AllocatedPortMapping) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 				x.HostIP = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -22443,9 +22443,9 @@ func (x *TaskState) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "State":
 			if r.TryDecodeAsNil() {
 				x.State = ""
@@ -22525,7 +22525,7 @@ func (x *TaskState) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -22941,9 +22941,9 @@ func (x *TaskEvent) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Type":
 			if r.TryDecodeAsNil() {
 				x.Type = ""
@@ -22990,7 +22990,7 @@ func (x *TaskEvent) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Signal = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -23325,9 +23325,9 @@ func (x *AllocDeploymentStatus) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Healthy":
 			if r.TryDecodeAsNil() {
 				if true && x.Healthy != nil {
@@ -23373,7 +23373,7 @@ func (x *AllocDeploymentStatus) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.ModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -23587,9 +23587,9 @@ func (x *RescheduleTracker) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Events":
 			if r.TryDecodeAsNil() {
 				x.Events = nil
@@ -23600,7 +23600,7 @@ func (x *RescheduleTracker) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -23818,9 +23818,9 @@ func (x *RescheduleEvent) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "RescheduleTime":
 			if r.TryDecodeAsNil() {
 				x.RescheduleTime = 0
@@ -23851,7 +23851,7 @@ func (x *RescheduleEvent) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -24303,9 +24303,9 @@ func (x *AllocMetric) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodesEvaluated":
 			if r.TryDecodeAsNil() {
 				x.NodesEvaluated = 0
@@ -24402,7 +24402,7 @@ func (x *AllocMetric) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.CoalescedFailures = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -24789,9 +24789,9 @@ func (x *NodeScoreMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -24811,7 +24811,7 @@ func (x *NodeScoreMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.NormScore = (float64)(r.DecodeFloat64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -25498,9 +25498,9 @@ func (x *AllocListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -25637,7 +25637,7 @@ func (x *AllocListStub) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyTime = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -26129,9 +26129,9 @@ func (x *DesiredTransition) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Migrate":
 			if r.TryDecodeAsNil() {
 				if true && x.Migrate != nil {
@@ -26148,7 +26148,7 @@ func (x *DesiredTransition) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -26910,9 +26910,9 @@ func (x *Evaluation) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -27095,7 +27095,7 @@ func (x *Evaluation) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyTime = (int64)(r.DecodeInt64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -27915,9 +27915,9 @@ func (x *Deployment) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -27994,7 +27994,7 @@ func (x *Deployment) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.ModifyIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -28529,9 +28529,9 @@ func (x *DeploymentState) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "AutoRevert":
 			if r.TryDecodeAsNil() {
 				x.AutoRevert = false
@@ -28618,7 +28618,7 @@ func (x *DeploymentState) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.UnhealthyAllocs = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -29104,9 +29104,9 @@ func (x *QueryOptions) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.Region = ""
@@ -29161,7 +29161,7 @@ func (x *QueryOptions) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -29458,9 +29458,9 @@ func (x *QueryMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Index":
 			if r.TryDecodeAsNil() {
 				x.Index = 0
@@ -29485,7 +29485,7 @@ func (x *QueryMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -29741,9 +29741,9 @@ func (x *WriteRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.Region = ""
@@ -29769,7 +29769,7 @@ func (x *WriteRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -29955,9 +29955,9 @@ func (x *WriteMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Index":
 			if r.TryDecodeAsNil() {
 				x.Index = 0
@@ -29965,7 +29965,7 @@ func (x *WriteMeta) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -30332,9 +30332,9 @@ func (x *JobRegisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Job":
 			if r.TryDecodeAsNil() {
 				if true && x.Job != nil {
@@ -30408,7 +30408,7 @@ func (x *JobRegisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -30836,9 +30836,9 @@ func (x *JobRegisterResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -30887,7 +30887,7 @@ func (x *JobRegisterResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -31289,9 +31289,9 @@ func (x *JobDeregisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobID":
 			if r.TryDecodeAsNil() {
 				x.JobID = ""
@@ -31341,7 +31341,7 @@ func (x *JobDeregisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -31688,9 +31688,9 @@ func (x *JobDeregisterResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -31733,7 +31733,7 @@ func (x *JobDeregisterResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -32171,9 +32171,9 @@ func (x *JobSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobID":
 			if r.TryDecodeAsNil() {
 				x.JobID = ""
@@ -32240,7 +32240,7 @@ func (x *JobSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -32605,9 +32605,9 @@ func (x *SingleJobResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Job":
 			if r.TryDecodeAsNil() {
 				if true && x.Job != nil {
@@ -32644,7 +32644,7 @@ func (x *SingleJobResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -33010,9 +33010,9 @@ func (x *JobListRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.QueryOptions.Region = ""
@@ -33067,7 +33067,7 @@ func (x *JobListRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -33391,9 +33391,9 @@ func (x *JobListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Jobs":
 			if r.TryDecodeAsNil() {
 				x.Jobs = nil
@@ -33427,7 +33427,7 @@ func (x *JobListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -33690,9 +33690,9 @@ func (x *JobVersionsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Versions":
 			if r.TryDecodeAsNil() {
 				x.Versions = nil
@@ -33726,7 +33726,7 @@ func (x *JobVersionsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -33998,9 +33998,9 @@ func (x *JobSummaryResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobSummary":
 			if r.TryDecodeAsNil() {
 				if true && x.JobSummary != nil {
@@ -34037,7 +34037,7 @@ func (x *JobSummaryResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -34303,9 +34303,9 @@ func (x *JobAllocationsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Allocations":
 			if r.TryDecodeAsNil() {
 				x.Allocations = nil
@@ -34339,7 +34339,7 @@ func (x *JobAllocationsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -34602,9 +34602,9 @@ func (x *JobEvaluationsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Evaluations":
 			if r.TryDecodeAsNil() {
 				x.Evaluations = nil
@@ -34638,7 +34638,7 @@ func (x *JobEvaluationsResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -35028,9 +35028,9 @@ func (x *EvalSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -35091,7 +35091,7 @@ func (x *EvalSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -35440,9 +35440,9 @@ func (x *SingleEvalResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Eval":
 			if r.TryDecodeAsNil() {
 				if true && x.Eval != nil {
@@ -35479,7 +35479,7 @@ func (x *SingleEvalResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -35745,9 +35745,9 @@ func (x *EvalListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Evaluations":
 			if r.TryDecodeAsNil() {
 				x.Evaluations = nil
@@ -35781,7 +35781,7 @@ func (x *EvalListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -36144,9 +36144,9 @@ func (x *GenericRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.QueryOptions.Region = ""
@@ -36201,7 +36201,7 @@ func (x *GenericRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -36456,9 +36456,9 @@ func (x *GenericResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Index":
 			if r.TryDecodeAsNil() {
 				x.WriteMeta.Index = 0
@@ -36466,7 +36466,7 @@ func (x *GenericResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -36731,9 +36731,9 @@ func (x *RaftServer) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -36771,7 +36771,7 @@ func (x *RaftServer) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.RaftProtocol = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -37016,9 +37016,9 @@ func (x *RaftConfigurationResponse) codecDecodeSelfFromMap(l int, d *codec1978.D
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Servers":
 			if r.TryDecodeAsNil() {
 				x.Servers = nil
@@ -37035,7 +37035,7 @@ func (x *RaftConfigurationResponse) codecDecodeSelfFromMap(l int, d *codec1978.D
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -37327,9 +37327,9 @@ func (x *RaftPeerRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ID":
 			if r.TryDecodeAsNil() {
 				x.ID = ""
@@ -37367,7 +37367,7 @@ func (x *RaftPeerRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -37654,9 +37654,9 @@ func (x *SnapshotResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Snapshot":
 			if r.TryDecodeAsNil() {
 				x.Snapshot = nil
@@ -37690,7 +37690,7 @@ func (x *SnapshotResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -37992,9 +37992,9 @@ func (x *SnapshotRestoreRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Snapshot":
 			if r.TryDecodeAsNil() {
 				x.Snapshot = nil
@@ -38029,7 +38029,7 @@ func (x *SnapshotRestoreRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -38342,9 +38342,9 @@ func (x *ServerMember) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Name":
 			if r.TryDecodeAsNil() {
 				x.Name = ""
@@ -38379,7 +38379,7 @@ func (x *ServerMember) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Status = (string)(r.DecodeString())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -38673,9 +38673,9 @@ func (x *ServerMembersResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "ServerName":
 			if r.TryDecodeAsNil() {
 				x.ServerName = ""
@@ -38704,7 +38704,7 @@ func (x *ServerMembersResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -39037,9 +39037,9 @@ func (x *NodeRegisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Node":
 			if r.TryDecodeAsNil() {
 				if true && x.Node != nil {
@@ -39086,7 +39086,7 @@ func (x *NodeRegisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -39521,9 +39521,9 @@ func (x *NodeUpdateStatusRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -39582,7 +39582,7 @@ func (x *NodeUpdateStatusRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -40024,9 +40024,9 @@ func (x *NodeLivenessRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -40076,7 +40076,7 @@ func (x *NodeLivenessRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -40434,9 +40434,9 @@ func (x *NodeDeregisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeIDs":
 			if r.TryDecodeAsNil() {
 				x.NodeIDs = nil
@@ -40471,7 +40471,7 @@ func (x *NodeDeregisterRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -40860,9 +40860,9 @@ func (x *NodeUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "HeartbeatTTL":
 			if r.TryDecodeAsNil() {
 				x.HeartbeatTTL = 0
@@ -40934,7 +40934,7 @@ func (x *NodeUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -41439,9 +41439,9 @@ func (x *NodeClientAllocsRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -41508,7 +41508,7 @@ func (x *NodeClientAllocsRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -41864,9 +41864,9 @@ func (x *NodeClientAllocsResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Allocs":
 			if r.TryDecodeAsNil() {
 				x.Allocs = nil
@@ -41900,7 +41900,7 @@ func (x *NodeClientAllocsResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -42290,9 +42290,9 @@ func (x *AllocsGetRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "AllocIDs":
 			if r.TryDecodeAsNil() {
 				x.AllocIDs = nil
@@ -42356,7 +42356,7 @@ func (x *AllocsGetRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -42699,9 +42699,9 @@ func (x *AllocsGetResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Allocs":
 			if r.TryDecodeAsNil() {
 				x.Allocs = nil
@@ -42735,7 +42735,7 @@ func (x *AllocsGetResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -43118,9 +43118,9 @@ func (x *AllocUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -43176,7 +43176,7 @@ func (x *AllocUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -43628,9 +43628,9 @@ func (x *AllocSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "AllocID":
 			if r.TryDecodeAsNil() {
 				x.AllocID = ""
@@ -43691,7 +43691,7 @@ func (x *AllocSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -44040,9 +44040,9 @@ func (x *SingleAllocResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Alloc":
 			if r.TryDecodeAsNil() {
 				if true && x.Alloc != nil {
@@ -44079,7 +44079,7 @@ func (x *SingleAllocResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -44472,9 +44472,9 @@ func (x *NodeSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -44535,7 +44535,7 @@ func (x *NodeSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -44884,9 +44884,9 @@ func (x *SingleNodeResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Node":
 			if r.TryDecodeAsNil() {
 				if true && x.Node != nil {
@@ -44923,7 +44923,7 @@ func (x *SingleNodeResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -45189,9 +45189,9 @@ func (x *NodeListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Nodes":
 			if r.TryDecodeAsNil() {
 				x.Nodes = nil
@@ -45225,7 +45225,7 @@ func (x *NodeListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -45600,9 +45600,9 @@ func (x *NodeUpdateEligibilityRequest) codecDecodeSelfFromMap(l int, d *codec197
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -45655,7 +45655,7 @@ func (x *NodeUpdateEligibilityRequest) codecDecodeSelfFromMap(l int, d *codec197
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -45973,9 +45973,9 @@ func (x *NodeEligibilityUpdateResponse) codecDecodeSelfFromMap(l int, d *codec19
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalIDs":
 			if r.TryDecodeAsNil() {
 				x.EvalIDs = nil
@@ -46004,7 +46004,7 @@ func (x *NodeEligibilityUpdateResponse) codecDecodeSelfFromMap(l int, d *codec19
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -46402,9 +46402,9 @@ func (x *NodeUpdateDrainRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeID":
 			if r.TryDecodeAsNil() {
 				x.NodeID = ""
@@ -46469,7 +46469,7 @@ func (x *NodeUpdateDrainRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -46809,9 +46809,9 @@ func (x *NodeDrainUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeModifyIndex":
 			if r.TryDecodeAsNil() {
 				x.NodeModifyIndex = 0
@@ -46840,7 +46840,7 @@ func (x *NodeDrainUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -47164,9 +47164,9 @@ func (x *AllocDesiredTransitionRequest) codecDecodeSelfFromMap(l int, d *codec19
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Allocs":
 			if r.TryDecodeAsNil() {
 				x.Allocs = nil
@@ -47210,7 +47210,7 @@ func (x *AllocDesiredTransitionRequest) codecDecodeSelfFromMap(l int, d *codec19
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -47747,9 +47747,9 @@ func (x *DeploymentUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Deployment":
 			if r.TryDecodeAsNil() {
 				if true && x.Deployment != nil {
@@ -47858,7 +47858,7 @@ func (x *DeploymentUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -48366,9 +48366,9 @@ func (x *DeploymentListRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Region":
 			if r.TryDecodeAsNil() {
 				x.QueryOptions.Region = ""
@@ -48423,7 +48423,7 @@ func (x *DeploymentListRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -48747,9 +48747,9 @@ func (x *DeploymentListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Deployments":
 			if r.TryDecodeAsNil() {
 				x.Deployments = nil
@@ -48783,7 +48783,7 @@ func (x *DeploymentListResponse) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -49173,9 +49173,9 @@ func (x *DeploymentSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.D
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DeploymentID":
 			if r.TryDecodeAsNil() {
 				x.DeploymentID = ""
@@ -49236,7 +49236,7 @@ func (x *DeploymentSpecificRequest) codecDecodeSelfFromMap(l int, d *codec1978.D
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -49585,9 +49585,9 @@ func (x *SingleDeploymentResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Deployment":
 			if r.TryDecodeAsNil() {
 				if true && x.Deployment != nil {
@@ -49624,7 +49624,7 @@ func (x *SingleDeploymentResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -49929,9 +49929,9 @@ func (x *DeploymentFailRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DeploymentID":
 			if r.TryDecodeAsNil() {
 				x.DeploymentID = ""
@@ -49963,7 +49963,7 @@ func (x *DeploymentFailRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decod
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -50292,9 +50292,9 @@ func (x *DeploymentPauseRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DeploymentID":
 			if r.TryDecodeAsNil() {
 				x.DeploymentID = ""
@@ -50332,7 +50332,7 @@ func (x *DeploymentPauseRequest) codecDecodeSelfFromMap(l int, d *codec1978.Deco
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -50712,9 +50712,9 @@ func (x *DeploymentAllocHealthRequest) codecDecodeSelfFromMap(l int, d *codec197
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DeploymentID":
 			if r.TryDecodeAsNil() {
 				x.DeploymentID = ""
@@ -50764,7 +50764,7 @@ func (x *DeploymentAllocHealthRequest) codecDecodeSelfFromMap(l int, d *codec197
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -51155,9 +51155,9 @@ func (x *DeploymentUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -51215,7 +51215,7 @@ func (x *DeploymentUpdateResponse) codecDecodeSelfFromMap(l int, d *codec1978.De
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -51634,9 +51634,9 @@ func (x *JobRevertRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobID":
 			if r.TryDecodeAsNil() {
 				x.JobID = ""
@@ -51689,7 +51689,7 @@ func (x *JobRevertRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -52086,9 +52086,9 @@ func (x *DeploymentPromoteRequest) codecDecodeSelfFromMap(l int, d *codec1978.De
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DeploymentID":
 			if r.TryDecodeAsNil() {
 				x.DeploymentID = ""
@@ -52135,7 +52135,7 @@ func (x *DeploymentPromoteRequest) codecDecodeSelfFromMap(l int, d *codec1978.De
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -52441,9 +52441,9 @@ func (x *LivenessHeldResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Nodes":
 			if r.TryDecodeAsNil() {
 				x.Nodes = nil
@@ -52477,7 +52477,7 @@ func (x *LivenessHeldResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decode
 				x.KnownLeader = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -52862,9 +52862,9 @@ func (x *Plan) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -52932,7 +52932,7 @@ func (x *Plan) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.SnapshotIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -53309,9 +53309,9 @@ func (x *PlanResult) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "NodeUpdate":
 			if r.TryDecodeAsNil() {
 				x.NodeUpdate = nil
@@ -53355,7 +53355,7 @@ func (x *PlanResult) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.AllocIndex = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -53776,9 +53776,9 @@ func (x *ApplyPlanResultsRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Allocs":
 			if r.TryDecodeAsNil() {
 				x.Allocs = nil
@@ -53843,7 +53843,7 @@ func (x *ApplyPlanResultsRequest) codecDecodeSelfFromMap(l int, d *codec1978.Dec
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -54216,9 +54216,9 @@ func (x *EvalUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Evals":
 			if r.TryDecodeAsNil() {
 				x.Evals = nil
@@ -54253,7 +54253,7 @@ func (x *EvalUpdateRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -54594,9 +54594,9 @@ func (x *JobPlanRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Job":
 			if r.TryDecodeAsNil() {
 				if true && x.Job != nil {
@@ -54640,7 +54640,7 @@ func (x *JobPlanRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -55046,9 +55046,9 @@ func (x *JobPlanResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "JobModifyIndex":
 			if r.TryDecodeAsNil() {
 				x.JobModifyIndex = 0
@@ -55115,7 +55115,7 @@ func (x *JobPlanResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -55380,9 +55380,9 @@ func (x *PlanAnnotations) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "DesiredTGUpdates":
 			if r.TryDecodeAsNil() {
 				x.DesiredTGUpdates = nil
@@ -55393,7 +55393,7 @@ func (x *PlanAnnotations) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				}
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -55667,9 +55667,9 @@ func (x *DesiredUpdates) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Ignore":
 			if r.TryDecodeAsNil() {
 				x.Ignore = 0
@@ -55719,7 +55719,7 @@ func (x *DesiredUpdates) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Preemptions = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -56100,9 +56100,9 @@ func (x *EvalDequeueRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Schedulers":
 			if r.TryDecodeAsNil() {
 				x.Schedulers = nil
@@ -56148,7 +56148,7 @@ func (x *EvalDequeueRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -56456,9 +56456,9 @@ func (x *EvalDequeueResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Eval":
 			if r.TryDecodeAsNil() {
 				if true && x.Eval != nil {
@@ -56490,7 +56490,7 @@ func (x *EvalDequeueResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -56817,9 +56817,9 @@ func (x *EvalAckRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "EvalID":
 			if r.TryDecodeAsNil() {
 				x.EvalID = ""
@@ -56857,7 +56857,7 @@ func (x *EvalAckRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -57219,9 +57219,9 @@ func (x *PlanSubmitRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Plan":
 			if r.TryDecodeAsNil() {
 				if true && x.Plan != nil {
@@ -57265,7 +57265,7 @@ func (x *PlanSubmitRequest) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) 
 				x.Forwarded = (bool)(r.DecodeBool())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
@@ -57525,9 +57525,9 @@ func (x *PlanSubmitResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 			}
 		}
 		r.ReadMapElemKey()
-		yys3 := z.StringView(r.DecodeStringAsBytes())
+		yys3 := r.DecodeStringAsBytes()
 		r.ReadMapElemValue()
-		switch yys3 {
+		switch string(yys3) {
 		case "Result":
 			if r.TryDecodeAsNil() {
 				if true && x.Result != nil {
@@ -57547,7 +57547,7 @@ func (x *PlanSubmitResponse) codecDecodeSelfFromMap(l int, d *codec1978.Decoder)
 				x.Index = (uint64)(r.DecodeUint64())
 			}
 		default:
-			z.DecStructFieldNotFound(-1, yys3)
+			z.DecStructFieldNotFound(-1, string(yys3))
 		} // end switch yys3
 	} // end for yyj3
 	r.ReadMapEnd()
