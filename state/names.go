@@ -14,28 +14,32 @@ import (
 // it does not know is kept as given, and a write that aborts may leave a
 // name behind, which costs a few bytes and changes nothing else.
 type names struct {
-	nodes map[string]string // node ID -> the stored node's ID
+	nodes map[string]nodeName // by node ID: the stored node's ID and name
 }
 
-func newNames() *names { return &names{nodes: map[string]string{}} }
+type nodeName struct{ id, name string }
 
-func (n *names) addNode(id string)  { n.nodes[id] = id }
-func (n *names) dropNode(id string) { delete(n.nodes, id) }
+func newNames() *names { return &names{nodes: map[string]nodeName{}} }
+
+func (n *names) addNode(node *structs.Node) { n.nodes[node.ID] = nodeName{node.ID, node.Name} }
+func (n *names) dropNode(id string)         { delete(n.nodes, id) }
 
 // node returns the stored copy of a node ID.
 func (n *names) node(id string) string {
 	if c, ok := n.nodes[id]; ok {
-		return c
+		return c.id
 	}
 	return id
 }
 
-// share points the strings of a, a new allocation the store is about to
-// keep, at copies the store already holds: its job's namespace, ID and
-// group name, its node's ID, the evaluation ID of the allocation before
-// it, and, when owned (the caller gave the store
-// its objects), the node IDs and score names of its placement metrics and
-// their nodes available, when the same as the last allocation's.
+// share points the strings and the parts of a, a new allocation the store
+// is about to keep, at copies the store already holds: its job's
+// namespace, ID and group name; its node's ID and name; and, when equal to
+// those of the allocation shared before it (the placements of one plan
+// come in a row), its evaluation and deployment IDs and its allocated
+// resources when they hold no ports. When owned (the caller gave the store
+// its objects) it does the same inside its placement metrics: node IDs,
+// score names, and the count maps equal to the last allocation's.
 func (t *txn) share(a *structs.Allocation, owned bool) {
 	if j := a.Job; j != nil {
 		if a.Namespace == j.Namespace {
@@ -54,21 +58,38 @@ func (t *txn) share(a *structs.Allocation, owned bool) {
 	if t.names == nil {
 		return
 	}
-	a.NodeID = t.names.node(a.NodeID)
-	if a.EvalID == t.lastEval { // a plan's allocations come in a row
-		a.EvalID = t.lastEval
+	if nn, ok := t.names.nodes[a.NodeID]; ok {
+		a.NodeID = nn.id
+		if a.NodeName == nn.name {
+			a.NodeName = nn.name
+		}
 	}
-	t.lastEval = a.EvalID
 	a.DesiredStatus = structs.CanonicalString(a.DesiredStatus)
 	a.ClientStatus = structs.CanonicalString(a.ClientStatus)
+	last := t.lastShared
+	t.lastShared = a
+	if last != nil {
+		if a.EvalID == last.EvalID {
+			a.EvalID = last.EvalID
+		}
+		if a.DeploymentID == last.DeploymentID {
+			a.DeploymentID = last.DeploymentID
+		}
+		if portless(a.AllocatedResources) && portless(last.AllocatedResources) &&
+			sameResources(a.AllocatedResources, last.AllocatedResources) {
+			a.AllocatedResources = last.AllocatedResources
+		}
+	}
 	if !owned || a.Metrics == nil {
 		return
 	}
-	// The placements of one evaluation saw the same nodes available.
-	if avail := a.Metrics.NodesAvailable; t.lastAvail != nil && maps.Equal(avail, t.lastAvail) {
-		a.Metrics.NodesAvailable = t.lastAvail
-	} else {
-		t.lastAvail = avail
+	if last != nil && last.Metrics != nil {
+		lm, m := last.Metrics, a.Metrics
+		m.NodesAvailable = sameMap(m.NodesAvailable, lm.NodesAvailable)
+		m.ClassFiltered = sameMap(m.ClassFiltered, lm.ClassFiltered)
+		m.ConstraintFiltered = sameMap(m.ConstraintFiltered, lm.ConstraintFiltered)
+		m.ClassExhausted = sameMap(m.ClassExhausted, lm.ClassExhausted)
+		m.DimensionExhausted = sameMap(m.DimensionExhausted, lm.DimensionExhausted)
 	}
 	for _, m := range a.Metrics.ScoreMetaData {
 		if m == nil {
@@ -79,4 +100,41 @@ func (t *txn) share(a *structs.Allocation, owned bool) {
 			m.Scores[i].Name = structs.CanonicalString(m.Scores[i].Name)
 		}
 	}
+}
+
+// sameMap returns prev when it equals m (and is not empty), else m.
+func sameMap(m, prev map[string]int) map[string]int {
+	if len(m) > 0 && maps.Equal(m, prev) {
+		return prev
+	}
+	return m
+}
+
+// portless reports whether r gives its allocation no network or port,
+// the only parts of allocated resources that differ between allocations
+// of one group.
+func portless(r *structs.AllocatedResources) bool {
+	if r == nil || len(r.Shared.Networks) > 0 || len(r.Shared.Ports) > 0 {
+		return false
+	}
+	for _, tr := range r.Tasks {
+		if tr == nil || len(tr.Networks) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sameResources compares two portless allocated resources.
+func sameResources(a, b *structs.AllocatedResources) bool {
+	if a.Shared.DiskMB != b.Shared.DiskMB || len(a.Tasks) != len(b.Tasks) {
+		return false
+	}
+	for name, x := range a.Tasks {
+		y, ok := b.Tasks[name]
+		if !ok || x.Cpu != y.Cpu || x.Memory != y.Memory {
+			return false
+		}
+	}
+	return true
 }

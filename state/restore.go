@@ -54,7 +54,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 
 // NodeRestore restores a node.
 func (r *Restore) NodeRestore(n *structs.Node) error {
-	r.txn.names.addNode(n.ID)
+	r.txn.names.addNode(n)
 	return r.put(TableNodes, n)
 }
 

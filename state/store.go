@@ -176,8 +176,7 @@ type txn struct {
 	evalDelete   bool                                         // evaluations were garbage collected
 	names        *names                                       // the store's shared strings
 	owned        bool                                         // the store owns the objects written (a Batch)
-	lastEval     string                                       // the EvalID of the last allocation shared
-	lastAvail    map[string]int                               // the NodesAvailable of its metrics
+	lastShared   *structs.Allocation                          // the allocation share saw last
 }
 
 // write runs fn in a write transaction at index and commits it if fn

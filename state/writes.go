@@ -106,7 +106,7 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 		if err := t.insert(TableNodes, n); err != nil {
 			return fmt.Errorf("upsert node %q: %w", node.ID, err)
 		}
-		t.names.addNode(n.ID)
+		t.names.addNode(n)
 		return nil
 	})
 }
