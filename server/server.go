@@ -78,6 +78,21 @@ type Server struct {
 	// earlier terms (a barrier), so its state can answer linearizable reads.
 	consistentReads atomic.Bool
 	bootstrapped    atomic.Bool
+	// readLease is, as time since epoch (a monotonic clock), until when
+	// this leader answers linearizable reads without a VerifyLeader round
+	// (see verifyLeader); 0 when it has none.
+	readLease atomic.Int64
+	epoch     time.Time
+	// leaseMu orders lease grants against their ends: a round that began
+	// before an end (leaseGen moved) grants nothing, and none does once
+	// leaseOff is set (a leadership transfer is under way).
+	leaseMu  sync.Mutex
+	leaseGen uint64
+	leaseOff bool
+	// leaseRenewing is set while a background renewal runs.
+	leaseRenewing atomic.Bool
+	// verifyRounds counts VerifyLeader rounds made for reads (tests).
+	verifyRounds atomic.Uint64
 
 	shutdownCtx    context.Context
 	shutdownCancel context.CancelFunc
@@ -111,6 +126,7 @@ func New(cfg *Config) (_ *Server, err error) {
 		pool:           skiffrpc.NewPool(5 * time.Second),
 		broker:         newEvalBroker(cfg.EvalNackTimeout, cfg.EvalDeliveryLimit),
 		planQueue:      make(chan *pendingPlan),
+		epoch:          time.Now(),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 	}
@@ -279,7 +295,10 @@ func (s *Server) Shutdown() {
 // server from raft, then shuts down.
 func (s *Server) Leave() error {
 	if s.IsLeader() {
-		// Hand leadership over first so the cluster keeps a leader.
+		// Hand leadership over first so the cluster keeps a leader. The
+		// new leader is elected without waiting for the followers' heartbeat
+		// timeout, which the read lease relies on: end it first.
+		s.endReadLease(true)
 		if err := s.raft.LeadershipTransfer().Error(); err != nil {
 			s.logger.Warn("leadership transfer before leaving failed", "error", err)
 		}

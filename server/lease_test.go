@@ -1,0 +1,52 @@
+package server
+
+import (
+	"testing"
+	"time"
+)
+
+// Linearizable reads on the leader share the VerifyLeader round of the
+// read lease instead of one round each; ending the lease (a leadership
+// change, a transfer) makes the next read ask the followers again.
+func TestReadLeaseSharesVerifyRounds(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	register(t, l, testJob("web"))
+
+	const reads = 200
+	before := l.verifyRounds.Load()
+	for range reads {
+		if j := getJob(t, l, "web", false); j == nil {
+			t.Fatal("the leader does not see the job it acknowledged")
+		}
+	}
+	rounds := l.verifyRounds.Load() - before
+	if rounds == 0 || rounds > reads/4 {
+		t.Fatalf("%d linearizable reads made %d VerifyLeader rounds: want at least 1 and at most %d", reads, rounds, reads/4)
+	}
+
+	settled := func() { // no background renewal still counting
+		for l.leaseRenewing.Load() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	settled()
+	l.endReadLease(false)
+	before = l.verifyRounds.Load()
+	getJob(t, l, "web", false)
+	if got := l.verifyRounds.Load() - before; got != 1 {
+		t.Fatalf("first read after the lease ended made %d rounds, want 1", got)
+	}
+
+	// Once off (Leave, before a leadership transfer), no round grants a
+	// lease: every read asks the followers.
+	settled()
+	l.endReadLease(true)
+	before = l.verifyRounds.Load()
+	for range 5 {
+		getJob(t, l, "web", false)
+	}
+	if got := l.verifyRounds.Load() - before; got != 5 {
+		t.Fatalf("5 reads with the lease off made %d rounds, want 5", got)
+	}
+}
