@@ -41,7 +41,10 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 	if err != nil {
 		return err
 	}
-	a := in.Copy()
+	a := in
+	if !t.owned { // the caller keeps its object: change a copy
+		a = in.Copy()
+	}
 	if existing == nil {
 		a.CreateIndex = t.index
 		if a.Job == nil {

@@ -126,12 +126,44 @@ func (s *ScoreSet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// CodecEncodeSelf writes the scores as a msgpack map.
-func (s ScoreSet) CodecEncodeSelf(e *codec.Encoder) { e.MustEncode(s.Map()) }
+// CodecEncodeSelf writes the scores as a msgpack map, in list order,
+// through the helpers the generated codecs use (no map in between).
+func (s ScoreSet) CodecEncodeSelf(e *codec.Encoder) {
+	z, r := codec.GenHelperEncoder(e)
+	if s == nil {
+		r.EncodeNil()
+		return
+	}
+	r.WriteMapStart(len(s))
+	for _, sc := range s {
+		r.WriteMapElemKey()
+		if z.EncBasicHandle().StringToRaw {
+			r.EncodeStringBytesRaw(z.BytesView(sc.Name))
+		} else {
+			r.EncodeStringEnc(codecSelferCcUTF8102, sc.Name)
+		}
+		r.WriteMapElemValue()
+		r.EncodeFloat64(sc.Value)
+	}
+	r.WriteMapEnd()
+}
 
-// CodecDecodeSelf reads a msgpack map of scores.
+// CodecDecodeSelf reads a msgpack map of scores, sorted by name.
 func (s *ScoreSet) CodecDecodeSelf(d *codec.Decoder) {
-	var m map[string]float64
-	d.MustDecode(&m)
-	*s = scoreSetOf(m)
+	_, r := codec.GenHelperDecoder(d)
+	if r.TryDecodeAsNil() {
+		*s = nil
+		return
+	}
+	n := r.ReadMapStart()
+	out := make(ScoreSet, 0, max(n, 0))
+	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
+		r.ReadMapElemKey()
+		name := r.DecodeString()
+		r.ReadMapElemValue()
+		out = append(out, Score{Name: name, Value: r.DecodeFloat64()})
+	}
+	r.ReadMapEnd()
+	slices.SortFunc(out, func(a, b Score) int { return strings.Compare(a.Name, b.Name) })
+	*s = out
 }
