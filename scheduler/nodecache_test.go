@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -134,5 +135,55 @@ func TestClassCacheSkipsUniqueConstraints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// pointUsage hides the state's bulk usage read: the scheduler looks each
+// node's usage up alone.
+type pointUsage struct {
+	State
+	snap *state.Snapshot
+}
+
+func (p pointUsage) NodeUsage(id string) (*structs.NodeUsage, error) { return p.snap.NodeUsage(id) }
+
+// Reading node usage in one pass (a job that places many allocations)
+// gives the plan that lookups node by node give.
+func TestBulkUsageReadPlansTheSame(t *testing.T) {
+	h := newHarness(t)
+	for i := range 60 {
+		h.addNodes(testNode(i, 3))
+	}
+	// Existing load on some nodes, so that usage rows differ.
+	busy := h.addJob(testJob("busy", structs.JobTypeService, 25))
+	h.process(busy, structs.EvalTriggerJobRegister)
+	job := h.addJob(testJob("web", structs.JobTypeService, 40))
+	snap := h.store.Snapshot()
+	plan := func(st State) map[string]string {
+		h.drop = true
+		defer func() { h.drop = false }()
+		ev := &structs.Evaluation{ID: "bulk-eval", Namespace: job.Namespace, Priority: 50, Type: job.Type,
+			TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID}
+		s, err := New(job.Type, Config{State: st, Planner: h, Now: h.now, Nodes: h.nodes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Process(ev); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, a := range placed(h.dropped) {
+			out[a.Name] = a.NodeID
+		}
+		return out
+	}
+	bulk, point := plan(snap), plan(pointUsage{State: snap, snap: snap})
+	if len(bulk) != 40 {
+		t.Fatalf("placed %d, want 40", len(bulk))
+	}
+	for name, node := range point {
+		if bulk[name] != node {
+			t.Fatalf("%s: on %s reading usage in bulk, on %s node by node", name, bulk[name], node)
+		}
 	}
 }

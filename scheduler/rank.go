@@ -221,8 +221,11 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 		}
 		u := c.usageAt[i]
 		if u == nil {
+			if err := c.readUsageInBulk(limit); err != nil {
+				return nil, err
+			}
 			var err error
-			if u, err = c.nodeUsage(node); err != nil {
+			if u, err = c.nodeUsageAt(i, node); err != nil {
 				return nil, err
 			}
 			c.usageAt[i] = u

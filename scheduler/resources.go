@@ -114,10 +114,61 @@ func (u *nodeUsage) release(a *structs.Allocation) {
 	}
 }
 
+// bulkUsageFactor: the usage rows are read in one pass when the
+// evaluation may look at more than 1/bulkUsageFactor of the nodes, which
+// one pass over the table costs less than that many lookups.
+const bulkUsageFactor = 8
+
+// readUsageInBulk fills c.baseAt with the usage row of each node of
+// c.nodes, by a merge of the rows (sorted by node ID) with the nodes in
+// ID order, when the job places enough to visit many nodes. It is done
+// once per attempt; without a usage lister it does nothing.
+func (c *planCtx) readUsageInBulk(limit int) error {
+	if c.bulkTried {
+		return nil
+	}
+	c.bulkTried = true
+	ul, ok := c.state.(usageLister)
+	if _, point := c.state.(usageReader); !ok || !point || c.job == nil {
+		return nil
+	}
+	count := 0
+	for _, tg := range c.job.TaskGroups {
+		count += tg.Count
+	}
+	if n := len(c.nodes); count*limit*2 < n/bulkUsageFactor {
+		return nil
+	}
+	rows, err := ul.NodeUsages()
+	if err != nil {
+		return fmt.Errorf("read node usage: %w", err)
+	}
+	c.baseAt = make([]*structs.NodeUsage, len(c.nodes))
+	k := 0
+	for _, row := range rows {
+		for k < len(c.sortedNodes) && c.sortedNodes[k].ID < row.NodeID {
+			k++
+		}
+		if k == len(c.sortedNodes) {
+			break
+		}
+		if c.sortedNodes[k].ID == row.NodeID {
+			c.baseAt[c.posOf[k]] = row
+		}
+	}
+	return nil
+}
+
 // usageReader is an optional extension of State: the usage of a node's
 // live allocations in one lookup (the state store keeps it).
 type usageReader interface {
 	NodeUsage(nodeID string) (*structs.NodeUsage, error)
+}
+
+// usageLister is an optional extension of a usageReader: every node's
+// usage row, sorted by node ID, in one pass.
+type usageLister interface {
+	NodeUsages() ([]*structs.NodeUsage, error)
 }
 
 // forPorts calls fn with every host port an allocation holds, once each.
@@ -130,13 +181,26 @@ func forPorts(a *structs.Allocation, fn func(int)) {
 
 // nodeUsage returns the usage of node n, reading its allocations once.
 func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
+	return c.nodeUsageAt(-1, n)
+}
+
+// nodeUsageAt is nodeUsage for the node at position i of c.nodes (-1:
+// unknown), which may come from the usage rows read in bulk.
+func (c *planCtx) nodeUsageAt(i int, n *structs.Node) (*nodeUsage, error) {
 	if u := c.usage[n.ID]; u != nil {
 		return u, nil
 	}
 	if ur, ok := c.state.(usageReader); ok {
-		nu, err := ur.NodeUsage(n.ID)
-		if err != nil {
-			return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
+		var nu *structs.NodeUsage
+		if i >= 0 && c.baseAt != nil {
+			if nu = c.baseAt[i]; nu == nil {
+				nu = &structs.NodeUsage{NodeID: n.ID} // no live allocations
+			}
+		} else {
+			var err error
+			if nu, err = ur.NodeUsage(n.ID); err != nil {
+				return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
+			}
 		}
 		u := &nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
 		for _, a := range c.stoppedOn[n.ID] {

@@ -25,6 +25,13 @@ func (r reader) NodeUsage(nodeID string) (*structs.NodeUsage, error) {
 	return &structs.NodeUsage{NodeID: nodeID}, nil
 }
 
+// NodeUsages returns the usage rows of every node with live allocations,
+// sorted by node ID: one pass over the table, for a reader about to look
+// at most nodes (a point lookup costs some microseconds each).
+func (r reader) NodeUsages() ([]*structs.NodeUsage, error) {
+	return list[structs.NodeUsage](nil, r.txn(), TableNodeUsage, indexID, nil)
+}
+
 // changeUsage adds (sign +1) or removes (sign -1) a live allocation's use
 // to or from its node's usage row. Terminal allocations use nothing.
 func changeUsage(tx *memdb.Txn, a *structs.Allocation, sign int64) error {
