@@ -57,6 +57,18 @@ var testDeadServerCleanup = 5 * time.Minute
 // silent nodes go down fast); set it before starting a cluster.
 var testMinHeartbeatTTL = 300 * time.Millisecond
 
+// steadyNodes gives the nodes of the cluster the test starts next a
+// heartbeat TTL of a minute, so that a missed TTL never marks them down:
+// for tests of something else, whose simulated nodes a loaded CI machine
+// could otherwise starve of heartbeats for a couple of seconds (this
+// failed TestUnpromotedCanariesFailAtProgressDeadline once), and for
+// tests of the liveness connection, which must do it alone.
+func steadyNodes(t *testing.T) {
+	old := testMinHeartbeatTTL
+	testMinHeartbeatTTL = time.Minute
+	t.Cleanup(func() { testMinHeartbeatTTL = old })
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {

@@ -63,9 +63,7 @@ func holdLiveness(t *testing.T, addr string, n *structs.Node, gen uint64) (cance
 // marked down within the reconnect grace; one that moved its connection to
 // another server first is not.
 func TestLivenessConnectionEndMarksNodeDownFast(t *testing.T) {
-	old := testMinHeartbeatTTL
-	testMinHeartbeatTTL = time.Minute
-	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 3)
 	leader := c.leader()
 	var followers []*Server
@@ -123,9 +121,7 @@ func TestLivenessConnectionEndMarksNodeDownFast(t *testing.T) {
 // TestLivenessReconnectWithinGraceKeepsNodeReady: a client whose
 // connection breaks and that opens a new one within the grace stays ready.
 func TestLivenessReconnectWithinGraceKeepsNodeReady(t *testing.T) {
-	old := testMinHeartbeatTTL
-	testMinHeartbeatTTL = time.Minute
-	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := testNode()
@@ -211,9 +207,7 @@ func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
 // plus the failover grace; a node whose connection is held by a
 // surviving server stays ready.
 func TestNewLeaderLearnsLivenessFromServers(t *testing.T) {
-	old := testMinHeartbeatTTL
-	testMinHeartbeatTTL = time.Minute
-	t.Cleanup(func() { testMinHeartbeatTTL = old })
+	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 3)
 	leader := c.leader()
 	var follower *Server
