@@ -144,8 +144,14 @@ func (t *txn) deleteJob(namespace, jobID string) error {
 	if err := t.delete(TableJobs, job); err != nil {
 		return err
 	}
-	if _, err := t.DeleteAll(TableJobVersions, indexJob, namespace, jobID); err != nil {
-		return fmt.Errorf("delete from %s: %w", TableJobVersions, err)
+	versions, err := jobVersions(nil, t.Txn, namespace, jobID)
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		if err := t.delete(TableJobVersions, v); err != nil {
+			return fmt.Errorf("delete from %s: %w", TableJobVersions, err)
+		}
 	}
 	key := structs.NamespacedID{Namespace: namespace, ID: jobID}
 	delete(t.summaries, key)

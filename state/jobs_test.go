@@ -336,3 +336,46 @@ func TestSpecEqual(t *testing.T) {
 		})
 	}
 }
+
+// Versions are found by a prefix of the (namespace, ID, version) index:
+// a job whose ID extends another's ("web-2", "web") keeps its own.
+func TestJobVersionsOfPrefixedIDs(t *testing.T) {
+	s := New()
+	idx := uint64(10)
+	for v := range JobTrackedVersions + 2 { // "web" prunes its oldest
+		j := testJob("default", "web")
+		j.TaskGroups[0].Count = v + 1
+		idx++
+		must(t, s.UpsertJob(idx, j))
+	}
+	for v := range 2 {
+		j := testJob("default", "web-2")
+		j.TaskGroups[0].Count = v + 1
+		idx++
+		must(t, s.UpsertJob(idx, j))
+	}
+	count := func(id string) int {
+		vs, err := s.JobVersionsByID(nil, "default", id)
+		must(t, err)
+		for _, v := range vs {
+			if v.ID != id {
+				t.Fatalf("versions of %s include %s", id, v.ID)
+			}
+		}
+		return len(vs)
+	}
+	if got := count("web"); got != JobTrackedVersions {
+		t.Fatalf("web keeps %d versions, want %d", got, JobTrackedVersions)
+	}
+	if got := count("web-2"); got != 2 {
+		t.Fatalf("web-2 keeps %d versions, want 2", got)
+	}
+	idx++
+	must(t, s.DeleteJob(idx, "default", "web"))
+	if got := count("web"); got != 0 {
+		t.Fatalf("after purging web: %d versions left", got)
+	}
+	if got := count("web-2"); got != 2 {
+		t.Fatalf("purging web took web-2's versions: %d left, want 2", got)
+	}
+}

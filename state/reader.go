@@ -102,9 +102,12 @@ func (r reader) JobVersionsByID(ws memdb.WatchSet, namespace, id string) ([]*str
 	return versions, err
 }
 
-// jobVersions returns the tracked versions of a job, oldest first.
+// jobVersions returns the tracked versions of a job, oldest first: a
+// prefix scan of the (namespace, ID, version) index, which also finds
+// jobs whose ID starts with id ("web" finds "web-2"), filtered out. (An
+// index by job would cost every version one more index entry.)
 func jobVersions(ws memdb.WatchSet, tx *memdb.Txn, namespace, id string) ([]*structs.Job, error) {
-	return list[structs.Job](ws, tx, TableJobVersions, indexJob, nil, namespace, id)
+	return list(ws, tx, TableJobVersions, indexID+"_prefix", func(j *structs.Job) bool { return j.ID == id }, namespace, id)
 }
 
 // JobByIDAndVersion returns one version of a job, or nil if it is not

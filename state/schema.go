@@ -95,7 +95,6 @@ func schema() *memdb.DBSchema {
 			idIndex(&memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				str("Namespace"), str("ID"), &memdb.UintFieldIndex{Field: "Version"},
 			}}),
-			secondary(indexJob, nsKey("ID")),
 		),
 		table(TableJobSummary, idIndex(nsKey("JobID"))),
 		table(TableEvals,
