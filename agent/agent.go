@@ -376,6 +376,9 @@ func serverConfig(cfg *Config, logger hclog.Logger) (*server.Config, error) {
 		sc.RaftHeartbeatTimeout, sc.RaftElectionTimeout, sc.RaftLeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	sc.RaftLeaderLeaseTimeout = min(sc.RaftLeaderLeaseTimeout, sc.RaftHeartbeatTimeout)
+	if s.ReadLease != nil {
+		sc.NoReadLease = !*s.ReadLease
+	}
 	switch s.DeadServerCleanup {
 	case "":
 	case "off":

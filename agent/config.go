@@ -65,7 +65,11 @@ type ServerConfig struct {
 	RaftTrailingLogs      int         `hcl:"raft_trailing_logs,optional"`
 	RaftHeartbeatTimeout  string      `hcl:"raft_heartbeat_timeout,optional"`
 	RaftElectionTimeout   string      `hcl:"raft_election_timeout,optional"`
-	GossipProfile         string      `hcl:"gossip_profile,optional"`
+	// ReadLease (default true) lets the leader answer linearizable reads
+	// for a tenth of the heartbeat timeout after confirming its leadership,
+	// instead of confirming it for every read (see README "HTTP API").
+	ReadLease     *bool  `hcl:"read_lease,optional"`
+	GossipProfile string `hcl:"gossip_profile,optional"`
 	// NumSchedulers is how many scheduler workers this server runs
 	// (default: one per core; 0 keeps the default).
 	NumSchedulers int `hcl:"num_schedulers,optional"`
@@ -303,6 +307,9 @@ func (c *Config) merge(o *Config) {
 		setStr(&s.RaftSnapshotInterval, os.RaftSnapshotInterval)
 		setStr(&s.RaftHeartbeatTimeout, os.RaftHeartbeatTimeout)
 		setStr(&s.RaftElectionTimeout, os.RaftElectionTimeout)
+		if os.ReadLease != nil {
+			s.ReadLease = os.ReadLease
+		}
 		setStr(&s.GossipProfile, os.GossipProfile)
 		if os.NumSchedulers != 0 {
 			s.NumSchedulers = os.NumSchedulers

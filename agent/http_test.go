@@ -341,6 +341,7 @@ server {
   max_heartbeats_per_second = 100
   node_reconnect_grace      = "3s"
   heartbeat_grace           = "30s"
+  read_lease                = false
 }
 `), 0o600); err != nil {
 		t.Fatal(err)
@@ -358,9 +359,9 @@ server {
 	}
 	if sc.NumSchedulers != 3 || sc.SchedulerAlgorithm != "spread" || sc.DeadServerCleanup != time.Minute ||
 		sc.MinHeartbeatTTL != 20*time.Second || sc.MaxHeartbeatsPerSecond != 100 ||
-		sc.NodeReconnectGrace != 4*time.Second || sc.HeartbeatGrace != 30*time.Second {
-		t.Fatalf("server config = schedulers %d %q, cleanup %s, ttl %s, rate %v, reconnect %s, grace %s",
+		sc.NodeReconnectGrace != 4*time.Second || sc.HeartbeatGrace != 30*time.Second || !sc.NoReadLease {
+		t.Fatalf("server config = schedulers %d %q, cleanup %s, ttl %s, rate %v, reconnect %s, grace %s, no read lease %v",
 			sc.NumSchedulers, sc.SchedulerAlgorithm, sc.DeadServerCleanup, sc.MinHeartbeatTTL,
-			sc.MaxHeartbeatsPerSecond, sc.NodeReconnectGrace, sc.HeartbeatGrace)
+			sc.MaxHeartbeatsPerSecond, sc.NodeReconnectGrace, sc.HeartbeatGrace, sc.NoReadLease)
 	}
 }

@@ -36,10 +36,14 @@ type Config struct {
 	RaftHeartbeatTimeout   time.Duration
 	RaftElectionTimeout    time.Duration
 	RaftLeaderLeaseTimeout time.Duration
-	RaftSnapshotThreshold  uint64
-	RaftSnapshotInterval   time.Duration
-	RaftTrailingLogs       uint64
-	RaftMaxAppendEntries   int
+	// NoReadLease makes the leader confirm its leadership with a round of
+	// heartbeats for every linearizable read, instead of answering reads
+	// for a tenth of RaftHeartbeatTimeout after a round (see verifyLeader).
+	NoReadLease           bool
+	RaftSnapshotThreshold uint64
+	RaftSnapshotInterval  time.Duration
+	RaftTrailingLogs      uint64
+	RaftMaxAppendEntries  int
 
 	// RPCHoldTimeout is how long a follower keeps retrying to forward a
 	// request while there is no leader.

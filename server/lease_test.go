@@ -50,3 +50,18 @@ func TestReadLeaseSharesVerifyRounds(t *testing.T) {
 		t.Fatalf("5 reads with the lease off made %d rounds, want 5", got)
 	}
 }
+
+// With read_lease = false every linearizable read makes its own round.
+func TestNoReadLeaseConfirmsEveryRead(t *testing.T) {
+	c := newTestCluster(t, 1)
+	l := c.leader()
+	l.config.NoReadLease = true // read per round; set before any read
+	register(t, l, testJob("web"))
+	before := l.verifyRounds.Load()
+	for range 10 {
+		getJob(t, l, "web", false)
+	}
+	if got := l.verifyRounds.Load() - before; got != 10 {
+		t.Fatalf("10 reads without a lease made %d rounds, want 10", got)
+	}
+}

@@ -131,12 +131,22 @@ func (s *Server) noLeaderError(cause error) error {
 // Confirming takes a round of heartbeats to the followers (raft's
 // VerifyLeader), which under load waits behind the replication of writes.
 // A round that succeeds also gives a read lease: a quorum of followers
-// answered a heartbeat sent after the round began, and a follower refuses
-// to vote for another candidate until its heartbeat timeout has passed
-// since it last heard from this leader. So for a quarter of the heartbeat
-// timeout from the start of the round no other server can become leader
-// and commit a write, and reads need no new round. (A leadership transfer
-// skips the followers' wait: Leave ends the lease before it starts one.)
+// answered, and a follower refuses to vote for another candidate until
+// its heartbeat timeout has passed since it last heard from this leader.
+// So for a tenth of the heartbeat timeout from the start of the round no
+// other server can become leader and commit a write, and reads need no
+// new round. This holds under two assumptions, which raft's API leaves:
+//   - raft may count, for a round, the answer to a heartbeat or append it
+//     sent shortly before the round began; the lease is safe as long as
+//     such an answer reaches this leader less than 9/10 of the heartbeat
+//     timeout after the follower handled it (360 ms with the default
+//     400 ms), and every server runs with the same heartbeat timeout;
+//   - a follower that restarts knows no leader and may vote at once; it
+//     would have to restart, and a new leader be elected and commit,
+//     inside the lease (40 ms by default).
+//
+// A leadership transfer skips the followers' wait: Leave ends the lease,
+// for good, before it starts one.
 func (s *Server) verifyLeader() error {
 	if !s.consistentReads.Load() {
 		return fmt.Errorf("%w: new leader is still applying the log", structs.ErrNoLeader)
@@ -157,8 +167,8 @@ func (s *Server) verifyLeader() error {
 }
 
 // readLeaseLength is how long a read lease lasts from the start of the
-// round that granted it: a quarter of the heartbeat timeout.
-func (s *Server) readLeaseLength() time.Duration { return s.config.RaftHeartbeatTimeout / 4 }
+// round that granted it: a tenth of the heartbeat timeout.
+func (s *Server) readLeaseLength() time.Duration { return s.config.RaftHeartbeatTimeout / 10 }
 
 // renewReadLease confirms leadership with a round of heartbeats and, when
 // no lease ended meanwhile, extends the lease from the round's start.
@@ -173,7 +183,7 @@ func (s *Server) renewReadLease() error {
 	}
 	until := int64(start + s.readLeaseLength())
 	s.leaseMu.Lock()
-	if gen == s.leaseGen && !s.leaseOff && until > s.readLease.Load() {
+	if gen == s.leaseGen && !s.leaseOff && !s.config.NoReadLease && until > s.readLease.Load() {
 		s.readLease.Store(until)
 	}
 	s.leaseMu.Unlock()

@@ -156,7 +156,9 @@ func (s *ScoreSet) CodecDecodeSelf(d *codec.Decoder) {
 		return
 	}
 	n := r.ReadMapStart()
-	out := make(ScoreSet, 0, max(n, 0))
+	// The length on the wire is not trusted for the allocation: a message
+	// could claim billions of entries. Placements record five or fewer.
+	out := make(ScoreSet, 0, min(max(n, 0), 8))
 	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
 		r.ReadMapElemKey()
 		name := r.DecodeString()

@@ -66,3 +66,17 @@ func TestScoreSetWireAndJSON(t *testing.T) {
 		t.Fatalf("empty scores: %s", js)
 	}
 }
+
+// A message that claims billions of scores is an error, not an attempt to
+// allocate room for them (which would end the process).
+func TestScoreSetLengthOnTheWireIsNotTrusted(t *testing.T) {
+	buf := []byte{0x82, 0xa6}
+	buf = append(buf, "NodeID"...)
+	buf = append(buf, 0xa1, 'n', 0xa6)
+	buf = append(buf, "Scores"...)
+	buf = append(buf, 0xdf, 0xff, 0xff, 0xff, 0xff) // map32 of 4,294,967,295 entries, none sent
+	var m NodeScoreMeta
+	if err := Decode(buf, &m); err == nil {
+		t.Fatalf("decoded %+v from a truncated message", m)
+	}
+}
