@@ -54,10 +54,9 @@ type planCtx struct {
 	usage     map[string]*nodeUsage // by node ID, filled lazily
 	usageAt   []*nodeUsage          // the same, by position in nodes
 	// sortedNodes are nodes in ID order (shared with the NodeCache: read
-	// only) and posOf[k] the position in nodes of sortedNodes[k]; baseAt,
-	// by position in nodes, holds usage rows read in bulk (nil: not read).
+	// only); baseAt, by position in sortedNodes, holds usage rows read in
+	// bulk (nil: not read).
 	sortedNodes []*structs.Node
-	posOf       []int32
 	baseAt      []*structs.NodeUsage
 	bulkTried   bool
 	// jobOn holds, by node ID, the job's allocations that will be running
@@ -134,18 +133,7 @@ func (c *planCtx) loadNodes() error {
 	c.dcAvail = maps.Clone(set.dcAvail)
 	c.nodes = slices.Clone(set.nodes)
 	c.sortedNodes = set.nodes
-	order := make([]int32, len(c.nodes)) // order[i]: position of c.nodes[i] in sortedNodes
-	for i := range order {
-		order[i] = int32(i)
-	}
-	c.rng.Shuffle(len(c.nodes), func(i, j int) {
-		c.nodes[i], c.nodes[j] = c.nodes[j], c.nodes[i]
-		order[i], order[j] = order[j], order[i]
-	})
-	c.posOf = make([]int32, len(order))
-	for i, k := range order {
-		c.posOf[k] = int32(i)
-	}
+	c.rng.Shuffle(len(c.nodes), func(i, j int) { c.nodes[i], c.nodes[j] = c.nodes[j], c.nodes[i] })
 	c.usageAt = make([]*nodeUsage, len(c.nodes))
 	return nil
 }

@@ -7,15 +7,6 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// Score names in NodeScoreMeta.Scores.
-const (
-	scoreBinPack      = structs.ScoreBinPack
-	scoreAntiAffinity = structs.ScoreAntiAffinity
-	scoreAffinity     = structs.ScoreAffinity
-	scoreSpread       = structs.ScoreSpread
-	scoreReschedule   = structs.ScoreReschedule
-)
-
 // maxScoreMeta is how many of the best candidates a metric keeps.
 const maxScoreMeta = 5
 
@@ -169,12 +160,15 @@ type scores struct {
 
 func (s scores) meta(nodeID string) *structs.NodeScoreMeta {
 	m := make(structs.ScoreSet, 1, 1+bits.OnesCount8(s.has))
-	m[0] = structs.Score{Name: scoreBinPack, Value: s.binPack}
+	m[0] = structs.Score{Name: structs.ScoreBinPack, Value: s.binPack}
 	for _, sc := range []struct {
 		bit   uint8
 		name  string
 		value float64
-	}{{1, scoreAntiAffinity, s.antiAffinity}, {2, scoreReschedule, s.reschedule}, {4, scoreAffinity, s.affinity}, {8, scoreSpread, s.spread}} {
+	}{
+		{1, structs.ScoreAntiAffinity, s.antiAffinity}, {2, structs.ScoreReschedule, s.reschedule},
+		{4, structs.ScoreAffinity, s.affinity}, {8, structs.ScoreSpread, s.spread},
+	} {
 		if s.has&sc.bit != 0 {
 			m = append(m, structs.Score{Name: sc.name, Value: sc.value})
 		}
@@ -225,7 +219,7 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 				return nil, err
 			}
 			var err error
-			if u, err = c.nodeUsageAt(i, node); err != nil {
+			if u, err = c.nodeUsage(node); err != nil {
 				return nil, err
 			}
 			c.usageAt[i] = u

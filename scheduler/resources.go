@@ -119,17 +119,17 @@ func (u *nodeUsage) release(a *structs.Allocation) {
 // one pass over the table costs less than that many lookups.
 const bulkUsageFactor = 8
 
-// readUsageInBulk fills c.baseAt with the usage row of each node of
-// c.nodes, by a merge of the rows (sorted by node ID) with the nodes in
-// ID order, when the job places enough to visit many nodes. It is done
-// once per attempt; without a usage lister it does nothing.
+// readUsageInBulk fills c.baseAt with the usage row of each candidate
+// node, by a merge of the rows with c.sortedNodes (both in ID order), when
+// the job places enough to visit many nodes. It is done once per attempt;
+// without a usage lister it does nothing.
 func (c *planCtx) readUsageInBulk(limit int) error {
 	if c.bulkTried {
 		return nil
 	}
 	c.bulkTried = true
 	ul, ok := c.state.(usageLister)
-	if _, point := c.state.(usageReader); !ok || !point || c.job == nil {
+	if !ok || c.job == nil {
 		return nil
 	}
 	count := 0
@@ -143,7 +143,7 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	if err != nil {
 		return fmt.Errorf("read node usage: %w", err)
 	}
-	c.baseAt = make([]*structs.NodeUsage, len(c.nodes))
+	c.baseAt = make([]*structs.NodeUsage, len(c.sortedNodes))
 	k := 0
 	for _, row := range rows {
 		for k < len(c.sortedNodes) && c.sortedNodes[k].ID < row.NodeID {
@@ -153,10 +153,26 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 			break
 		}
 		if c.sortedNodes[k].ID == row.NodeID {
-			c.baseAt[c.posOf[k]] = row
+			c.baseAt[k] = row
 		}
 	}
 	return nil
+}
+
+// bulkUsage returns a candidate node's usage from the rows read in bulk;
+// found is false when none were read or the node is not a candidate.
+func (c *planCtx) bulkUsage(id string) (nu *structs.NodeUsage, found bool) {
+	if c.baseAt == nil {
+		return nil, false
+	}
+	k, found := slices.BinarySearchFunc(c.sortedNodes, id, func(n *structs.Node, id string) int { return strings.Compare(n.ID, id) })
+	if !found {
+		return nil, false
+	}
+	if nu = c.baseAt[k]; nu == nil {
+		nu = &structs.NodeUsage{NodeID: id} // no live allocations
+	}
+	return nu, true
 }
 
 // usageReader is an optional extension of State: the usage of a node's
@@ -168,6 +184,7 @@ type usageReader interface {
 // usageLister is an optional extension of a usageReader: every node's
 // usage row, sorted by node ID, in one pass.
 type usageLister interface {
+	usageReader
 	NodeUsages() ([]*structs.NodeUsage, error)
 }
 
@@ -179,24 +196,15 @@ func forPorts(a *structs.Allocation, fn func(int)) {
 	}
 }
 
-// nodeUsage returns the usage of node n, reading its allocations once.
+// nodeUsage returns the usage of node n, reading it once: from the rows
+// read in bulk when there are some, else from the state.
 func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
-	return c.nodeUsageAt(-1, n)
-}
-
-// nodeUsageAt is nodeUsage for the node at position i of c.nodes (-1:
-// unknown), which may come from the usage rows read in bulk.
-func (c *planCtx) nodeUsageAt(i int, n *structs.Node) (*nodeUsage, error) {
 	if u := c.usage[n.ID]; u != nil {
 		return u, nil
 	}
 	if ur, ok := c.state.(usageReader); ok {
-		var nu *structs.NodeUsage
-		if i >= 0 && c.baseAt != nil {
-			if nu = c.baseAt[i]; nu == nil {
-				nu = &structs.NodeUsage{NodeID: n.ID} // no live allocations
-			}
-		} else {
+		nu, found := c.bulkUsage(n.ID)
+		if !found {
 			var err error
 			if nu, err = ur.NodeUsage(n.ID); err != nil {
 				return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
