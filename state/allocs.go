@@ -55,7 +55,7 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 				return fmt.Errorf("it has no job, and job %q is not in namespace %q", a.JobID, a.Namespace)
 			}
 		}
-		t.share(a, t.owned)
+		t.share(a)
 	} else {
 		a.CreateIndex = existing.CreateIndex
 		a.TaskStates = existing.TaskStates

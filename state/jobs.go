@@ -31,7 +31,7 @@ func (w writer) UpsertJob(index uint64, job *structs.Job) error {
 		return fmt.Errorf("upsert job %q: namespace and ID are required (namespace is %q)", job.ID, job.Namespace)
 	}
 	return w.run(index, func(t *txn) error {
-		if err := t.upsertJob(job, w.owned); err != nil {
+		if err := t.upsertJob(job, t.owned); err != nil {
 			return fmt.Errorf("upsert job %q in namespace %q: %w", job.ID, job.Namespace, err)
 		}
 		return nil

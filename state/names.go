@@ -37,10 +37,10 @@ func (n *names) node(id string) string {
 // namespace, ID and group name; its node's ID and name; and, when equal to
 // those of the allocation shared before it (the placements of one plan
 // come in a row), its evaluation and deployment IDs and its allocated
-// resources when they hold no ports. When owned (the caller gave the store
-// its objects) it does the same inside its placement metrics: node IDs,
-// score names, and the count maps equal to the last allocation's.
-func (t *txn) share(a *structs.Allocation, owned bool) {
+// resources when they hold no ports. When the transaction owns its objects
+// it does the same inside their placement metrics: node IDs, score names,
+// and the count maps equal to the last allocation's.
+func (t *txn) share(a *structs.Allocation) {
 	if j := a.Job; j != nil {
 		if a.Namespace == j.Namespace {
 			a.Namespace = j.Namespace
@@ -54,9 +54,6 @@ func (t *txn) share(a *structs.Allocation, owned bool) {
 				break
 			}
 		}
-	}
-	if t.names == nil {
-		return
 	}
 	if nn, ok := t.names.nodes[a.NodeID]; ok {
 		a.NodeID = nn.id
@@ -80,7 +77,7 @@ func (t *txn) share(a *structs.Allocation, owned bool) {
 			a.AllocatedResources = last.AllocatedResources
 		}
 	}
-	if !owned || a.Metrics == nil {
+	if !t.owned || a.Metrics == nil {
 		return
 	}
 	if last != nil && last.Metrics != nil {

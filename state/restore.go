@@ -45,7 +45,7 @@ func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.put(TableE
 
 // AllocRestore restores an allocation.
 func (r *Restore) AllocRestore(a *structs.Allocation) error {
-	r.txn.share(a, true)
+	r.txn.share(a)
 	if err := r.put(TableAllocs, a); err != nil {
 		return err
 	}

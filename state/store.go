@@ -56,9 +56,6 @@ func New() *Store {
 // write) and Batch (one transaction for many writes).
 type writer struct {
 	run func(index uint64, fn func(t *txn) error) error
-	// owned: write methods keep and change the objects they are given
-	// instead of copying them (the FSM's objects are decoded for the write).
-	owned bool
 }
 
 // Batch is several writes in one memdb transaction: the FSM applies a
@@ -86,7 +83,7 @@ type Batch struct {
 func (s *Store) Batch() *Batch {
 	b := &Batch{t: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}, indexes: map[string]uint64{}}
 	b.t.deferIndexes = b.indexes
-	b.writer = writer{run: b.write, owned: true}
+	b.writer = writer{run: b.write}
 	return b
 }
 
@@ -175,8 +172,11 @@ type txn struct {
 	jobs         map[structs.NamespacedID]bool                // jobs whose status may have changed
 	evalDelete   bool                                         // evaluations were garbage collected
 	names        *names                                       // the store's shared strings
-	owned        bool                                         // the store owns the objects written (a Batch)
-	lastShared   *structs.Allocation                          // the allocation share saw last
+	// owned: write methods keep and change the objects they are given
+	// instead of copying them (a Batch: the FSM's objects are decoded for
+	// the write; a Restore).
+	owned      bool
+	lastShared *structs.Allocation // the allocation share saw last
 }
 
 // write runs fn in a write transaction at index and commits it if fn
