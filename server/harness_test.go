@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,20 +196,24 @@ func getJob(t *testing.T, s *Server, id string, stale bool) *structs.Job {
 }
 
 // every runs fn every interval in its own goroutine until the test ends
-// (the test's cleanup waits for the last run).
-func every(t *testing.T, interval time.Duration, fn func()) {
-	stop := make(chan struct{})
+// or the returned stop is called (stop waits for the last run; the test's
+// cleanup calls it too).
+func every(t *testing.T, interval time.Duration, fn func()) (stop func()) {
+	quit := make(chan struct{})
 	done := make(chan struct{})
-	t.Cleanup(func() { close(stop); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
 	go func() {
 		defer close(done)
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-time.After(interval):
 			}
 			fn()
 		}
 	}()
+	return stop
 }

@@ -151,19 +151,7 @@ func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
 	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &nreply); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			_, _ = heartbeat(s, n)
-		}
-	}()
+	stopHeartbeats := every(t, 100*time.Millisecond, func() { _, _ = heartbeat(s, n) })
 	job := testJob("web")
 	job.TaskGroups[0].Count = 1
 	job.TaskGroups[0].Disconnect = &structs.DisconnectStrategy{LostAfter: 3 * time.Second}
@@ -176,8 +164,7 @@ func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
 		}
 		return alloc != nil
 	})
-	close(stop)
-	<-done
+	stopHeartbeats()
 	silent := time.Now()
 	testutil.WaitFor(t, 5*time.Second, "the node disconnected", func() bool {
 		return nodeStatus(t, s, n.ID) == structs.NodeStatusDisconnected

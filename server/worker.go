@@ -199,11 +199,12 @@ type workerPlanner struct {
 	ctx   context.Context
 	eval  *structs.Evaluation
 	token string
-	// blocked holds a blocked evaluation until the processed evaluation
-	// is written, so both go in one raft entry: an evaluation that places
-	// nothing costs one write, not two, and a worker that fails between
-	// them leaves neither (the evaluation is then delivered again).
-	blocked []*structs.Evaluation
+	// created holds the evaluations the scheduler creates until its next
+	// write (a plan, or the processed evaluation), so they go in one raft
+	// entry with it or just before it: an evaluation that places nothing
+	// and blocks costs one write, not two, and a worker that fails first
+	// leaves none of them (the evaluation is then delivered again).
+	created []*structs.Evaluation
 }
 
 var _ scheduler.Planner = (*workerPlanner)(nil)
@@ -232,28 +233,25 @@ func (p *workerPlanner) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, sch
 
 func (p *workerPlanner) UpdateEval(ev *structs.Evaluation) error {
 	ev.ModifyTime = time.Now().UnixNano()
-	evals := append(p.blocked, ev)
-	p.blocked = nil
-	return p.writeEvals(evals...)
+	p.created = append(p.created, ev)
+	return p.flush()
 }
 
 func (p *workerPlanner) CreateEval(ev *structs.Evaluation) error {
 	now := time.Now().UnixNano()
 	ev.CreateTime, ev.ModifyTime = now, now
-	if ev.Status == structs.EvalStatusBlocked {
-		p.blocked = append(p.blocked, ev)
-		return nil
-	}
-	return p.writeEvals(ev)
+	p.created = append(p.created, ev)
+	return nil
 }
 
-// flush writes the evaluations held back, if any.
+// flush writes the evaluations held back, if any: follow-ups exist before
+// the plan that points at them, blocked ones with their evaluation.
 func (p *workerPlanner) flush() error {
-	if len(p.blocked) == 0 {
+	if len(p.created) == 0 {
 		return nil
 	}
-	evals := p.blocked
-	p.blocked = nil
+	evals := p.created
+	p.created = nil
 	return p.writeEvals(evals...)
 }
 
