@@ -34,7 +34,7 @@ func (s *Server) monitorLeadership() {
 				// Not until this term's barrier: a flag left over from an
 				// earlier term would let reads miss writes of the term between.
 				s.consistentReads.Store(false)
-				s.endReadLease(false)
+				s.lease.end(false)
 				s.isLeader.Store(true)
 				go func() {
 					defer close(done)
@@ -44,7 +44,7 @@ func (s *Server) monitorLeadership() {
 			case !isLeader && stop != nil:
 				s.isLeader.Store(false)
 				s.consistentReads.Store(false)
-				s.endReadLease(false)
+				s.lease.end(false)
 				stop()
 				<-done
 				// The old loop may have set it after the first Store.

@@ -126,78 +126,17 @@ func (s *Server) noLeaderError(cause error) error {
 }
 
 // verifyLeader confirms that this server is still the leader and that its
-// state holds every acknowledged write, so a read from it is linearizable.
-//
-// Confirming takes a round of heartbeats to the followers (raft's
-// VerifyLeader), which under load waits behind the replication of writes.
-// A round that succeeds also gives a read lease: a quorum of followers
-// answered, and a follower refuses to vote for another candidate until
-// its heartbeat timeout has passed since it last heard from this leader.
-// So for a tenth of the heartbeat timeout from the start of the round no
-// other server can become leader and commit a write, and reads need no
-// new round. This holds under two assumptions, which raft's API leaves:
-//   - raft may count, for a round, the answer to a heartbeat or append it
-//     sent shortly before the round began; the lease is safe as long as
-//     such an answer reaches this leader less than 9/10 of the heartbeat
-//     timeout after the follower handled it (360 ms with the default
-//     400 ms), and every server runs with the same heartbeat timeout;
-//   - a follower that restarts knows no leader and may vote at once; it
-//     would have to restart, and a new leader be elected and commit,
-//     inside the lease (40 ms by default).
-//
-// A leadership transfer skips the followers' wait: Leave ends the lease,
-// for good, before it starts one.
+// state holds every acknowledged write, so a read from it is linearizable:
+// under the read lease (lease.go), or with a round of heartbeats to the
+// followers (raft's VerifyLeader).
 func (s *Server) verifyLeader() error {
 	if !s.consistentReads.Load() {
 		return fmt.Errorf("%w: new leader is still applying the log", structs.ErrNoLeader)
 	}
-	now := time.Since(s.epoch)
-	if left := time.Duration(s.readLease.Load()) - now; left > 0 {
-		// Renew in the background once half of the lease is gone, so that
-		// a steady stream of reads seldom waits for a round.
-		if left < s.readLeaseLength()/2 && s.leaseRenewing.CompareAndSwap(false, true) {
-			go func() {
-				defer s.leaseRenewing.Store(false)
-				_ = s.renewReadLease()
-			}()
-		}
-		return nil
-	}
-	return s.renewReadLease()
-}
-
-// readLeaseLength is how long a read lease lasts from the start of the
-// round that granted it: a tenth of the heartbeat timeout.
-func (s *Server) readLeaseLength() time.Duration { return s.config.RaftHeartbeatTimeout / 10 }
-
-// renewReadLease confirms leadership with a round of heartbeats and, when
-// no lease ended meanwhile, extends the lease from the round's start.
-func (s *Server) renewReadLease() error {
-	start := time.Since(s.epoch)
-	s.leaseMu.Lock()
-	gen := s.leaseGen
-	s.leaseMu.Unlock()
-	s.verifyRounds.Add(1)
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := s.lease.confirm(func() error { return s.raft.VerifyLeader().Error() }); err != nil {
 		return fmt.Errorf("%w: %w", structs.ErrNoLeader, err)
 	}
-	until := int64(start + s.readLeaseLength())
-	s.leaseMu.Lock()
-	if gen == s.leaseGen && !s.leaseOff && !s.config.NoReadLease && until > s.readLease.Load() {
-		s.readLease.Store(until)
-	}
-	s.leaseMu.Unlock()
 	return nil
-}
-
-// endReadLease makes the next linearizable read confirm leadership again;
-// for good (until the server stops) when off is set.
-func (s *Server) endReadLease(off bool) {
-	s.leaseMu.Lock()
-	s.leaseGen++
-	s.leaseOff = s.leaseOff || off
-	s.readLease.Store(0)
-	s.leaseMu.Unlock()
 }
 
 // raftApply commits one entry and returns its index. It returns the FSM's

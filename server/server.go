@@ -78,21 +78,7 @@ type Server struct {
 	// earlier terms (a barrier), so its state can answer linearizable reads.
 	consistentReads atomic.Bool
 	bootstrapped    atomic.Bool
-	// readLease is, as time since epoch (a monotonic clock), until when
-	// this leader answers linearizable reads without a VerifyLeader round
-	// (see verifyLeader); 0 when it has none.
-	readLease atomic.Int64
-	epoch     time.Time
-	// leaseMu orders lease grants against their ends: a round that began
-	// before an end (leaseGen moved) grants nothing, and none does once
-	// leaseOff is set (a leadership transfer is under way).
-	leaseMu  sync.Mutex
-	leaseGen uint64
-	leaseOff bool
-	// leaseRenewing is set while a background renewal runs.
-	leaseRenewing atomic.Bool
-	// verifyRounds counts VerifyLeader rounds made for reads (tests).
-	verifyRounds atomic.Uint64
+	lease           *readLease // for linearizable reads on the leader
 
 	shutdownCtx    context.Context
 	shutdownCancel context.CancelFunc
@@ -126,7 +112,7 @@ func New(cfg *Config) (_ *Server, err error) {
 		pool:           skiffrpc.NewPool(5 * time.Second),
 		broker:         newEvalBroker(cfg.EvalNackTimeout, cfg.EvalDeliveryLimit),
 		planQueue:      make(chan *pendingPlan),
-		epoch:          time.Now(),
+		lease:          newReadLease(cfg.RaftHeartbeatTimeout, cfg.NoReadLease),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 	}
@@ -298,7 +284,7 @@ func (s *Server) Leave() error {
 		// Hand leadership over first so the cluster keeps a leader. The
 		// new leader is elected without waiting for the followers' heartbeat
 		// timeout, which the read lease relies on: end it first.
-		s.endReadLease(true)
+		s.lease.end(true)
 		if err := s.raft.LeadershipTransfer().Error(); err != nil {
 			s.logger.Warn("leadership transfer before leaving failed", "error", err)
 		}
