@@ -1,10 +1,8 @@
 package structs
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -89,32 +87,18 @@ func scoreSetOf(m map[string]float64) ScoreSet {
 	for k, v := range m {
 		s = append(s, Score{Name: k, Value: v})
 	}
-	slices.SortFunc(s, func(a, b Score) int { return strings.Compare(a.Name, b.Name) })
+	sortScores(s)
 	return s
 }
 
-// MarshalJSON writes the scores as a JSON object.
-func (s ScoreSet) MarshalJSON() ([]byte, error) {
-	if s == nil {
-		return []byte("null"), nil
-	}
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, sc := range s {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		name, err := json.Marshal(sc.Name)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(name)
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatFloat(sc.Value, 'g', -1, 64))
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+// sortScores orders scores by name, so that every server keeps a decoded
+// set in the same order whatever order it came in.
+func sortScores(s ScoreSet) {
+	slices.SortFunc(s, func(a, b Score) int { return strings.Compare(a.Name, b.Name) })
 }
+
+// MarshalJSON writes the scores as a JSON object.
+func (s ScoreSet) MarshalJSON() ([]byte, error) { return json.Marshal(s.Map()) }
 
 // UnmarshalJSON reads a JSON object of scores.
 func (s *ScoreSet) UnmarshalJSON(b []byte) error {
@@ -166,6 +150,6 @@ func (s *ScoreSet) CodecDecodeSelf(d *codec.Decoder) {
 		out = append(out, Score{Name: name, Value: r.DecodeFloat64()})
 	}
 	r.ReadMapEnd()
-	slices.SortFunc(out, func(a, b Score) int { return strings.Compare(a.Name, b.Name) })
+	sortScores(out)
 	*s = out
 }
