@@ -264,6 +264,22 @@ func TestLeaveOnInterruptRemovesTheServer(t *testing.T) {
 	leaving.extraArgs = []string{"-config", leaving.configPath + ".leave.hcl"}
 	leaving.start()
 	c.leader()
+	// Interrupt it only once it is back in gossip: a server that leaves
+	// before it rejoined has nobody to tell, and is reaped as dead much
+	// later (CI once interrupted it 6 ms after start, and failed).
+	testutil.WaitFor(t, 20*time.Second, "the restarted server to see the other two alive in gossip", func() bool {
+		var m structs.ServerMembersResponse
+		if _, err := call(context.Background(), "GET", leaving.addr()+"/v1/agent/members", nil, &m); err != nil {
+			return false
+		}
+		alive := 0
+		for _, mem := range m.Members {
+			if mem.Status == "alive" {
+				alive++
+			}
+		}
+		return alive == 3
+	})
 	if err := syscall.Kill(leaving.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
