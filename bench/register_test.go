@@ -75,6 +75,7 @@ func run(b *testing.B, c int, op func(i int) error) {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	b.ResetTimer()
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range c {
 		wg.Add(1)
@@ -98,7 +99,11 @@ func run(b *testing.B, c int, op func(i int) error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	b.StopTimer()
+	if b.N > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
+	}
 	var all latencies
 	for _, l := range lat {
 		all = append(all, l...)

@@ -41,8 +41,13 @@ type planCtx struct {
 
 	allocs []*structs.Allocation // the job's allocations, sorted by ID
 	// nodes are the ready nodes in the job's datacenters and node pool,
-	// shuffled; offset is where the next placement starts looking.
+	// shuffled; offset is where the next placement starts looking. set
+	// holds them in ID order, and order[i] is the position in set of
+	// nodes[i]: per-node tables (usageAt, baseAt, a group's feasibility
+	// cache) are by that position.
+	set     *nodeSet
 	nodes   []*structs.Node
+	order   []int32
 	offset  int
 	inPool  int
 	dcAvail map[string]int
@@ -51,14 +56,13 @@ type planCtx struct {
 	stopped map[string]bool          // alloc IDs the plan stops
 	// stoppedOn are the live allocations the plan stops, by node.
 	stoppedOn map[string][]*structs.Allocation
-	usage     map[string]*nodeUsage // by node ID, filled lazily
-	usageAt   []*nodeUsage          // the same, by position in nodes
-	// sortedNodes are nodes in ID order (shared with the NodeCache: read
-	// only); baseAt, by position in sortedNodes, holds usage rows read in
-	// bulk (nil: not read).
-	sortedNodes []*structs.Node
-	baseAt      []*structs.NodeUsage
-	bulkTried   bool
+	// usageAt is the usage of the nodes of set, by position, filled
+	// lazily; usage, by node ID, that of other nodes. baseAt, by position,
+	// holds usage rows read in bulk (nil: not read).
+	usageAt   []*nodeUsage
+	usage     map[string]*nodeUsage
+	baseAt    []*structs.NodeUsage
+	bulkTried bool
 	// jobOn holds, by node ID, the job's allocations that will be running
 	// once the plan applies (existing minus stopped, plus placed).
 	jobOn map[string][]*structs.Allocation
@@ -129,12 +133,19 @@ func (c *planCtx) loadNodes() error {
 	if err != nil {
 		return err
 	}
+	c.set = set
 	c.inPool = set.inPool
 	c.dcAvail = maps.Clone(set.dcAvail)
-	c.nodes = slices.Clone(set.nodes)
-	c.sortedNodes = set.nodes
-	c.rng.Shuffle(len(c.nodes), func(i, j int) { c.nodes[i], c.nodes[j] = c.nodes[j], c.nodes[i] })
-	c.usageAt = make([]*nodeUsage, len(c.nodes))
+	c.order = make([]int32, len(set.nodes))
+	for k := range c.order {
+		c.order[k] = int32(k)
+	}
+	c.rng.Shuffle(len(c.order), func(i, j int) { c.order[i], c.order[j] = c.order[j], c.order[i] })
+	c.nodes = make([]*structs.Node, len(c.order))
+	for i, k := range c.order {
+		c.nodes[i] = set.nodes[k]
+	}
+	c.usageAt = make([]*nodeUsage, len(c.order))
 	return nil
 }
 
@@ -152,7 +163,7 @@ func (c *planCtx) stop(a *structs.Allocation, desc, clientStatus string) {
 		c.stoppedOn[a.NodeID] = append(c.stoppedOn[a.NodeID], a)
 	}
 	c.jobOn[a.NodeID] = slices.DeleteFunc(slices.Clone(c.jobOn[a.NodeID]), func(x *structs.Allocation) bool { return x.ID == a.ID })
-	if u := c.usage[a.NodeID]; u != nil && !a.TerminalStatus() {
+	if u := c.loadedUsage(a.NodeID); u != nil && !a.TerminalStatus() {
 		u.release(a)
 	}
 }
@@ -173,7 +184,7 @@ func (c *planCtx) unstop(a *structs.Allocation) {
 	}
 	c.stoppedOn[a.NodeID] = slices.DeleteFunc(c.stoppedOn[a.NodeID], func(x *structs.Allocation) bool { return x.ID == a.ID })
 	c.jobOn[a.NodeID] = append(slices.Clone(c.jobOn[a.NodeID]), a)
-	if u := c.usage[a.NodeID]; u != nil {
+	if u := c.loadedUsage(a.NodeID); u != nil {
 		u.add(a)
 	}
 }

@@ -209,16 +209,18 @@ type groupChecks struct {
 	distinctProps                   []distinctProp
 	affinities                      []*affinity
 	spreads                         []*spreadState
-	// cache of static feasibility by node position in planCtx.nodes: 0
+	// cache of static feasibility by node position in the node set: 0
 	// unknown, 1 feasible, else 2 + the index in reasons of the
 	// ConstraintFiltered key that excluded it.
 	cache   []int32
 	reasons []string
-	// byClass caches the same results by computed node class, for groups
-	// whose checks read nothing unique to a node (nil otherwise): nodes of
-	// one class have the same drivers, attributes, meta, datacenter, class
-	// and pool, so one check answers for all of them.
-	byClass map[string]int32
+	// byClass caches the same results by computed node class (numbered
+	// by the node set: classOf), for groups whose checks read nothing
+	// unique to a node (nil otherwise): nodes of one class have the same
+	// drivers, attributes, meta, datacenter, class and pool, so one check
+	// answers for all of them.
+	byClass []int32
+	classOf []int32
 	classOK map[string]bool // shared with the planCtx
 }
 
@@ -244,8 +246,8 @@ type affinity struct {
 	weight float64
 }
 
-func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, nodes int, classOK map[string]bool) *groupChecks {
-	g := &groupChecks{tg: tg, cache: make([]int32, nodes), classOK: classOK}
+func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, set *nodeSet, classOK map[string]bool) *groupChecks {
+	g := &groupChecks{tg: tg, cache: make([]int32, len(set.nodes)), classOK: classOK}
 	add := func(cs []*structs.Constraint, jobWide bool) {
 		for _, k := range cs {
 			switch k.Operand {
@@ -293,39 +295,48 @@ func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, nodes int, classOK 
 		g.spreads = append(g.spreads, newSpreadState(s))
 	}
 	if !slices.ContainsFunc(g.checks, func(k *checker) bool { return k.l.unique() || k.r.unique() }) {
-		g.byClass = map[string]int32{}
+		g.byClass, g.classOf = make([]int32, set.classes), set.class
 	}
 	return g
 }
 
 // static returns "" when n passes the group's node-only checks, else the
-// reason it does not (a ConstraintFiltered key). i is the node's position
-// in planCtx.nodes, whose result is cached, or -1.
-func (g *groupChecks) static(i int, n *structs.Node) string {
-	if i >= 0 {
-		if c := g.cache[i]; c != 0 {
-			return g.reason(c)
-		}
+// reason it does not (a ConstraintFiltered key). k is the node's position
+// in the node set, whose result is cached, or -1.
+func (g *groupChecks) static(k int, n *structs.Node) string {
+	if k < 0 {
+		return g.reason(g.code(g.check(n)))
+	}
+	if c := g.cache[k]; c != 0 {
+		return g.reason(c)
+	}
+	cls := int32(-1)
+	if g.byClass != nil {
+		cls = g.classOf[k]
 	}
 	var c int32
-	if cls := n.ComputedClass; g.byClass != nil && cls != "" {
+	if cls >= 0 {
 		if c = g.byClass[cls]; c == 0 {
 			c = g.code(g.check(n))
 			g.byClass[cls] = c
+			g.noteClass(n, c) // the same for every node of the class
 		}
 	} else {
 		c = g.code(g.check(n))
+		g.noteClass(n, c)
 	}
-	if i < 0 {
-		return g.reason(c)
-	}
-	g.cache[i] = c
+	g.cache[k] = c
+	return g.reason(c)
+}
+
+// noteClass records whether n's feasibility class passed the static
+// checks (cache code c), for blocked evaluations.
+func (g *groupChecks) noteClass(n *structs.Node, c int32) {
 	if c == 1 {
 		g.classOK[n.FeasibilityClass()] = true
 	} else if _, seen := g.classOK[n.FeasibilityClass()]; !seen {
 		g.classOK[n.FeasibilityClass()] = false
 	}
-	return g.reason(c)
 }
 
 // code is the cache code of a check result: 1 for feasible, else 2 + the

@@ -35,11 +35,47 @@ type NodesIndexer interface {
 // nodes index.
 const nodeCacheSets = 64
 
-// nodeSet is the ready nodes of one node pool and datacenter list.
+// nodeSet is the ready nodes of one node pool and datacenter list, with
+// what placement reads of every node kept by position, so that the
+// scheduler's hot loop reads a few dense slices instead of chasing each
+// node's pointers and hashing its ID and class. All of it is shared by
+// the evaluations that use the set: read only.
 type nodeSet struct {
-	nodes   []*structs.Node // sorted by ID; shared: copy before changing
+	nodes   []*structs.Node // sorted by ID
 	inPool  int             // nodes in the pool, ready or not
-	dcAvail map[string]int  // ready nodes by datacenter; shared
+	dcAvail map[string]int  // ready nodes by datacenter
+	pos     map[string]int32
+	// class numbers each node's computed class (-1: none), from 0 to
+	// classes-1, so that feasibility by class is a slice lookup.
+	class   []int32
+	classes int
+	caps    []capacity // what each node offers allocations
+}
+
+// capacity is a node's resources less what it reserves.
+type capacity struct{ cpu, mem, disk int64 }
+
+// index fills the per-position tables once the nodes are sorted.
+func (s *nodeSet) index() {
+	s.pos = make(map[string]int32, len(s.nodes))
+	s.class = make([]int32, len(s.nodes))
+	s.caps = make([]capacity, len(s.nodes))
+	classes := map[string]int32{}
+	for k, n := range s.nodes {
+		s.pos[n.ID] = int32(k)
+		s.class[k] = -1
+		if cls := n.ComputedClass; cls != "" {
+			c, ok := classes[cls]
+			if !ok {
+				c = int32(len(classes))
+				classes[cls] = c
+			}
+			s.class[k] = c
+		}
+		cpu, mem, disk := n.Capacity()
+		s.caps[k] = capacity{cpu, mem, disk}
+	}
+	s.classes = len(classes)
 }
 
 // nodesFor returns the ready nodes of pool in the datacenters matching
@@ -123,6 +159,7 @@ func readNodeSet(st State, pool string, patterns []string) (*nodeSet, error) {
 	if !slices.IsSortedFunc(s.nodes, byID) {
 		slices.SortFunc(s.nodes, byID)
 	}
+	s.index()
 	return s, nil
 }
 

@@ -187,3 +187,55 @@ func TestBulkUsageReadPlansTheSame(t *testing.T) {
 		}
 	}
 }
+
+// The node set numbers computed classes so that feasibility is cached by
+// class; nodes registered without a computed class must still be checked
+// one by one, and a node's reserved resources are not offered.
+func TestNodeSetClassesAndCapacity(t *testing.T) {
+	h := newHarness(t)
+	for i := range 6 {
+		n := testNode(i, 3) // racks r0, r1, r2, r0, ...
+		n.ReservedResources = &structs.NodeReservedResources{Cpu: structs.NodeCpuResources{CpuShares: 500}}
+		h.addNodes(n)
+	}
+	set, err := (&NodeCache{}).nodesFor(h.store.Snapshot(), "default", []string{"dc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range set.nodes {
+		for j, m := range set.nodes {
+			if (set.class[k] == set.class[j]) != (n.ComputedClass == m.ComputedClass) {
+				t.Fatalf("%s (class %q) and %s (class %q) numbered %d and %d", n.ID, n.ComputedClass, m.ID, m.ComputedClass, set.class[k], set.class[j])
+			}
+		}
+		if cpu, _, _ := n.Capacity(); set.caps[k].cpu != cpu {
+			t.Fatalf("%s: capacity %d CPU, want %d (resources less reserved)", n.ID, set.caps[k].cpu, cpu)
+		}
+		if set.pos[n.ID] != int32(k) {
+			t.Fatalf("%s at position %d, pos says %d", n.ID, k, set.pos[n.ID])
+		}
+	}
+
+	// Without computed classes, each node is checked on its own.
+	h = newHarness(t)
+	for i := range 6 {
+		n := testNode(i, 3)
+		h.addNodes(n)
+		n.ComputedClass = ""
+		if err := h.store.UpsertNode(h.next(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := testJob("rack1", structs.JobTypeService, 4)
+	job.Constraints = []*structs.Constraint{{LTarget: "${meta.rack}", RTarget: "r1", Operand: "="}}
+	h.process(h.addJob(job), structs.EvalTriggerJobRegister)
+	live := h.liveAllocs(job)
+	if len(live) != 4 {
+		t.Fatalf("%d placed, want 4", len(live))
+	}
+	for _, a := range live {
+		if a.NodeID != "node-00001" && a.NodeID != "node-00004" {
+			t.Fatalf("placed on %s, which is not in rack r1", a.NodeID)
+		}
+	}
+}

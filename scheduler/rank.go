@@ -202,9 +202,9 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 	found, visited := 0, 0
 	for ; visited < n && found < limit; visited++ {
 		i := (c.offset + visited) % n
-		node := c.nodes[i]
+		node, k := c.nodes[i], c.order[i]
 		m.NodesEvaluated++
-		reason := g.static(i, node)
+		reason := g.static(int(k), node)
 		if reason == "" {
 			reason = c.dynamic(g, node)
 		}
@@ -213,18 +213,17 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 			incr(&m.ConstraintFiltered, reason)
 			continue
 		}
-		u := c.usageAt[i]
+		u := c.usageAt[k]
 		if u == nil {
 			if err := c.readUsageInBulk(limit); err != nil {
 				return nil, err
 			}
 			var err error
-			if u, err = c.nodeUsage(node); err != nil {
+			if u, err = c.usageOf(k); err != nil {
 				return nil, err
 			}
-			c.usageAt[i] = u
 		}
-		dim, res := c.fit(node, u, a)
+		dim, res := c.fitIn(node, c.set.caps[k], u, a)
 		if dim != "" {
 			m.NodesExhausted++
 			incr(&m.DimensionExhausted, dim)
@@ -338,7 +337,7 @@ func (c *planCtx) prepareSpreads(g *groupChecks) {
 		s.vals, s.idxOf, s.pscore = nil, map[string]int{}, nil
 	}
 	for i, n := range c.nodes {
-		if g.static(i, n) != "" {
+		if g.static(int(c.order[i]), n) != "" {
 			continue
 		}
 		for _, s := range g.spreads {

@@ -333,7 +333,7 @@ func (c *planCtx) placeAll(places []placement) error {
 	var a *ask
 	for _, p := range places {
 		if g == nil || g.tg != p.tg {
-			g, a = newGroupChecks(c.job, p.tg, len(c.nodes), c.classOK), newAsk(p.tg)
+			g, a = newGroupChecks(c.job, p.tg, c.set, c.classOK), newAsk(p.tg)
 			c.prepareSpreads(g)
 		}
 		if m := c.failed[p.tg.Name]; m != nil {

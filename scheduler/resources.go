@@ -120,7 +120,7 @@ func (u *nodeUsage) release(a *structs.Allocation) {
 const bulkUsageFactor = 8
 
 // readUsageInBulk fills c.baseAt with the usage row of each candidate
-// node, by a merge of the rows with c.sortedNodes (both in ID order), when
+// node, by a merge of the rows with c.set's nodes (both in ID order), when
 // the job places enough to visit many nodes. It is done once per attempt;
 // without a usage lister it does nothing.
 func (c *planCtx) readUsageInBulk(limit int) error {
@@ -143,36 +143,21 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	if err != nil {
 		return fmt.Errorf("read node usage: %w", err)
 	}
-	c.baseAt = make([]*structs.NodeUsage, len(c.sortedNodes))
+	nodes := c.set.nodes
+	c.baseAt = make([]*structs.NodeUsage, len(nodes))
 	k := 0
 	for _, row := range rows {
-		for k < len(c.sortedNodes) && c.sortedNodes[k].ID < row.NodeID {
+		for k < len(nodes) && nodes[k].ID < row.NodeID {
 			k++
 		}
-		if k == len(c.sortedNodes) {
+		if k == len(nodes) {
 			break
 		}
-		if c.sortedNodes[k].ID == row.NodeID {
+		if nodes[k].ID == row.NodeID {
 			c.baseAt[k] = row
 		}
 	}
 	return nil
-}
-
-// bulkUsage returns a candidate node's usage from the rows read in bulk;
-// found is false when none were read or the node is not a candidate.
-func (c *planCtx) bulkUsage(id string) (nu *structs.NodeUsage, found bool) {
-	if c.baseAt == nil {
-		return nil, false
-	}
-	k, found := slices.BinarySearchFunc(c.sortedNodes, id, func(n *structs.Node, id string) int { return strings.Compare(n.ID, id) })
-	if !found {
-		return nil, false
-	}
-	if nu = c.baseAt[k]; nu == nil {
-		nu = &structs.NodeUsage{NodeID: id} // no live allocations
-	}
-	return nu, true
 }
 
 // usageReader is an optional extension of State: the usage of a node's
@@ -196,15 +181,57 @@ func forPorts(a *structs.Allocation, fn func(int)) {
 	}
 }
 
-// nodeUsage returns the usage of node n, reading it once: from the rows
-// read in bulk when there are some, else from the state.
+// nodeUsage returns the usage of node n, reading it once.
 func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
+	if c.set != nil {
+		if k, ok := c.set.pos[n.ID]; ok {
+			return c.usageOf(k)
+		}
+	}
 	if u := c.usage[n.ID]; u != nil {
 		return u, nil
 	}
+	u, err := c.readUsage(n, -1)
+	if err == nil {
+		c.usage[n.ID] = u
+	}
+	return u, err
+}
+
+// usageOf returns the usage of the node at position k of c.set, reading
+// it once.
+func (c *planCtx) usageOf(k int32) (*nodeUsage, error) {
+	if u := c.usageAt[k]; u != nil {
+		return u, nil
+	}
+	u, err := c.readUsage(c.set.nodes[k], k)
+	if err == nil {
+		c.usageAt[k] = u
+	}
+	return u, err
+}
+
+// loadedUsage returns the usage of a node this attempt has read, or nil.
+func (c *planCtx) loadedUsage(nodeID string) *nodeUsage {
+	if c.set != nil {
+		if k, ok := c.set.pos[nodeID]; ok {
+			return c.usageAt[k]
+		}
+	}
+	return c.usage[nodeID]
+}
+
+// readUsage reads the usage of node n (at position k of c.set, or -1)
+// less what the plan stops there: from the rows read in bulk when there
+// are some, else from the state.
+func (c *planCtx) readUsage(n *structs.Node, k int32) (*nodeUsage, error) {
 	if ur, ok := c.state.(usageReader); ok {
-		nu, found := c.bulkUsage(n.ID)
-		if !found {
+		var nu *structs.NodeUsage
+		if k >= 0 && c.baseAt != nil {
+			if nu = c.baseAt[k]; nu == nil {
+				nu = &structs.NodeUsage{NodeID: n.ID} // no live allocations
+			}
+		} else {
 			var err error
 			if nu, err = ur.NodeUsage(n.ID); err != nil {
 				return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
@@ -214,7 +241,6 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 		for _, a := range c.stoppedOn[n.ID] {
 			u.release(a)
 		}
-		c.usage[n.ID] = u
 		return u, nil
 	}
 	allocs, err := c.state.AllocsByNode(nil, n.ID)
@@ -227,7 +253,6 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 			u.add(a)
 		}
 	}
-	c.usage[n.ID] = u
 	return u, nil
 }
 
@@ -235,12 +260,17 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 // dimension, or "" and the allocated resources (with ports assigned).
 func (c *planCtx) fit(n *structs.Node, u *nodeUsage, a *ask) (string, *structs.AllocatedResources) {
 	cpu, mem, disk := n.Capacity()
+	return c.fitIn(n, capacity{cpu, mem, disk}, u, a)
+}
+
+// fitIn is fit with the node's capacity given.
+func (c *planCtx) fitIn(n *structs.Node, cp capacity, u *nodeUsage, a *ask) (string, *structs.AllocatedResources) {
 	switch {
-	case u.cpu+a.cpu > cpu:
+	case u.cpu+a.cpu > cp.cpu:
 		return dimCPU, nil
-	case u.mem+a.mem > mem:
+	case u.mem+a.mem > cp.mem:
 		return dimMemory, nil
-	case u.disk+a.disk > disk:
+	case u.disk+a.disk > cp.disk:
 		return dimDisk, nil
 	}
 	if !a.needPorts {

@@ -21,7 +21,7 @@ func (c *planCtx) reconcileSystem() error {
 	}
 	for _, tg := range c.job.TaskGroups {
 		c.queued[tg.Name] = 0
-		g, a := newGroupChecks(c.job, tg, len(c.nodes), c.classOK), newAsk(tg)
+		g, a := newGroupChecks(c.job, tg, c.set, c.classOK), newAsk(tg)
 		live, done, ended := c.systemAllocs(tg)
 		if err := c.systemExisting(tg, g, live, ended, ready); err != nil {
 			return err
@@ -31,7 +31,7 @@ func (c *planCtx) reconcileSystem() error {
 		}
 		c.prepareSpreads(g)
 		for i, n := range c.nodes {
-			if live[n.ID] != nil || done[n.ID] || g.static(i, n) != "" {
+			if live[n.ID] != nil || done[n.ID] || g.static(int(c.order[i]), n) != "" {
 				continue
 			}
 			p := placement{tg: tg, name: allocName(c.job.ID, tg.Name, 0), node: n, prev: ended[n.ID]}
