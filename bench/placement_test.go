@@ -93,6 +93,10 @@ func startPlacementServer(tb testing.TB, parent string) *server.Server {
 	cfg.NodeName, cfg.DataDir, cfg.RPCListener = "bench", dir, ln
 	cfg.SerfBindAddr, cfg.BootstrapExpect, cfg.GossipProfile = "127.0.0.1", 1, "local"
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: os.Stderr})
+	if os.Getenv("SKIFF_BENCH_SCHEDULERS") != "" {
+		n := envInt(tb, "SKIFF_BENCH_SCHEDULERS", 0)
+		cfg.NumSchedulers = n // the server's num_schedulers; default one per core
+	}
 	s, err := server.New(cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -83,7 +83,11 @@ func (f *FSM) applyOne(b *state.Batch, l *raft.Log) any {
 	if len(l.Data) == 0 {
 		return nil
 	}
-	t := structs.MessageType(l.Data[0])
+	t, body, release, err := structs.DecodeEntry(l.Data)
+	if err != nil {
+		panic(fmt.Errorf("raft log entry %d: %w", l.Index, err))
+	}
+	defer release()
 	ignorable := t&structs.IgnoreUnknownTypeFlag != 0
 	t &^= structs.IgnoreUnknownTypeFlag
 	apply, ok := appliers[t]
@@ -94,7 +98,7 @@ func (f *FSM) applyOne(b *state.Batch, l *raft.Log) any {
 		}
 		panic(fmt.Errorf("raft log entry %d has unknown type %d; this server is older than the cluster's log: upgrade it", l.Index, t))
 	}
-	return apply(b, l.Index, l.Data[1:])
+	return apply(b, l.Index, body)
 }
 
 // applier applies the body of one entry through a batch. It owns what it

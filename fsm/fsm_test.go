@@ -29,6 +29,17 @@ func testJob(id string, count int) *structs.Job {
 
 func apply(t testing.TB, f *FSM, index uint64, mt structs.MessageType, msg any) any {
 	t.Helper()
+	buf, err := structs.EncodeEntry(mt, msg) // as the server writes entries
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: buf})
+}
+
+// applyPlain applies msg as an uncompressed entry, as written before
+// entries were compressed.
+func applyPlain(t testing.TB, f *FSM, index uint64, mt structs.MessageType, msg any) any {
+	t.Helper()
 	buf, err := structs.Encode(mt, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -369,6 +380,48 @@ func TestPlanResultsShareTheJob(t *testing.T) {
 	if got, _ := f.State().AllocByID(nil, a0.ID); got.Job == nil || got.DesiredStatus != structs.AllocDesiredStatusStop {
 		t.Fatalf("stopped allocation: job %p status %s, want its job kept and status stop", got.Job, got.DesiredStatus)
 	}
+}
+
+// A large plan entry is written compressed; it applies as the same entry
+// uncompressed does, and a damaged one stops the server with the index.
+func TestCompressedPlanEntry(t *testing.T) {
+	plan := func() *structs.ApplyPlanResultsRequest {
+		req := &structs.ApplyPlanResultsRequest{EvalID: "e1", Job: testJob("web", 60)}
+		for i := range 60 {
+			req.Allocs = append(req.Allocs, &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "web",
+				TaskGroup: "web", Name: fmt.Sprintf("web.web[%d]", i), NodeID: structs.GenerateUUID(),
+				DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending})
+		}
+		return req
+	}
+	req := plan()
+	entry, err := structs.EncodeEntry(structs.ApplyPlanResultsRequestType, req)
+	if err != nil || structs.MessageType(entry[0]) != structs.CompressedEntryType {
+		t.Fatalf("a plan of 60 placements was not compressed (type %d, err %v)", entry[0], err)
+	}
+	compressed, plain := New(hclog.NewNullLogger()), New(hclog.NewNullLogger())
+	for _, f := range []*FSM{compressed, plain} {
+		apply(t, f, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", 60)})
+	}
+	if res := compressed.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: entry}); isErr(res) {
+		t.Fatal(res)
+	}
+	if res := applyPlain(t, plain, 2, structs.ApplyPlanResultsRequestType, req); isErr(res) {
+		t.Fatal(res)
+	}
+	got, _ := compressed.State().AllocsByJob(nil, "default", "web", true)
+	want, _ := plain.State().AllocsByJob(nil, "default", "web", true)
+	if len(got) != 60 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("compressed entry stored %d allocations, the plain one %d (or they differ)", len(got), len(want))
+	}
+
+	entry[len(entry)-3] ^= 0xff
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmtAny(r), "raft log entry 3") {
+			t.Fatalf("damaged compressed entry: recover() = %v, want a panic naming entry 3", r)
+		}
+	}()
+	compressed.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: entry})
 }
 
 func jobOf(a *structs.Allocation) *structs.Job {

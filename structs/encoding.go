@@ -53,17 +53,27 @@ var (
 // Encode returns the type byte followed by msg in msgpack, in a slice of
 // exactly that size.
 func Encode(t MessageType, msg any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	e.buf = e.buf[:0]
-	e.enc.ResetBytes(&e.buf)
-	err := e.enc.Encode(msg)
+	e, err := encodePooled(msg)
+	defer e.release()
 	out := make([]byte, 1+len(e.buf))
 	out[0] = uint8(t)
 	copy(out[1:], e.buf)
+	return out, err
+}
+
+// encodePooled encodes msg into the buffer of a pooled encoder; release
+// it once done with the buffer.
+func encodePooled(msg any) (*encoder, error) {
+	e := encoders.Get().(*encoder)
+	e.buf = e.buf[:0]
+	e.enc.ResetBytes(&e.buf)
+	return e, e.enc.Encode(msg)
+}
+
+func (e *encoder) release() {
 	if cap(e.buf) <= maxPooledBuffer {
 		encoders.Put(e)
 	}
-	return out, err
 }
 
 // Decode decodes a msgpack body into out.

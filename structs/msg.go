@@ -23,6 +23,9 @@ const (
 	NodeUpdateDrainType          MessageType = 13
 	AllocDesiredTransitionType   MessageType = 14
 	DeploymentUpdateRequestType  MessageType = 15
+	// CompressedEntryType wraps another entry, type byte included,
+	// compressed with S2 (EncodeEntry, DecodeEntry).
+	CompressedEntryType MessageType = 16
 )
 
 // IgnoreUnknownTypeFlag marks an entry that servers which do not know its
