@@ -25,7 +25,7 @@ import (
 // the server rather than be applied), and the body as an S2 block.
 const (
 	compressedHeader = 6
-	compressMin = 8 << 10
+	compressMin      = 8 << 10
 	// maxEntrySize bounds what a compressed entry may claim to expand to,
 	// so that a damaged entry cannot make a server allocate without limit.
 	maxEntrySize = 256 << 20

@@ -3,8 +3,8 @@ package structs
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"reflect"
 	"testing"
 
