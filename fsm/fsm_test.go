@@ -29,7 +29,7 @@ func testJob(id string, count int) *structs.Job {
 
 func apply(t testing.TB, f *FSM, index uint64, mt structs.MessageType, msg any) any {
 	t.Helper()
-	buf, err := structs.EncodeEntry(mt, msg) // as the server writes entries
+	buf, err := structs.EncodeEntry(mt, msg, true) // as a server writes entries
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestCompressedPlanEntry(t *testing.T) {
 		return req
 	}
 	req := plan()
-	entry, err := structs.EncodeEntry(structs.ApplyPlanResultsRequestType, req)
+	entry, err := structs.EncodeEntry(structs.ApplyPlanResultsRequestType, req, true)
 	if err != nil || structs.MessageType(entry[0]) != structs.CompressedEntryType {
 		t.Fatalf("a plan of 60 placements was not compressed (type %d, err %v)", entry[0], err)
 	}

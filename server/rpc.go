@@ -149,7 +149,7 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 // raftApplyResult commits one entry and returns its index and the FSM's
 // response to it (an error is returned as err).
 func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
-	buf, err := structs.EncodeEntry(t, msg)
+	buf, err := structs.EncodeEntry(t, msg, s.compressEntries())
 	if err != nil {
 		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}

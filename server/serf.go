@@ -41,6 +41,8 @@ func (s *Server) setupSerf() error {
 		tagID:      s.nodeID,
 		tagRPCAddr: s.RPCAddr(),
 		tagVersion: Version,
+
+		tagLogFeatures: logFeatures,
 	}
 	if s.config.BootstrapExpect > 0 {
 		conf.Tags[tagExpect] = strconv.Itoa(s.config.BootstrapExpect)

@@ -46,6 +46,7 @@ type Server struct {
 
 	serf        *serf.Serf
 	serfEventCh chan serf.Event
+	features    featureGate // which raft entry forms every server reads
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 

@@ -32,12 +32,13 @@ const (
 )
 
 // EncodeEntry encodes msg as a raft log entry of type t (as Encode
-// does), compressed when it is large and compresses well.
-func EncodeEntry(t MessageType, msg any) ([]byte, error) {
+// does), compressed when compress allows it (every server reads
+// compressed entries), and the entry is large and compresses well.
+func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	e, err := encodePooled(msg)
 	defer e.release()
 	body := e.buf
-	if err != nil || len(body) < compressMin {
+	if err != nil || !compress || len(body) < compressMin {
 		out := make([]byte, 1+len(body))
 		out[0] = byte(t)
 		copy(out[1:], body)

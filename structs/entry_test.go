@@ -36,7 +36,7 @@ func TestEncodeEntryCompressesLargeEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := EncodeEntry(ApplyPlanResultsRequestType, in)
+	entry, err := EncodeEntry(ApplyPlanResultsRequestType, in, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +57,13 @@ func TestEncodeEntryCompressesLargeEntries(t *testing.T) {
 		t.Fatal("the compressed entry decodes to something else than was encoded")
 	}
 
+	// Not allowed to compress (a server cannot read it): written as is.
+	if asIs, _ := EncodeEntry(ApplyPlanResultsRequestType, in, false); !bytes.Equal(asIs, plain) {
+		t.Fatal("an entry that must not be compressed differs from Encode's")
+	}
+
 	// Small entries are written as they are, readable by DecodeEntry too.
-	small, _ := EncodeEntry(JobRegisterRequestType, benchRequest())
+	small, _ := EncodeEntry(JobRegisterRequestType, benchRequest(), true)
 	want, _ := Encode(JobRegisterRequestType, benchRequest())
 	if small[0] != byte(JobRegisterRequestType) || len(small) != len(want) {
 		t.Fatalf("a %d-byte registration became type %d, %d bytes: want it unchanged", len(want), small[0], len(small))
@@ -73,7 +78,7 @@ func TestEncodeEntryCompressesLargeEntries(t *testing.T) {
 // A damaged compressed entry is an error, never a panic or a huge
 // allocation.
 func TestDecodeEntryRefusesDamage(t *testing.T) {
-	entry, _ := EncodeEntry(ApplyPlanResultsRequestType, bigPlan(50))
+	entry, _ := EncodeEntry(ApplyPlanResultsRequestType, bigPlan(50), true)
 	// types, checksum, then an S2 block whose length varint says 4 GiB
 	huge := []byte{byte(CompressedEntryType), byte(ApplyPlanResultsRequestType), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}
 	nested := append([]byte{byte(CompressedEntryType), byte(CompressedEntryType), 0, 0, 0, 0}, s2.Encode(nil, entry)...)
@@ -96,7 +101,7 @@ func BenchmarkEncodeEntryPlan(b *testing.B) {
 	req := bigPlan(100)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := EncodeEntry(ApplyPlanResultsRequestType, req); err != nil {
+		if _, err := EncodeEntry(ApplyPlanResultsRequestType, req, true); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+)
+
+// Servers gossip the forms of raft log entry their build reads (tag
+// "log", comma-separated). A leader writes an entry in a newer form only
+// once every server of the raft configuration reads it, so that during a
+// rolling upgrade no older server is handed an entry it would have to
+// stop on.
+const (
+	tagLogFeatures = "log"
+	// featureCompressed: entries compressed with S2
+	// (structs.CompressedEntryType).
+	featureCompressed = "s2"
+	logFeatures       = featureCompressed
+)
+
+// featureCheckInterval is how long the answer of serversRead is reused.
+const featureCheckInterval = time.Second
+
+// featureGate remembers whether all servers read compressed entries.
+type featureGate struct {
+	mu      sync.Mutex
+	checked time.Time
+	ok      bool
+}
+
+// compressEntries reports whether this server may write compressed raft
+// entries: every server of the raft configuration reads them.
+func (s *Server) compressEntries() bool {
+	g := &s.features
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
+		g.ok, g.checked = s.serversRead(featureCompressed), now
+	}
+	return g.ok
+}
+
+// serversRead reports whether every server of the raft configuration
+// gossips that it reads feature. A server gossip does not know yet (or
+// any more) counts as one that does not.
+func (s *Server) serversRead(feature string) bool {
+	if s.raft == nil || s.serf == nil {
+		return false
+	}
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	features := map[string]string{}
+	for _, m := range s.serf.Members() {
+		if m.Tags[tagRole] == tagRoleValue && m.Status != serf.StatusLeft {
+			features[m.Tags[tagID]] = m.Tags[tagLogFeatures]
+		}
+	}
+	for _, srv := range f.Configuration().Servers {
+		fs, known := features[string(srv.ID)]
+		if !known || !slices.Contains(strings.Split(fs, ","), feature) {
+			return false
+		}
+	}
+	return true
+}
