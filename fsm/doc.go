@@ -11,6 +11,12 @@
 //	                       unknown type or a body that does not decode stops the
 //	                       server rather than let it diverge from its peers.
 //
+//	compressed entry: [structs.CompressedEntryType][type byte][CRC-32C of body, 4 bytes]
+//	                  [S2 block of the msgpack body]
+//	                   written for entries over 8 KB once every server gossips
+//	                   that it reads them (server/features.go); a damaged one
+//	                   stops the server like a body that does not decode.
+//
 //	snapshot:        "SKIFFSNP" [version byte]
 //	                 ([record type byte][msgpack record])*
 //	                 [endRecord][msgpack count of records]

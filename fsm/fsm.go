@@ -17,6 +17,10 @@ import (
 type FSM struct {
 	state  atomic.Pointer[state.Store]
 	logger hclog.Logger
+	// JobRefs, when set and true, makes a snapshot write allocations with
+	// a reference to their job version instead of a copy of the job
+	// (servers of older builds cannot read it). Set it before raft starts.
+	JobRefs func() bool
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)

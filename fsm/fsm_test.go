@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 
 	"github.com/skiffhq/skiff/state"
@@ -71,7 +72,13 @@ func populate(t testing.TB, f *FSM) {
 	job, _ := st.JobByID(nil, "default", "b")
 	alloc := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "b", Job: job, TaskGroup: "web",
 		NodeID: node.ID, Name: "b.web[0]", DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning}
-	if err := st.UpsertAllocs(idx, []*structs.Allocation{alloc}); err != nil {
+	// An allocation of a version of "a" that is no longer tracked: a
+	// snapshot must hold its job itself.
+	gone := testJob("a", 3)
+	gone.Namespace, gone.Version, gone.CreateIndex, gone.JobModifyIndex = "default", 99, 10, 10
+	old := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: gone, TaskGroup: "web",
+		NodeID: node.ID, Name: "a.web[0]", DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning}
+	if err := st.UpsertAllocs(idx, []*structs.Allocation{alloc, old}); err != nil {
 		t.Fatal(err)
 	}
 	idx++
@@ -102,10 +109,16 @@ func dump(t *testing.T, st *state.Store) tables {
 }
 
 func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {
+	for _, refs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jobRefs=%v", refs), func(t *testing.T) { testSnapshotRoundTrip(t, refs) })
+	}
+}
+
+func testSnapshotRoundTrip(t *testing.T, jobRefs bool) {
 	f := New(hclog.NewNullLogger())
 	populate(t, f)
 	var buf bytes.Buffer
-	if err := Write(&buf, f.State().Snapshot()); err != nil {
+	if err := WriteWith(&buf, f.State().Snapshot(), jobRefs); err != nil {
 		t.Fatal(err)
 	}
 	fresh := New(hclog.NewNullLogger())
@@ -128,6 +141,34 @@ func TestSnapshotRoundTripRestoresEveryTable(t *testing.T) {
 	}
 	if n := reflect.ValueOf(want.Versions).Len(); n != 4 {
 		t.Errorf("job versions = %d, want 4 (a twice, b, c)", n)
+	}
+	// With references, a restored allocation shares its job version's row
+	// instead of holding a copy.
+	allocs, _ := fresh.State().AllocsByJob(nil, "default", "b", true)
+	version, _ := fresh.State().JobByIDAndVersion(nil, "default", "b", 0)
+	if len(allocs) != 1 || version == nil || (allocs[0].Job == version) != jobRefs {
+		t.Errorf("restored allocation's job %p, the version row %p: want them shared exactly when writing references", jobOf(allocs[0]), version)
+	}
+}
+
+// A snapshot whose allocation refers to a job version it does not hold
+// is refused.
+func TestSnapshotJobRefToMissingVersionIsRefused(t *testing.T) {
+	var buf bytes.Buffer
+	buf.WriteString(snapshotMagic)
+	buf.WriteByte(snapshotVersion)
+	enc := codec.NewEncoder(&buf, structs.MsgpackHandle)
+	buf.WriteByte(byte(recordAllocJobRef))
+	a := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "web", TaskGroup: "web", NodeID: "n1"}
+	if err := enc.Encode(&allocJobRef{Alloc: a, JobVersion: 5}); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteByte(byte(recordEnd))
+	if err := enc.Encode(uint64(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(&buf); err == nil || !strings.Contains(err.Error(), "version 5 of job \"web\"") {
+		t.Fatalf("err = %v, want a refusal naming the missing job version", err)
 	}
 }
 

@@ -29,25 +29,36 @@ const (
 	recordNode
 	recordDeployment
 	recordIndex
+	// recordAllocJobRef is an allocation written without its job, which
+	// is a version the snapshot holds (allocJobRef): a job is kilobytes,
+	// and a million allocations each wrote their own copy of it.
+	recordAllocJobRef
 	recordEnd recordType = 255
 )
+
+// allocJobRef is the body of a recordAllocJobRef.
+type allocJobRef struct {
+	Alloc      *structs.Allocation
+	JobVersion uint64
+}
 
 // ErrTruncatedSnapshot means a snapshot ended before its end record.
 var ErrTruncatedSnapshot = errors.New("snapshot is truncated: it ends before its end record")
 
 type snapshot struct {
-	snap *state.Snapshot
+	snap    *state.Snapshot
+	jobRefs bool
 }
 
 // Snapshot captures the current state for raft. It is cheap: the store's
 // snapshot is immutable, and Persist writes it out on raft's goroutine.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{snap: f.State().Snapshot()}, nil
+	return &snapshot{snap: f.State().Snapshot(), jobRefs: f.JobRefs != nil && f.JobRefs()}, nil
 }
 
 // Persist writes every table to sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := Write(sink, s.snap); err != nil {
+	if err := WriteWith(sink, s.snap, s.jobRefs); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -57,8 +68,14 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 // Release does nothing; the store snapshot is garbage collected.
 func (s *snapshot) Release() {}
 
-// Write encodes a store snapshot in the snapshot format.
-func Write(w io.Writer, snap *state.Snapshot) error {
+// Write encodes a store snapshot in the snapshot format, each allocation
+// with its job.
+func Write(w io.Writer, snap *state.Snapshot) error { return WriteWith(w, snap, false) }
+
+// WriteWith encodes a store snapshot; with jobRefs, an allocation whose
+// job is a version the snapshot holds refers to it (recordAllocJobRef),
+// which servers of older builds cannot read.
+func WriteWith(w io.Writer, snap *state.Snapshot, jobRefs bool) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := codec.NewEncoder(bw, structs.MsgpackHandle)
 	count := uint64(0)
@@ -75,7 +92,7 @@ func Write(w io.Writer, snap *state.Snapshot) error {
 	if err := bw.WriteByte(snapshotVersion); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	if err := writeTables(snap, put); err != nil {
+	if err := writeTables(snap, jobRefs, put); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	if err := bw.WriteByte(byte(recordEnd)); err != nil {
@@ -87,7 +104,13 @@ func Write(w io.Writer, snap *state.Snapshot) error {
 	return bw.Flush()
 }
 
-func writeTables(snap *state.Snapshot, put func(recordType, any) error) error {
+// versionKey names one version of a job.
+type versionKey struct {
+	namespace, id string
+	version       uint64
+}
+
+func writeTables(snap *state.Snapshot, jobRefs bool, put func(recordType, any) error) error {
 	jobs, err := snap.Jobs(nil)
 	if err != nil {
 		return err
@@ -101,10 +124,12 @@ func writeTables(snap *state.Snapshot, put func(recordType, any) error) error {
 	if err != nil {
 		return err
 	}
+	held := map[versionKey]*structs.Job{}
 	for _, j := range versions {
 		if err := put(recordJobVersion, j); err != nil {
 			return err
 		}
+		held[versionKey{j.Namespace, j.ID, j.Version}] = j
 	}
 	sums, err := snap.JobSummaries(nil)
 	if err != nil {
@@ -128,7 +153,20 @@ func writeTables(snap *state.Snapshot, put func(recordType, any) error) error {
 	if err != nil {
 		return err
 	}
+	var bare structs.Allocation // reused: the encoder does not keep it
 	for _, a := range allocs {
+		if j := a.Job; jobRefs && j != nil {
+			// The same version of the same incarnation of the job.
+			if v := held[versionKey{j.Namespace, j.ID, j.Version}]; v != nil &&
+				v.CreateIndex == j.CreateIndex && v.JobModifyIndex == j.JobModifyIndex {
+				bare = *a
+				bare.Job = nil
+				if err := put(recordAllocJobRef, &allocJobRef{Alloc: &bare, JobVersion: j.Version}); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if err := put(recordAlloc, a); err != nil {
 			return err
 		}
@@ -246,6 +284,13 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t recordType) error {
 		return decodeInto(dec, r.DeploymentRestore)
 	case recordIndex:
 		return decodeInto(dec, r.IndexRestore)
+	case recordAllocJobRef:
+		return decodeInto(dec, func(ref *allocJobRef) error {
+			if ref.Alloc == nil {
+				return errors.New("allocation record without an allocation")
+			}
+			return r.AllocJobRefRestore(ref.Alloc, ref.JobVersion)
+		})
 	default:
 		return fmt.Errorf("unknown record type %d (snapshot from a newer Skiff?)", t)
 	}

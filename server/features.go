@@ -9,39 +9,58 @@ import (
 	"github.com/hashicorp/serf/serf"
 )
 
-// Servers gossip the forms of raft log entry their build reads (tag
-// "log", comma-separated). A leader writes an entry in a newer form only
-// once every server of the raft configuration reads it, so that during a
-// rolling upgrade no older server is handed an entry it would have to
-// stop on.
+// Servers gossip the forms of raft log entry and snapshot their build
+// reads (tag "log", comma-separated). A server writes in a newer form
+// only once every server of the raft configuration reads it, so that
+// during a rolling upgrade no older server is handed an entry or a
+// snapshot it would have to refuse.
 const (
 	tagLogFeatures = "log"
 	// featureCompressed: entries compressed with S2
 	// (structs.CompressedEntryType).
 	featureCompressed = "s2"
-	logFeatures       = featureCompressed
+	// featureJobRefs: snapshots whose allocations refer to their job
+	// version (fsm.FSM.JobRefs).
+	featureJobRefs = "jobref"
+	logFeatures    = featureCompressed + "," + featureJobRefs
 )
 
 // featureCheckInterval is how long the answer of serversRead is reused.
 const featureCheckInterval = time.Second
 
-// featureGate remembers whether all servers read compressed entries.
+// featureGate remembers which features all servers read.
 type featureGate struct {
-	mu      sync.Mutex
-	checked time.Time
-	ok      bool
+	mu                  sync.Mutex
+	checked             time.Time
+	compressed, jobRefs bool
+}
+
+// readable returns which features every server reads, asking gossip
+// again when the last answer is older than featureCheckInterval.
+func (s *Server) readable() (compressed, jobRefs bool) {
+	g := &s.features
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
+		g.checked = now
+		g.compressed = s.serversRead(featureCompressed)
+		g.jobRefs = s.serversRead(featureJobRefs)
+	}
+	return g.compressed, g.jobRefs
 }
 
 // compressEntries reports whether this server may write compressed raft
 // entries: every server of the raft configuration reads them.
 func (s *Server) compressEntries() bool {
-	g := &s.features
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
-		g.ok, g.checked = s.serversRead(featureCompressed), now
-	}
-	return g.ok
+	compressed, _ := s.readable()
+	return compressed
+}
+
+// snapshotJobRefs reports whether this server's snapshots may refer to
+// job versions: every server reads such snapshots.
+func (s *Server) snapshotJobRefs() bool {
+	_, jobRefs := s.readable()
+	return jobRefs
 }
 
 // serversRead reports whether every server of the raft configuration

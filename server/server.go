@@ -131,6 +131,7 @@ func New(cfg *Config) (_ *Server, err error) {
 	}
 	s.logger = s.logger.With("node", cfg.NodeName)
 	s.fsm = fsm.New(cfg.Logger)
+	s.fsm.JobRefs = s.snapshotJobRefs
 
 	if err := s.setupRPC(); err != nil {
 		return nil, err

@@ -52,6 +52,21 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 	return changeUsage(r.txn.Txn, a, +1)
 }
 
+// AllocJobRefRestore restores an allocation written without its job,
+// which runs the given version of its job: a job_version row restored
+// before it.
+func (r *Restore) AllocJobRefRestore(a *structs.Allocation, version uint64) error {
+	job, err := first[structs.Job](nil, r.txn.Txn, TableJobVersions, indexID, a.Namespace, a.JobID, version)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return fmt.Errorf("allocation %s runs version %d of job %q, which the snapshot does not hold", a.ID, version, a.JobID)
+	}
+	a.Job = job
+	return r.AllocRestore(a)
+}
+
 // NodeRestore restores a node.
 func (r *Restore) NodeRestore(n *structs.Node) error {
 	r.txn.names.addNode(n)
