@@ -21,5 +21,10 @@
 //	                 ([record type byte][msgpack record])*
 //	                 [endRecord][msgpack count of records]
 //
+// An allocation whose job is a version the snapshot holds may be written
+// as a reference to it (recordAllocJobRef: the allocation without its
+// job, and the version), once every server reads that record; restored,
+// it shares the version's row.
+//
 // A snapshot that ends before its end record is refused as truncated.
 package fsm
