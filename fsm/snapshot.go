@@ -153,7 +153,8 @@ func writeTables(snap *state.Snapshot, jobRefs bool, put func(recordType, any) e
 	if err != nil {
 		return err
 	}
-	var bare structs.Allocation // reused: the encoder does not keep it
+	var bare structs.Allocation // reused: the encoder does not keep them
+	ref := &allocJobRef{Alloc: &bare}
 	for _, a := range allocs {
 		if j := a.Job; jobRefs && j != nil {
 			// The same version of the same incarnation of the job.
@@ -161,7 +162,8 @@ func writeTables(snap *state.Snapshot, jobRefs bool, put func(recordType, any) e
 				v.CreateIndex == j.CreateIndex && v.JobModifyIndex == j.JobModifyIndex {
 				bare = *a
 				bare.Job = nil
-				if err := put(recordAllocJobRef, &allocJobRef{Alloc: &bare, JobVersion: j.Version}); err != nil {
+				ref.JobVersion = j.Version
+				if err := put(recordAllocJobRef, ref); err != nil {
 					return err
 				}
 				continue
