@@ -89,7 +89,9 @@ func (f *FSM) applyOne(b *state.Batch, l *raft.Log) any {
 	}
 	t, body, release, err := structs.DecodeEntry(l.Data)
 	if err != nil {
-		panic(fmt.Errorf("raft log entry %d: %w", l.Index, err))
+		panic(fmt.Errorf("raft log entry %d: %w; this server's raft log is damaged: move the raft directory of its "+
+			"data_dir aside and restart it so that it copies the state from the leader (in a multi-server cluster), "+
+			"or restore a saved snapshot with \"skiff operator snapshot restore\"", l.Index, err))
 	}
 	defer release()
 	ignorable := t&structs.IgnoreUnknownTypeFlag != 0
@@ -353,9 +355,11 @@ func applyPlanResults(b *state.Batch, index uint64, body []byte) any {
 	decode(index, body, &req)
 	if req.Job != nil {
 		job := req.Job
-		// Share the stored copy of this job version when it is the same.
-		if stored, err := b.JobByID(job.Namespace, job.ID); err == nil && stored != nil &&
-			stored.Version == job.Version && stored.JobModifyIndex == job.JobModifyIndex {
+		// Share the stored row of this job version when it is the same
+		// (the job_version row: unlike the jobs row, its status does not
+		// change, and a snapshot can refer to it).
+		if stored, err := b.JobVersion(job.Namespace, job.ID, job.Version); err == nil && stored != nil &&
+			stored.CreateIndex == job.CreateIndex && stored.JobModifyIndex == job.JobModifyIndex {
 			job = stored
 		}
 		for _, a := range req.Allocs {

@@ -82,6 +82,19 @@ func populate(t testing.TB, f *FSM) {
 		t.Fatal(err)
 	}
 	idx++
+	// A running allocation made "b" running: its jobs row is now a copy
+	// that differs from its version row. An allocation holding that copy
+	// must keep it through a snapshot.
+	running, _ := st.JobByID(nil, "default", "b")
+	if v, _ := st.JobByIDAndVersion(nil, "default", "b", running.Version); v == running || v.Status == running.Status {
+		t.Fatalf("fixture: job b's row (status %q) should differ from its version row (status %q)", running.Status, v.Status)
+	}
+	second := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "b", Job: running, TaskGroup: "web",
+		NodeID: node.ID, Name: "b.web[1]", DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusRunning}
+	if err := st.UpsertAllocs(idx, []*structs.Allocation{second}); err != nil {
+		t.Fatal(err)
+	}
+	idx++
 	dep := &structs.Deployment{ID: structs.GenerateUUID(), Namespace: "default", JobID: "b", Status: structs.DeploymentStatusRunning,
 		TaskGroups: map[string]*structs.DeploymentState{"web": {DesiredTotal: 2}}}
 	if err := st.UpsertDeployment(idx, dep); err != nil {
@@ -142,12 +155,20 @@ func testSnapshotRoundTrip(t *testing.T, jobRefs bool) {
 	if n := reflect.ValueOf(want.Versions).Len(); n != 4 {
 		t.Errorf("job versions = %d, want 4 (a twice, b, c)", n)
 	}
-	// With references, a restored allocation shares its job version's row
-	// instead of holding a copy.
-	allocs, _ := fresh.State().AllocsByJob(nil, "default", "b", true)
+	// With references, a restored allocation that held its job version's
+	// row shares it again instead of holding a copy; one that held another
+	// copy keeps it.
 	version, _ := fresh.State().JobByIDAndVersion(nil, "default", "b", 0)
-	if len(allocs) != 1 || version == nil || (allocs[0].Job == version) != jobRefs {
-		t.Errorf("restored allocation's job %p, the version row %p: want them shared exactly when writing references", jobOf(allocs[0]), version)
+	for _, name := range []string{"b.web[0]", "b.web[1]"} {
+		allocs, _ := fresh.State().AllocsByJob(nil, "default", "b", true)
+		for _, a := range allocs {
+			if a.Name != name {
+				continue
+			}
+			if shared := a.Job == version; shared != (jobRefs && name == "b.web[0]") {
+				t.Errorf("%s: restored job shared with the version row = %v (jobRefs %v)", name, shared, jobRefs)
+			}
+		}
 	}
 }
 

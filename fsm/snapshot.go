@@ -156,10 +156,10 @@ func writeTables(snap *state.Snapshot, jobRefs bool, put func(recordType, any) e
 	var bare structs.Allocation // reused: the encoder does not keep them
 	ref := &allocJobRef{Alloc: &bare}
 	for _, a := range allocs {
-		if j := a.Job; jobRefs && j != nil {
-			// The same version of the same incarnation of the job.
-			if v := held[versionKey{j.Namespace, j.ID, j.Version}]; v != nil &&
-				v.CreateIndex == j.CreateIndex && v.JobModifyIndex == j.JobModifyIndex {
+		if j := a.Job; jobRefs && j != nil && j.Namespace == a.Namespace && j.ID == a.JobID {
+			// Only the version row itself: a copy of the job (the jobs
+			// row, say) may differ from it in status or stability.
+			if v := held[versionKey{j.Namespace, j.ID, j.Version}]; v == j {
 				bare = *a
 				bare.Job = nil
 				ref.JobVersion = j.Version

@@ -43,8 +43,8 @@ type planCtx struct {
 	// nodes are the ready nodes in the job's datacenters and node pool,
 	// shuffled; offset is where the next placement starts looking. set
 	// holds them in ID order, and order[i] is the position in set of
-	// nodes[i]: per-node tables (usageAt, baseAt, a group's feasibility
-	// cache) are by that position.
+	// nodes[i]. usageAt, baseAt, set.caps and a group's feasibility cache
+	// are by that position; spread counts index nodes by i.
 	set     *nodeSet
 	nodes   []*structs.Node
 	order   []int32

@@ -208,8 +208,8 @@ func TestNodeSetClassesAndCapacity(t *testing.T) {
 				t.Fatalf("%s (class %q) and %s (class %q) numbered %d and %d", n.ID, n.ComputedClass, m.ID, m.ComputedClass, set.class[k], set.class[j])
 			}
 		}
-		if cpu, _, _ := n.Capacity(); set.caps[k].cpu != cpu {
-			t.Fatalf("%s: capacity %d CPU, want %d (resources less reserved)", n.ID, set.caps[k].cpu, cpu)
+		if set.caps[k].cpu != 14000-500 || set.caps[k].mem != 32000 {
+			t.Fatalf("%s: capacity %d MHz, %d MB; want 13500 MHz (14000 less 500 reserved), 32000 MB", n.ID, set.caps[k].cpu, set.caps[k].mem)
 		}
 		if set.pos[n.ID] != int32(k) {
 			t.Fatalf("%s at position %d, pos says %d", n.ID, k, set.pos[n.ID])

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
@@ -25,11 +26,18 @@ const (
 	logFeatures    = featureCompressed + "," + featureJobRefs
 )
 
+// advertisedLogFeatures is what this server gossips; tests set it to
+// play a server of an older build.
+var advertisedLogFeatures = logFeatures
+
 // featureCheckInterval is how long the answer of serversRead is reused.
 const featureCheckInterval = time.Second
 
 // featureGate remembers which features all servers read.
 type featureGate struct {
+	// ready is set once s.raft and s.serf are: raft's goroutines (a
+	// snapshot) may ask before New has returned.
+	ready               atomic.Bool
 	mu                  sync.Mutex
 	checked             time.Time
 	compressed, jobRefs bool
@@ -43,8 +51,12 @@ func (s *Server) readable() (compressed, jobRefs bool) {
 	defer g.mu.Unlock()
 	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
 		g.checked = now
-		g.compressed = s.serversRead(featureCompressed)
-		g.jobRefs = s.serversRead(featureJobRefs)
+		compressed, jobRefs := s.serversRead(featureCompressed), s.serversRead(featureJobRefs)
+		if compressed != g.compressed || jobRefs != g.jobRefs {
+			s.logger.Info("raft entry and snapshot forms every server reads changed",
+				"compressed_entries", compressed, "snapshot_job_refs", jobRefs)
+		}
+		g.compressed, g.jobRefs = compressed, jobRefs
 	}
 	return g.compressed, g.jobRefs
 }
@@ -64,27 +76,50 @@ func (s *Server) snapshotJobRefs() bool {
 }
 
 // serversRead reports whether every server of the raft configuration
-// gossips that it reads feature. A server gossip does not know yet (or
+// gossips that it reads feature. A server gossip does not know (yet, or
 // any more) counts as one that does not.
 func (s *Server) serversRead(feature string) bool {
-	if s.raft == nil || s.serf == nil {
+	if !s.features.ready.Load() {
 		return false
 	}
 	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
 		return false
 	}
 	features := map[string]string{}
 	for _, m := range s.serf.Members() {
-		if m.Tags[tagRole] == tagRoleValue && m.Status != serf.StatusLeft {
+		if m.Tags[tagRole] != tagRoleValue || m.Status == serf.StatusLeft {
+			continue
+		}
+		// A live member's tags win over an older failed one's of the
+		// same ID.
+		if _, seen := features[m.Tags[tagID]]; !seen || m.Status == serf.StatusAlive {
 			features[m.Tags[tagID]] = m.Tags[tagLogFeatures]
 		}
 	}
 	for _, srv := range f.Configuration().Servers {
 		fs, known := features[string(srv.ID)]
-		if !known || !slices.Contains(strings.Split(fs, ","), feature) {
+		if !known || !reads(fs, feature) {
 			return false
 		}
 	}
 	return true
+}
+
+// reads reports whether a gossiped feature list holds feature.
+func reads(list, feature string) bool {
+	return slices.Contains(strings.Split(list, ","), feature)
+}
+
+// missingFeatures returns the features this build may write that a
+// server gossiping list does not read. Such a server is not made a raft
+// voter: the log and snapshots it would be sent may already use them.
+func missingFeatures(list string) []string {
+	var missing []string
+	for _, f := range strings.Split(logFeatures, ",") {
+		if !reads(list, f) {
+			missing = append(missing, f)
+		}
+	}
+	return missing
 }

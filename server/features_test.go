@@ -51,3 +51,37 @@ func TestLargeEntriesCompressedOnlyWhileEveryServerReadsThem(t *testing.T) {
 		t.Fatalf("entry type %d after the leader saw the older server, want %d (plain)", got, structs.JobRegisterRequestType)
 	}
 }
+
+// A server whose build does not read the raft entry and snapshot forms
+// this build writes joins gossip but is not made a raft voter: it would
+// be sent a log or a snapshot it has to refuse.
+func TestServerThatCannotReadTheLogIsNotMadeAVoter(t *testing.T) {
+	c := newTestCluster(t, 3)
+	old := advertisedLogFeatures
+	advertisedLogFeatures = "" // an older build
+	s3 := newTestServer(t, "s3", 3, []string{c.servers[0].SerfAddr()}, t.TempDir())
+	advertisedLogFeatures = old
+	t.Cleanup(s3.Shutdown)
+	l := c.leader()
+	testutil.WaitFor(t, 10*time.Second, "the older server alive in the leader's gossip", func() bool {
+		for _, m := range l.serf.Members() {
+			if m.Tags[tagID] == s3.nodeID && m.Status.String() == "alive" {
+				return true
+			}
+		}
+		return false
+	})
+	l.reconcileMembers()
+	f := l.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == s3.nodeID {
+			t.Fatalf("the server of an older build was added to raft as %v", srv.Suffrage)
+		}
+	}
+	if len(f.Configuration().Servers) != 3 {
+		t.Fatalf("raft has %d servers, want the 3 of this build", len(f.Configuration().Servers))
+	}
+}

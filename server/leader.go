@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -127,6 +128,12 @@ func (s *Server) reconcileMembers() {
 		switch m.Status {
 		case serf.StatusAlive:
 			if known && string(cur.Address) == p.RPCAddr {
+				continue
+			}
+			if missing := missingFeatures(m.Tags[tagLogFeatures]); !known && len(missing) > 0 {
+				s.logger.Warn("not adding server to raft: its build cannot read the raft log and snapshots this cluster writes; "+
+					"upgrade it to this server's build or newer", "server", p.Name, "id", p.ID, "build", m.Tags[tagVersion],
+					"this_build", Version, "missing_log_features", strings.Join(missing, ","))
 				continue
 			}
 			s.logger.Info("adding server to raft", "server", p.Name, "id", p.ID, "addr", p.RPCAddr)

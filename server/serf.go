@@ -42,7 +42,7 @@ func (s *Server) setupSerf() error {
 		tagRPCAddr: s.RPCAddr(),
 		tagVersion: Version,
 
-		tagLogFeatures: logFeatures,
+		tagLogFeatures: advertisedLogFeatures,
 	}
 	if s.config.BootstrapExpect > 0 {
 		conf.Tags[tagExpect] = strconv.Itoa(s.config.BootstrapExpect)

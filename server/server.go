@@ -142,6 +142,7 @@ func New(cfg *Config) (_ *Server, err error) {
 	if err := s.setupSerf(); err != nil {
 		return nil, err
 	}
+	s.features.ready.Store(true) // raft's goroutines may now read s.raft and s.serf
 	for range cfg.NumSchedulers {
 		s.goFunc(s.worker)
 	}

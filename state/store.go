@@ -134,6 +134,11 @@ func (b *Batch) JobByID(namespace, id string) (*structs.Job, error) {
 	return first[structs.Job](nil, b.t.Txn, TableJobs, indexID, namespace, id)
 }
 
+// JobVersion reads one tracked version of a job as the batch sees it.
+func (b *Batch) JobVersion(namespace, id string, version uint64) (*structs.Job, error) {
+	return first[structs.Job](nil, b.t.Txn, TableJobVersions, indexID, namespace, id, version)
+}
+
 // NodeByID reads a node as the batch sees it.
 func (b *Batch) NodeByID(id string) (*structs.Node, error) {
 	return first[structs.Node](nil, b.t.Txn, TableNodes, indexID, id)

@@ -20,7 +20,7 @@ import (
 // registration, do not pay for the work and stay as they are.
 //
 // A compressed entry is its own type byte, the type of the entry it
-// holds, the CRC-32C of that entry's body (4 bytes, big-endian: S2's
+// holds, the CRC-32C of that type and body (4 bytes, big-endian: S2's
 // block format has no check of its own, and a damaged entry must stop
 // the server rather than be applied), and the body as an S2 block.
 const (
@@ -38,7 +38,7 @@ func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	e, err := encodePooled(msg)
 	defer e.release()
 	body := e.buf
-	if err != nil || !compress || len(body) < compressMin {
+	if err != nil || !compress || len(body) < compressMin || len(body) > maxEntrySize {
 		out := make([]byte, 1+len(body))
 		out[0] = byte(t)
 		copy(out[1:], body)
@@ -58,7 +58,7 @@ func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	}
 	out := make([]byte, compressedHeader+len(z))
 	out[0], out[1] = byte(CompressedEntryType), byte(t)
-	binary.BigEndian.PutUint32(out[2:6], crc32.Checksum(body, castagnoli))
+	binary.BigEndian.PutUint32(out[2:6], entryChecksum(t, body))
 	copy(out[compressedHeader:], z)
 	return out, nil
 }
@@ -93,7 +93,7 @@ func DecodeEntry(data []byte) (t MessageType, body []byte, release func(), err e
 		*scratch = make([]byte, n)
 	}
 	body, err = s2.Decode((*scratch)[:n], z)
-	if err == nil && crc32.Checksum(body, castagnoli) != sum {
+	if err == nil && entryChecksum(t, body) != sum {
 		err = fmt.Errorf("checksum mismatch")
 	}
 	if err != nil {
@@ -104,6 +104,11 @@ func DecodeEntry(data []byte) (t MessageType, body []byte, release func(), err e
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// entryChecksum is the CRC-32C of an entry's type byte and body.
+func entryChecksum(t MessageType, body []byte) uint32 {
+	return crc32.Update(crc32.Update(0, castagnoli, []byte{byte(t)}), castagnoli, body)
+}
 
 // scratchBuffers are reused compression and decompression buffers.
 var scratchBuffers = sync.Pool{New: func() any { return new([]byte) }}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"reflect"
 	"testing"
 
@@ -82,12 +81,15 @@ func TestDecodeEntryRefusesDamage(t *testing.T) {
 	// types, checksum, then an S2 block whose length varint says 4 GiB
 	huge := []byte{byte(CompressedEntryType), byte(ApplyPlanResultsRequestType), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}
 	nested := append([]byte{byte(CompressedEntryType), byte(CompressedEntryType), 0, 0, 0, 0}, s2.Encode(nil, entry)...)
-	binary.BigEndian.PutUint32(nested[2:6], crc32.Checksum(entry, castagnoli))
+	binary.BigEndian.PutUint32(nested[2:6], entryChecksum(CompressedEntryType, entry))
+	retyped := append([]byte{}, entry...)
+	retyped[1] = byte(JobRegisterRequestType) // the checksum covers the inner type
 	for name, data := range map[string][]byte{
 		"truncated":   entry[:len(entry)/2],
 		"flipped":     append(append([]byte{}, entry[:40]...), append([]byte{^entry[40]}, entry[41:]...)...),
 		"huge claim":  huge,
 		"nested":      nested,
+		"retyped":     retyped,
 		"only a type": {byte(CompressedEntryType)},
 		"empty":       {},
 	} {
