@@ -44,6 +44,8 @@ type placementResult struct {
 	elapsed          time.Duration // first registration -> last placement committed
 	firstTenth       float64       // placements/s over the first tenth of the placements
 	lastTenth        float64       // placements/s over the last tenth
+	byTenth          []float64     // placements/s over each tenth, in order
+	cpu              time.Duration // the process's CPU time (server, simulated nodes, sampler) over elapsed
 	scored           float64       // nodes scored per placement, from the allocations' metrics
 	nodesUp          time.Duration // fleet registration
 	heapBase         uint64        // live heap after the nodes registered, before any job
@@ -200,7 +202,7 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	if b != nil {
 		b.StartTimer()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range r.registrars {
 		wg.Add(1)
 		go func() {
@@ -249,7 +251,7 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 		<-tick.C
 	}
 	tick.Stop()
-	res.elapsed = samples[len(samples)-1].at
+	res.elapsed, res.cpu = samples[len(samples)-1].at, processCPU()-cpu0
 	if b != nil {
 		b.StopTimer()
 	}
@@ -257,6 +259,7 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	res.placed = samples[len(samples)-1].placed
 	res.registerDuration = time.Duration(regDone.Load())
 	res.firstTenth, res.lastTenth = tenths(samples, total)
+	res.byTenth = eachTenth(samples, total)
 	res.scored, res.sharedJob = scoredPerPlacement(tb, s.State(), r.jobs)
 	res.planBytes, res.planBytesNoJob = planEntrySize(tb, s.State())
 	checkCounts(tb, s.State(), r.jobs, r.count)
@@ -296,6 +299,25 @@ func tenths(samples []progress, total int) (first, last float64) {
 		last = float64(end.placed-p90.placed) / d.Seconds()
 	}
 	return first, last
+}
+
+// eachTenth returns the placement rate over each tenth of the placements,
+// a timeline of the run to see where it slowed down.
+func eachTenth(samples []progress, total int) []float64 {
+	var rates []float64
+	prev := progress{}
+	for k := 1; k <= 10; k++ {
+		for _, p := range samples {
+			if float64(p.placed) >= float64(k)/10*float64(total) || p == samples[len(samples)-1] {
+				if d := p.at - prev.at; d > 0 {
+					rates = append(rates, float64(p.placed-prev.placed)/d.Seconds())
+				}
+				prev = p
+				break
+			}
+		}
+	}
+	return rates
 }
 
 // scoredPerPlacement averages NodesEvaluated - NodesFiltered -
@@ -459,6 +481,7 @@ func BenchmarkPlacementThroughRaft(b *testing.B) {
 					run.nodes, res.nodesUp.Round(time.Millisecond), run.jobs, run.count, res.elapsed.Round(time.Millisecond),
 					res.registerDuration.Round(time.Millisecond), res.raftLastIndex, res.sharedJob, res.planBytes>>10, res.planBytesNoJob>>10,
 					res.lost, res.downNodes, res.fleet)
+				b.Logf("placements/s by tenth %.0f; CPU %s (%.2f cores)", res.byTenth, res.cpu.Round(time.Second), res.cpu.Seconds()/res.elapsed.Seconds())
 				lost += res.lost
 			}
 			b.ReportMetric(float64(placed)/elapsed.Seconds(), "placements/s")
@@ -499,7 +522,9 @@ func BenchmarkC1M(b *testing.B) {
 			"raft last index %d; allocations share their job: %v; lost allocations %d, nodes not ready %d; fleet %+v",
 			res.placed, r.jobs, r.count, r.nodes, res.elapsed.Round(time.Millisecond), res.firstTenth, res.lastTenth,
 			res.heapBase>>20, res.heapEnd>>20, res.raftLastIndex, res.sharedJob, res.lost, res.downNodes, res.fleet)
+		b.Logf("placements/s by tenth %.0f; CPU %s (%.2f cores)", res.byTenth, res.cpu.Round(time.Second), res.cpu.Seconds()/res.elapsed.Seconds())
 		b.ReportMetric(res.elapsed.Seconds(), "total-s")
+		b.ReportMetric(res.cpu.Seconds(), "cpu-s")
 		b.ReportMetric(float64(res.placed)/res.elapsed.Seconds(), "placements/s")
 		b.ReportMetric(res.firstTenth, "first-tenth/s")
 		b.ReportMetric(res.lastTenth, "last-tenth/s")
