@@ -40,13 +40,12 @@ type planCtx struct {
 	plan          *structs.Plan
 
 	allocs []*structs.Allocation // the job's allocations, sorted by ID
-	// nodes are the ready nodes in the job's datacenters and node pool,
-	// shuffled; offset is where the next placement starts looking. set
-	// holds them in ID order, and order[i] is the position in set of
-	// nodes[i]. usageAt, baseAt, set.caps and a group's feasibility cache
-	// are by that position; spread counts index nodes by i.
+	// set holds the ready nodes in the job's datacenters and node pool, in
+	// ID order; order is their positions in set, shuffled: placement
+	// visits set.nodes[order[i]] for i from offset on, where the next
+	// placement starts looking. usageAt, baseAt, set.caps and a group's
+	// feasibility cache are by position in set; spread counts by i.
 	set     *nodeSet
-	nodes   []*structs.Node
 	order   []int32
 	offset  int
 	inPool  int
@@ -141,10 +140,6 @@ func (c *planCtx) loadNodes() error {
 		c.order[k] = int32(k)
 	}
 	c.rng.Shuffle(len(c.order), func(i, j int) { c.order[i], c.order[j] = c.order[j], c.order[i] })
-	c.nodes = make([]*structs.Node, len(c.order))
-	for i, k := range c.order {
-		c.nodes[i] = set.nodes[k]
-	}
 	c.usageAt = make([]*nodeUsage, len(c.order))
 	return nil
 }

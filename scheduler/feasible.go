@@ -302,11 +302,8 @@ func newGroupChecks(job *structs.Job, tg *structs.TaskGroup, set *nodeSet, class
 
 // static returns "" when n passes the group's node-only checks, else the
 // reason it does not (a ConstraintFiltered key). k is the node's position
-// in the node set, whose result is cached, or -1.
-func (g *groupChecks) static(k int, n *structs.Node) string {
-	if k < 0 {
-		return g.reason(g.code(g.check(n)))
-	}
+// in the node set, by which the result is cached.
+func (g *groupChecks) static(k int32, n *structs.Node) string {
 	if c := g.cache[k]; c != 0 {
 		return g.reason(c)
 	}

@@ -192,7 +192,7 @@ func limitFor(g *groupChecks, feasible int) int {
 // why others were set aside in m. penalty is a node to avoid (the node a
 // failed allocation ran on). It returns nil when no node fits.
 func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, penalty string) (*candidate, error) {
-	n := len(c.nodes)
+	n := len(c.order)
 	limit := limitFor(g, n)
 	for _, s := range g.spreads {
 		s.bounds()
@@ -202,9 +202,10 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 	found, visited := 0, 0
 	for ; visited < n && found < limit; visited++ {
 		i := (c.offset + visited) % n
-		node, k := c.nodes[i], c.order[i]
+		k := c.order[i]
+		node := c.set.nodes[k]
 		m.NodesEvaluated++
-		reason := g.static(int(k), node)
+		reason := g.static(k, node)
 		if reason == "" {
 			reason = c.dynamic(g, node)
 		}
@@ -333,11 +334,12 @@ func (c *planCtx) prepareSpreads(g *groupChecks) {
 	for _, s := range g.spreads {
 		clear(s.counts)
 		clear(s.values)
-		s.valIdx = make([]int32, len(c.nodes))
+		s.valIdx = make([]int32, len(c.order))
 		s.vals, s.idxOf, s.pscore = nil, map[string]int{}, nil
 	}
-	for i, n := range c.nodes {
-		if g.static(int(c.order[i]), n) != "" {
+	for _, k := range c.order {
+		n := c.set.nodes[k]
+		if g.static(k, n) != "" {
 			continue
 		}
 		for _, s := range g.spreads {

@@ -136,7 +136,7 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	for _, tg := range c.job.TaskGroups {
 		count += tg.Count
 	}
-	if n := len(c.nodes); count*limit*2 < n/bulkUsageFactor {
+	if n := len(c.order); count*limit*2 < n/bulkUsageFactor {
 		return nil
 	}
 	rows, err := ul.NodeUsages()

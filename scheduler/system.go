@@ -15,23 +15,20 @@ func (c *planCtx) reconcileSystem() error {
 			c.stop(a, descGroupRemoved, "")
 		}
 	}
-	ready := make(map[string]bool, len(c.nodes))
-	for _, n := range c.nodes {
-		ready[n.ID] = true
-	}
 	for _, tg := range c.job.TaskGroups {
 		c.queued[tg.Name] = 0
 		g, a := newGroupChecks(c.job, tg, c.set, c.classOK), newAsk(tg)
 		live, done, ended := c.systemAllocs(tg)
-		if err := c.systemExisting(tg, g, live, ended, ready); err != nil {
+		if err := c.systemExisting(tg, g, live, ended); err != nil {
 			return err
 		}
 		if tg.Count == 0 {
 			continue
 		}
 		c.prepareSpreads(g)
-		for i, n := range c.nodes {
-			if live[n.ID] != nil || done[n.ID] || g.static(int(c.order[i]), n) != "" {
+		for _, k := range c.order {
+			n := c.set.nodes[k]
+			if live[n.ID] != nil || done[n.ID] || g.static(k, n) != "" {
 				continue
 			}
 			p := placement{tg: tg, name: allocName(c.job.ID, tg.Name, 0), node: n, prev: ended[n.ID]}
@@ -79,7 +76,7 @@ func (c *planCtx) systemAllocs(tg *structs.TaskGroup) (live map[string]*structs.
 // gone, down, draining or no longer feasible, and updates the others to
 // the job's version (in place, or stop and record in ended for a new
 // placement). Stopped allocations leave live.
-func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, ended map[string]*structs.Allocation, ready map[string]bool) error {
+func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, ended map[string]*structs.Allocation) error {
 	budget, next := c.systemUpdateBudget(tg)
 	waiting := false
 	for _, x := range sortedAllocs(live) {
@@ -87,18 +84,19 @@ func (c *planCtx) systemExisting(tg *structs.TaskGroup, g *groupChecks, live, en
 		if err != nil {
 			return err
 		}
+		k, ready := c.set.pos[x.NodeID] // ready nodes of the job's pool and datacenters
 		switch {
 		case n == nil || n.Status == structs.NodeStatusDown:
 			c.stop(x, descNodeLost, structs.AllocClientStatusLost)
 			delete(live, x.NodeID)
-		case !ready[n.ID] && n.DrainStrategy != nil && x.DesiredTransition.ShouldMigrate():
+		case !ready && n.DrainStrategy != nil && x.DesiredTransition.ShouldMigrate():
 			// System allocations leave a draining node last: the drainer
 			// marks them once the other allocations are gone.
 			c.stop(x, descMigrating, "")
 			delete(live, x.NodeID)
-		case !ready[n.ID]:
+		case !ready:
 			// Ineligible or initializing: leave it running, place nothing.
-		case tg.Count == 0 || g.static(-1, n) != "":
+		case tg.Count == 0 || g.static(k, n) != "":
 			c.stop(x, descNotFeasible, "")
 			delete(live, x.NodeID)
 		case !c.current(x):
