@@ -30,7 +30,7 @@ const (
 // play a server of an older build.
 var advertisedLogFeatures = logFeatures
 
-// featureCheckInterval is how long the answer of serversRead is reused.
+// featureCheckInterval is how long the answer of commonFeatures is reused.
 const featureCheckInterval = time.Second
 
 // featureGate remembers which features all servers read.
@@ -51,7 +51,8 @@ func (s *Server) readable() (compressed, jobRefs bool) {
 	defer g.mu.Unlock()
 	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
 		g.checked = now
-		compressed, jobRefs := s.serversRead(featureCompressed), s.serversRead(featureJobRefs)
+		common := s.commonFeatures()
+		compressed, jobRefs := slices.Contains(common, featureCompressed), slices.Contains(common, featureJobRefs)
 		if compressed != g.compressed || jobRefs != g.jobRefs {
 			s.logger.Info("raft entry and snapshot forms every server reads changed",
 				"compressed_entries", compressed, "snapshot_job_refs", jobRefs)
@@ -75,35 +76,37 @@ func (s *Server) snapshotJobRefs() bool {
 	return jobRefs
 }
 
-// serversRead reports whether every server of the raft configuration
-// gossips that it reads feature. A server gossip does not know (yet, or
-// any more) counts as one that does not.
-func (s *Server) serversRead(feature string) bool {
+// commonFeatures returns the features of this build that every server of
+// the raft configuration gossips it reads. A server gossip does not know
+// (yet, or any more) reads none.
+func (s *Server) commonFeatures() []string {
 	if !s.features.ready.Load() {
-		return false
+		return nil
 	}
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
-		return false
+		return nil
 	}
-	features := map[string]string{}
+	gossiped := map[string]string{}
 	for _, m := range s.serf.Members() {
 		if m.Tags[tagRole] != tagRoleValue || m.Status == serf.StatusLeft {
 			continue
 		}
 		// A live member's tags win over an older failed one's of the
 		// same ID.
-		if _, seen := features[m.Tags[tagID]]; !seen || m.Status == serf.StatusAlive {
-			features[m.Tags[tagID]] = m.Tags[tagLogFeatures]
+		if _, seen := gossiped[m.Tags[tagID]]; !seen || m.Status == serf.StatusAlive {
+			gossiped[m.Tags[tagID]] = m.Tags[tagLogFeatures]
 		}
 	}
+	common := strings.Split(logFeatures, ",")
 	for _, srv := range f.Configuration().Servers {
-		fs, known := features[string(srv.ID)]
-		if !known || !reads(fs, feature) {
-			return false
+		list, known := gossiped[string(srv.ID)]
+		if !known {
+			return nil
 		}
+		common = slices.DeleteFunc(common, func(f string) bool { return !reads(list, f) })
 	}
-	return true
+	return common
 }
 
 // reads reports whether a gossiped feature list holds feature.
