@@ -51,14 +51,16 @@ var (
 )
 
 // Encode returns the type byte followed by msg in msgpack, in a slice of
-// exactly that size.
-func Encode(t MessageType, msg any) ([]byte, error) {
-	e, err := encodePooled(msg)
-	defer e.release()
-	out := make([]byte, 1+len(e.buf))
-	out[0] = uint8(t)
-	copy(out[1:], e.buf)
-	return out, err
+// exactly that size (an uncompressed raft log entry).
+func Encode(t MessageType, msg any) ([]byte, error) { return EncodeEntry(t, msg, false) }
+
+// plainEntry returns the type byte followed by body, in a slice of exactly
+// that size.
+func plainEntry(t MessageType, body []byte) []byte {
+	out := make([]byte, 1+len(body))
+	out[0] = byte(t)
+	copy(out[1:], body)
+	return out
 }
 
 // encodePooled encodes msg into the buffer of a pooled encoder; release

@@ -39,10 +39,7 @@ func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	defer e.release()
 	body := e.buf
 	if err != nil || !compress || len(body) < compressMin || len(body) > maxEntrySize {
-		out := make([]byte, 1+len(body))
-		out[0] = byte(t)
-		copy(out[1:], body)
-		return out, err
+		return plainEntry(t, body), err
 	}
 	scratch := scratchBuffers.Get().(*[]byte)
 	defer putScratch(scratch)
@@ -51,10 +48,7 @@ func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	}
 	z := s2.Encode((*scratch)[:cap(*scratch)], body)
 	if len(z)+compressedHeader > len(body)-len(body)/8 {
-		out := make([]byte, 1+len(body)) // not worth a decompression on every server
-		out[0] = byte(t)
-		copy(out[1:], body)
-		return out, nil
+		return plainEntry(t, body), nil // not worth a decompression on every server
 	}
 	out := make([]byte, compressedHeader+len(z))
 	out[0], out[1] = byte(CompressedEntryType), byte(t)
