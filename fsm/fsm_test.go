@@ -131,7 +131,7 @@ func testSnapshotRoundTrip(t *testing.T, jobRefs bool) {
 	f := New(hclog.NewNullLogger())
 	populate(t, f)
 	var buf bytes.Buffer
-	if err := WriteWith(&buf, f.State().Snapshot(), jobRefs); err != nil {
+	if err := Write(&buf, f.State().Snapshot(), jobRefs); err != nil {
 		t.Fatal(err)
 	}
 	fresh := New(hclog.NewNullLogger())
@@ -197,7 +197,7 @@ func TestTruncatedSnapshotIsRefusedAtEveryCut(t *testing.T) {
 	f := New(hclog.NewNullLogger())
 	populate(t, f)
 	var buf bytes.Buffer
-	if err := Write(&buf, f.State().Snapshot()); err != nil {
+	if err := Write(&buf, f.State().Snapshot(), false); err != nil {
 		t.Fatal(err)
 	}
 	full := buf.Bytes()
@@ -253,7 +253,7 @@ func FuzzSnapshotRead(f *testing.F) {
 	fsm := New(hclog.NewNullLogger())
 	populate(f, fsm)
 	var buf bytes.Buffer
-	_ = Write(&buf, fsm.State().Snapshot())
+	_ = Write(&buf, fsm.State().Snapshot(), false)
 	f.Add(buf.Bytes())
 	f.Add([]byte(snapshotMagic + "\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {

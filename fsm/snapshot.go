@@ -58,7 +58,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Persist writes every table to sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := WriteWith(sink, s.snap, s.jobRefs); err != nil {
+	if err := Write(sink, s.snap, s.jobRefs); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -68,14 +68,11 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 // Release does nothing; the store snapshot is garbage collected.
 func (s *snapshot) Release() {}
 
-// Write encodes a store snapshot in the snapshot format, each allocation
-// with its job.
-func Write(w io.Writer, snap *state.Snapshot) error { return WriteWith(w, snap, false) }
-
-// WriteWith encodes a store snapshot; with jobRefs, an allocation whose
-// job is a version the snapshot holds refers to it (recordAllocJobRef),
-// which servers of older builds cannot read.
-func WriteWith(w io.Writer, snap *state.Snapshot, jobRefs bool) error {
+// Write encodes a store snapshot in the snapshot format. With jobRefs, an
+// allocation whose job is a version the snapshot holds refers to it
+// (recordAllocJobRef), which servers of older builds cannot read; without,
+// each allocation carries its job.
+func Write(w io.Writer, snap *state.Snapshot, jobRefs bool) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := codec.NewEncoder(bw, structs.MsgpackHandle)
 	count := uint64(0)

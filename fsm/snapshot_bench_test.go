@@ -39,7 +39,7 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				w := &countingWriter{}
-				if err := WriteWith(w, snap, refs); err != nil {
+				if err := Write(w, snap, refs); err != nil {
 					b.Fatal(err)
 				}
 				size = w.n

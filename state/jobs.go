@@ -240,7 +240,7 @@ func (t *txn) updateJobStatus(id structs.NamespacedID) error {
 // longer tracked is skipped.
 func (w writer) SetJobStable(index uint64, namespace, jobID string, version uint64) error {
 	return w.run(index, func(t *txn) error {
-		v, err := first[structs.Job](nil, t.Txn, TableJobVersions, indexID, namespace, jobID, version)
+		v, err := jobVersion(nil, t.Txn, namespace, jobID, version)
 		if err != nil {
 			return fmt.Errorf("mark job %q version %d stable: %w", jobID, version, err)
 		}

@@ -113,7 +113,12 @@ func jobVersions(ws memdb.WatchSet, tx *memdb.Txn, namespace, id string) ([]*str
 // JobByIDAndVersion returns one version of a job, or nil if it is not
 // tracked.
 func (r reader) JobByIDAndVersion(ws memdb.WatchSet, namespace, id string, version uint64) (*structs.Job, error) {
-	return first[structs.Job](ws, r.txn(), TableJobVersions, indexID, namespace, id, version)
+	return jobVersion(ws, r.txn(), namespace, id, version)
+}
+
+// jobVersion returns one tracked version of a job, or nil.
+func jobVersion(ws memdb.WatchSet, tx *memdb.Txn, namespace, id string, version uint64) (*structs.Job, error) {
+	return first[structs.Job](ws, tx, TableJobVersions, indexID, namespace, id, version)
 }
 
 // JobVersions returns every tracked version of every job (for snapshots).

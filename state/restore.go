@@ -56,7 +56,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 // which runs the given version of its job: a job_version row restored
 // before it.
 func (r *Restore) AllocJobRefRestore(a *structs.Allocation, version uint64) error {
-	job, err := first[structs.Job](nil, r.txn.Txn, TableJobVersions, indexID, a.Namespace, a.JobID, version)
+	job, err := jobVersion(nil, r.txn.Txn, a.Namespace, a.JobID, version)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func (b *Batch) JobByID(namespace, id string) (*structs.Job, error) {
 
 // JobVersion reads one tracked version of a job as the batch sees it.
 func (b *Batch) JobVersion(namespace, id string, version uint64) (*structs.Job, error) {
-	return first[structs.Job](nil, b.t.Txn, TableJobVersions, indexID, namespace, id, version)
+	return jobVersion(nil, b.t.Txn, namespace, id, version)
 }
 
 // NodeByID reads a node as the batch sees it.
