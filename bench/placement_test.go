@@ -42,9 +42,7 @@ type placementRun struct {
 type placementResult struct {
 	placed           int
 	elapsed          time.Duration // first registration -> last placement committed
-	firstTenth       float64       // placements/s over the first tenth of the placements
-	lastTenth        float64       // placements/s over the last tenth
-	byTenth          []float64     // placements/s over each tenth, in order
+	byTenth          []float64     // placements/s over each tenth, in order: [0] from the first registration, [9] to the last placement
 	cpu              time.Duration // the process's CPU time (server, simulated nodes, sampler) over elapsed
 	scored           float64       // nodes scored per placement, from the allocations' metrics
 	nodesUp          time.Duration // fleet registration
@@ -95,8 +93,7 @@ func startPlacementServer(tb testing.TB, parent string) *server.Server {
 	cfg.NodeName, cfg.DataDir, cfg.RPCListener = "bench", dir, ln
 	cfg.SerfBindAddr, cfg.BootstrapExpect, cfg.GossipProfile = "127.0.0.1", 1, "local"
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: os.Stderr})
-	if os.Getenv("SKIFF_BENCH_SCHEDULERS") != "" {
-		n := envInt(tb, "SKIFF_BENCH_SCHEDULERS", 0)
+	if n := envInt(tb, "SKIFF_BENCH_SCHEDULERS", 0); n > 0 {
 		cfg.NumSchedulers = n // the server's num_schedulers; default one per core
 	}
 	s, err := server.New(cfg)
@@ -258,7 +255,6 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	wg.Wait()
 	res.placed = samples[len(samples)-1].placed
 	res.registerDuration = time.Duration(regDone.Load())
-	res.firstTenth, res.lastTenth = tenths(samples, total)
 	res.byTenth = eachTenth(samples, total)
 	res.scored, res.sharedJob = scoredPerPlacement(tb, s.State(), r.jobs)
 	res.planBytes, res.planBytesNoJob = planEntrySize(tb, s.State())
@@ -278,39 +274,17 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	return res
 }
 
-// tenths returns the placement rate over the first tenth of the
-// placements (from the first registration until a tenth were committed)
-// and over the last tenth (from when nine tenths were committed until all
-// were).
-func tenths(samples []progress, total int) (first, last float64) {
-	at := func(frac float64) progress {
-		for _, p := range samples {
-			if float64(p.placed) >= frac*float64(total) {
-				return p
-			}
-		}
-		return samples[len(samples)-1]
-	}
-	p10, p90, end := at(0.1), at(0.9), samples[len(samples)-1]
-	if p10.at > 0 {
-		first = float64(p10.placed) / p10.at.Seconds()
-	}
-	if d := end.at - p90.at; d > 0 {
-		last = float64(end.placed-p90.placed) / d.Seconds()
-	}
-	return first, last
-}
-
-// eachTenth returns the placement rate over each tenth of the placements,
-// a timeline of the run to see where it slowed down.
+// eachTenth returns the placement rate over each tenth of the placements
+// (0 for a tenth that ended in the same sample as the one before): a
+// timeline of the run, to see where it slowed down.
 func eachTenth(samples []progress, total int) []float64 {
-	var rates []float64
+	rates := make([]float64, 10)
 	prev := progress{}
-	for k := 1; k <= 10; k++ {
+	for k := range rates {
 		for _, p := range samples {
-			if float64(p.placed) >= float64(k)/10*float64(total) || p == samples[len(samples)-1] {
+			if float64(p.placed) >= float64(k+1)/10*float64(total) || p == samples[len(samples)-1] {
 				if d := p.at - prev.at; d > 0 {
-					rates = append(rates, float64(p.placed-prev.placed)/d.Seconds())
+					rates[k] = float64(p.placed-prev.placed) / d.Seconds()
 				}
 				prev = p
 				break
@@ -318,6 +292,11 @@ func eachTenth(samples []progress, total int) []float64 {
 		}
 	}
 	return rates
+}
+
+// timeline is the log line of a run's tenths and CPU time.
+func (res *placementResult) timeline() string {
+	return fmt.Sprintf("placements/s by tenth %.0f; CPU %s (%.2f cores)", res.byTenth, res.cpu.Round(time.Second), res.cpu.Seconds()/res.elapsed.Seconds())
 }
 
 // scoredPerPlacement averages NodesEvaluated - NodesFiltered -
@@ -473,15 +452,15 @@ func BenchmarkPlacementThroughRaft(b *testing.B) {
 				res := runPlacement(b, run)
 				placed += res.placed
 				elapsed += res.elapsed
-				first += res.firstTenth / float64(b.N)
-				last += res.lastTenth / float64(b.N)
+				first += res.byTenth[0] / float64(b.N)
+				last += res.byTenth[9] / float64(b.N)
 				scored += res.scored / float64(b.N)
 				b.Logf("%d nodes up in %s; %d jobs x %d placed in %s (registrations acknowledged in %s); raft last index %d; "+
 					"allocations share their job: %v; plan entry %d KB (%d KB without per-allocation jobs); lost allocations %d, nodes not ready %d; fleet %+v",
 					run.nodes, res.nodesUp.Round(time.Millisecond), run.jobs, run.count, res.elapsed.Round(time.Millisecond),
 					res.registerDuration.Round(time.Millisecond), res.raftLastIndex, res.sharedJob, res.planBytes>>10, res.planBytesNoJob>>10,
 					res.lost, res.downNodes, res.fleet)
-				b.Logf("placements/s by tenth %.0f; CPU %s (%.2f cores)", res.byTenth, res.cpu.Round(time.Second), res.cpu.Seconds()/res.elapsed.Seconds())
+				b.Log(res.timeline())
 				lost += res.lost
 			}
 			b.ReportMetric(float64(placed)/elapsed.Seconds(), "placements/s")
@@ -520,14 +499,14 @@ func BenchmarkC1M(b *testing.B) {
 		perTenK := float64(res.heapEnd-min(res.heapEnd, res.heapBase)) / float64(res.placed) * 10000
 		b.Logf("%d allocations (%d jobs x %d) on %d nodes in %s; first tenth %.0f/s, last tenth %.0f/s; heap %d MB with the nodes, %d MB at the end; "+
 			"raft last index %d; allocations share their job: %v; lost allocations %d, nodes not ready %d; fleet %+v",
-			res.placed, r.jobs, r.count, r.nodes, res.elapsed.Round(time.Millisecond), res.firstTenth, res.lastTenth,
+			res.placed, r.jobs, r.count, r.nodes, res.elapsed.Round(time.Millisecond), res.byTenth[0], res.byTenth[9],
 			res.heapBase>>20, res.heapEnd>>20, res.raftLastIndex, res.sharedJob, res.lost, res.downNodes, res.fleet)
-		b.Logf("placements/s by tenth %.0f; CPU %s (%.2f cores)", res.byTenth, res.cpu.Round(time.Second), res.cpu.Seconds()/res.elapsed.Seconds())
+		b.Log(res.timeline())
 		b.ReportMetric(res.elapsed.Seconds(), "total-s")
 		b.ReportMetric(res.cpu.Seconds(), "cpu-s")
 		b.ReportMetric(float64(res.placed)/res.elapsed.Seconds(), "placements/s")
-		b.ReportMetric(res.firstTenth, "first-tenth/s")
-		b.ReportMetric(res.lastTenth, "last-tenth/s")
+		b.ReportMetric(res.byTenth[0], "first-tenth/s")
+		b.ReportMetric(res.byTenth[9], "last-tenth/s")
 		b.ReportMetric(perTenK/(1<<20), "heap-MB/10k-allocs")
 		b.ReportMetric(float64(res.heapEnd)/(1<<20), "heap-MB")
 		b.ReportMetric(float64(res.lost), "lost-allocs")
