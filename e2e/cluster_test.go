@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,17 +202,19 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 		}
 	}
 	snapDir := filepath.Join(a.dir, "data", "raft", "snapshots")
-	var stateFile string
-	testutil.WaitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool {
+	// Finished snapshots only: a ".tmp" directory is one still being
+	// written, which raft ignores on start, so damaging it (and removing
+	// the finished ones) would test nothing. CI once picked one.
+	finished := func() []string {
 		matches, _ := filepath.Glob(filepath.Join(snapDir, "*", "state.bin"))
-		if len(matches) > 0 {
-			stateFile = matches[len(matches)-1]
-			return true
-		}
-		return false
-	})
+		return slices.DeleteFunc(matches, func(m string) bool { return strings.HasSuffix(filepath.Dir(m), ".tmp") })
+	}
+	testutil.WaitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool { return len(finished()) > 0 })
 	a.kill()
-	// Keep only the newest snapshot, and flip bytes in its middle.
+	// Keep one finished snapshot (chosen once the server is stopped, so
+	// that raft does not remove it meanwhile), and flip bytes in its middle.
+	snaps := finished()
+	stateFile := snaps[len(snaps)-1]
 	all, _ := filepath.Glob(filepath.Join(snapDir, "*"))
 	for _, d := range all {
 		if d != filepath.Dir(stateFile) {
