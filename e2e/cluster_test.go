@@ -189,8 +189,45 @@ func TestDamagedRaftLogIsRefused(t *testing.T) {
 }
 
 // TestDamagedSnapshotIsRefused damages the only raft snapshot of a stopped
-// server: it must refuse to start rather than serve a partial state.
+// server, or removes every snapshot once the log before them was
+// compacted: it must refuse to start rather than serve a partial state.
 func TestDamagedSnapshotIsRefused(t *testing.T) {
+	t.Run("damaged", func(t *testing.T) {
+		startWithBrokenSnapshots(t, func(t *testing.T, snapDir string, finished []string) {
+			// Keep one finished snapshot, and flip bytes in its middle.
+			stateFile := finished[len(finished)-1]
+			all, _ := filepath.Glob(filepath.Join(snapDir, "*"))
+			for _, d := range all {
+				if d != filepath.Dir(stateFile) {
+					os.RemoveAll(d)
+				}
+			}
+			data, err := os.ReadFile(stateFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := len(data) / 3; i < len(data)/3+16 && i < len(data); i++ {
+				data[i] ^= 0xff
+			}
+			if err := os.WriteFile(stateFile, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+	t.Run("removed", func(t *testing.T) {
+		startWithBrokenSnapshots(t, func(t *testing.T, snapDir string, _ []string) {
+			if err := os.RemoveAll(snapDir); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+// startWithBrokenSnapshots runs a server until it has snapshotted and
+// compacted its log, stops it, lets breakSnapshots change its snapshots
+// (given the finished ones), and checks that it then refuses to start,
+// saying why and what to do.
+func startWithBrokenSnapshots(t *testing.T, breakSnapshots func(t *testing.T, snapDir string, finished []string)) {
 	c := newCluster(t, 1, clusterOpts{extraServer: `
   raft_snapshot_threshold = 20
   raft_trailing_logs      = 5
@@ -211,26 +248,8 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	}
 	testutil.WaitFor(t, 20*time.Second, "a raft snapshot on disk", func() bool { return len(finished()) > 0 })
 	a.kill()
-	// Keep one finished snapshot (chosen once the server is stopped, so
-	// that raft does not remove it meanwhile), and flip bytes in its middle.
-	snaps := finished()
-	stateFile := snaps[len(snaps)-1]
-	all, _ := filepath.Glob(filepath.Join(snapDir, "*"))
-	for _, d := range all {
-		if d != filepath.Dir(stateFile) {
-			os.RemoveAll(d)
-		}
-	}
-	data, err := os.ReadFile(stateFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := len(data) / 3; i < len(data)/3+16 && i < len(data); i++ {
-		data[i] ^= 0xff
-	}
-	if err := os.WriteFile(stateFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// Chosen once the server is stopped, so that raft removes none meanwhile.
+	breakSnapshots(t, snapDir, finished())
 	a.start()
 	select {
 	case <-a.exited:

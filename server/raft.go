@@ -85,6 +85,9 @@ func (s *Server) setupRaft() error {
 	if err := s.recoverFromPeersJSON(dir, rc, cache, store, snaps, hasState); err != nil {
 		return err
 	}
+	if err := checkLogCovered(dir, store, snaps); err != nil {
+		return err
+	}
 
 	r, err := raft.NewRaft(rc, s.fsm, cache, store, snaps, s.transport)
 	if err != nil {
@@ -94,6 +97,32 @@ func (s *Server) setupRaft() error {
 	}
 	s.raft = r
 	return nil
+}
+
+// checkLogCovered refuses a raft log whose first entries were compacted
+// into snapshots that are no longer there: raft would stop on the missing
+// entries (a panic) or, worse, apply only the rest.
+func checkLogCovered(dir string, logs raft.LogStore, snaps raft.SnapshotStore) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("read raft log in %s: %w", dir, err)
+	}
+	if first <= 1 {
+		return nil
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list raft snapshots in %s: %w", dir, err)
+	}
+	for _, meta := range list {
+		if meta.Index+1 >= first {
+			return nil
+		}
+	}
+	return fmt.Errorf("the raft log in %s starts at entry %d, but no snapshot there holds the entries before it "+
+		"(were snapshots removed?): this server cannot rebuild its state; move %s aside "+
+		"and restart this server so that it copies the state from the leader (in a multi-server cluster), "+
+		"or restore a saved snapshot with \"skiff operator snapshot restore\"", dir, first, dir)
 }
 
 // openBolt opens raft.db, checking its pages first, so that a damaged
