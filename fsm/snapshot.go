@@ -251,7 +251,9 @@ func Read(r io.Reader) (*state.Store, error) {
 				restore.Abort()
 				return nil, fmt.Errorf("snapshot is damaged: it holds %d records but says %d", count, want)
 			}
-			restore.Commit()
+			if err := restore.Commit(); err != nil {
+				return nil, err
+			}
 			return st, nil
 		}
 		count++

@@ -186,8 +186,7 @@ func (t *txn) jobStatus(job *structs.Job) (string, error) {
 		}
 		return structs.JobStatusRunning, nil
 	}
-	allocs, err := list(nil, t.Txn, TableAllocs, indexJob,
-		func(a *structs.Allocation) bool { return sameIncarnation(a, job) }, job.Namespace, job.ID)
+	allocs, err := t.allocsOfJobTx(job)
 	if err != nil {
 		return "", err
 	}

@@ -43,7 +43,7 @@ func TestStoredAllocationsShareStrings(t *testing.T) {
 	}
 	b := s.Batch()
 	must(t, b.UpsertAllocs(3, allocs))
-	b.Commit()
+	must(t, b.Commit())
 
 	a1, err := s.AllocByID(nil, "a1")
 	must(t, err)
@@ -103,7 +103,7 @@ func TestStoredAllocationsKeepTheirOwnResources(t *testing.T) {
 	a3.AllocatedResources, a4.AllocatedResources = res(100, 8080), res(100, 8081) // ports
 	b := s.Batch()
 	must(t, b.UpsertAllocs(3, []*structs.Allocation{a1, a2, a3, a4}))
-	b.Commit()
+	must(t, b.Commit())
 	for id, want := range map[string]int64{"a1": 100, "a2": 200} {
 		a, err := s.AllocByID(nil, id)
 		must(t, err)

@@ -190,7 +190,7 @@ func allocsOfJob(ws memdb.WatchSet, tx *memdb.Txn, namespace, jobID string, anyC
 			keep = func(a *structs.Allocation) bool { return sameIncarnation(a, job) }
 		}
 	}
-	return list(ws, tx, TableAllocs, indexJob, keep, namespace, jobID)
+	return allocsIn(ws, tx, jobRef(namespace, jobID), keep)
 }
 
 // sameIncarnation reports whether the allocation was placed for this
@@ -199,37 +199,15 @@ func sameIncarnation(a *structs.Allocation, job *structs.Job) bool {
 	return a.Job != nil && a.Job.CreateIndex == job.CreateIndex
 }
 
-// AllocsByNode returns the allocations placed on a node, sorted by ID. It
-// merges the node's live and terminal rows of the node_terminal index:
-// one index by node less to keep for every allocation.
+// AllocsByNode returns the allocations placed on a node, sorted by ID.
 func (r reader) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error) {
-	tx := r.txn()
-	live, err := list[structs.Allocation](ws, tx, TableAllocs, indexNodeTerminal, nil, nodeID, false)
-	if err != nil {
-		return nil, err
-	}
-	done, err := list[structs.Allocation](ws, tx, TableAllocs, indexNodeTerminal, nil, nodeID, true)
-	if err != nil || len(done) == 0 {
-		return live, err
-	}
-	if len(live) == 0 {
-		return done, nil
-	}
-	out := make([]*structs.Allocation, 0, len(live)+len(done))
-	for len(live) > 0 && len(done) > 0 {
-		if live[0].ID < done[0].ID {
-			out, live = append(out, live[0]), live[1:]
-		} else {
-			out, done = append(out, done[0]), done[1:]
-		}
-	}
-	return append(append(out, live...), done...), nil
+	return allocsIn(ws, r.txn(), refKey{'n', "", nodeID}, nil)
 }
 
 // AllocsByNodeTerminal returns the allocations on a node whose
 // TerminalStatus is terminal.
 func (r reader) AllocsByNodeTerminal(ws memdb.WatchSet, nodeID string, terminal bool) ([]*structs.Allocation, error) {
-	return list[structs.Allocation](ws, r.txn(), TableAllocs, indexNodeTerminal, nil, nodeID, terminal)
+	return allocsIn(ws, r.txn(), refKey{'n', "", nodeID}, func(a *structs.Allocation) bool { return a.TerminalStatus() == terminal })
 }
 
 // AllocsByEval returns the allocations an evaluation placed or changed,
@@ -243,12 +221,12 @@ func (r reader) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.Alloc
 	if err != nil || ev == nil {
 		return nil, err
 	}
-	return list(ws, tx, TableAllocs, indexJob, func(a *structs.Allocation) bool { return a.EvalID == evalID }, ev.Namespace, ev.JobID)
+	return allocsIn(ws, tx, jobRef(ev.Namespace, ev.JobID), func(a *structs.Allocation) bool { return a.EvalID == evalID })
 }
 
 // AllocsByDeployment returns the allocations of a deployment.
 func (r reader) AllocsByDeployment(ws memdb.WatchSet, deploymentID string) ([]*structs.Allocation, error) {
-	return list[structs.Allocation](ws, r.txn(), TableAllocs, indexDeployment, nil, deploymentID)
+	return allocsIn(ws, r.txn(), refKey{'d', "", deploymentID}, nil)
 }
 
 // Allocs returns every allocation.

@@ -530,3 +530,64 @@ func TestSnapshotConcurrentReads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A blocking read of a job's, a node's or a deployment's allocations wakes
+// when one of them changes, even if none joins or leaves, and not when an
+// allocation of another job, node and deployment changes.
+func TestAllocListsWake(t *testing.T) {
+	s := New()
+	web, api := testJob("default", "web"), testJob("default", "api")
+	must(t, s.UpsertJob(9, web))
+	must(t, s.UpsertJob(9, api))
+	a, b := testAlloc(web, "a1", "n1"), testAlloc(api, "b1", "n2")
+	a.DeploymentID, b.DeploymentID = "d1", "d2"
+	must(t, s.UpsertAllocs(10, []*structs.Allocation{a, b}))
+
+	reads := map[string]func(memdb.WatchSet) error{
+		"job":        func(ws memdb.WatchSet) error { _, err := s.AllocsByJob(ws, "default", "web", false); return err },
+		"node":       func(ws memdb.WatchSet) error { _, err := s.AllocsByNode(ws, "n1"); return err },
+		"deployment": func(ws memdb.WatchSet) error { _, err := s.AllocsByDeployment(ws, "d1"); return err },
+	}
+	idx := uint64(11)
+	for name, read := range reads {
+		ws := memdb.NewWatchSet()
+		must(t, read(ws))
+		must(t, s.UpdateAllocsFromClient(idx, []*structs.Allocation{{ID: "b1", ClientStatus: structs.AllocClientStatusRunning}}))
+		idx++
+		if !ws.Watch(time.After(50 * time.Millisecond)) {
+			t.Fatalf("%s: the watch fired when another job's allocation changed", name)
+		}
+		must(t, s.UpdateAllocsFromClient(idx, []*structs.Allocation{{ID: "a1", ClientStatus: structs.AllocClientStatusRunning}}))
+		idx++
+		if ws.Watch(time.After(time.Second)) {
+			t.Fatalf("%s: the watch did not fire when the allocation's client status changed", name)
+		}
+	}
+}
+
+// IDs are keys as they are (no terminator): an ID that is the prefix of
+// another is still found alone, and prefix reads find both.
+func TestIDKeysThatArePrefixes(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	must(t, s.UpsertJob(9, job))
+	must(t, s.UpsertAllocs(10, []*structs.Allocation{testAlloc(job, "a1", "n1"), testAlloc(job, "a10", "n1"), testAlloc(job, "b", "n1")}))
+	for id, want := range map[string]bool{"a1": true, "a10": true, "a": false, "a100": false, "": false} {
+		a, err := s.AllocByID(nil, id)
+		must(t, err)
+		if (a != nil) != want || (a != nil && a.ID != id) {
+			t.Fatalf("AllocByID(%q) = %v, want found=%v", id, a, want)
+		}
+	}
+	for prefix, want := range map[string][]string{"a1": {"a1", "a10"}, "a10": {"a10"}, "": {"a1", "a10", "b"}, "c": nil} {
+		got, err := s.AllocsByIDPrefix(nil, "default", prefix)
+		must(t, err)
+		var ids []string
+		for _, a := range got {
+			ids = append(ids, a.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Fatalf("AllocsByIDPrefix(%q) = %v, want %v", prefix, ids, want)
+		}
+	}
+}

@@ -22,8 +22,17 @@ func (s *Store) Restore() *Restore {
 	return &Restore{txn: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}}
 }
 
-// Commit makes everything restored visible at once.
-func (r *Restore) Commit() { r.txn.Commit() }
+// Commit makes everything restored visible at once, having derived the
+// lists of allocations by job, node and deployment. On an error nothing
+// is restored.
+func (r *Restore) Commit() error {
+	if err := r.txn.flushRefs(); err != nil {
+		r.txn.Abort()
+		return fmt.Errorf("restore: %w", err)
+	}
+	r.txn.Commit()
+	return nil
+}
 
 // Abort discards everything restored.
 func (r *Restore) Abort() { r.txn.Abort() }
@@ -49,6 +58,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 	if err := r.put(TableAllocs, a); err != nil {
 		return err
 	}
+	r.txn.refsChanged(nil, a)
 	return changeUsage(r.txn.Txn, a, +1)
 }
 

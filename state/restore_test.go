@@ -121,7 +121,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 			t.Errorf("%s: got %d rows visible before Commit, want 0", tbl.name, n)
 		}
 	}
-	r.Commit()
+	must(t, r.Commit())
 
 	want, got := src.Snapshot(), dst.Snapshot()
 	for _, tbl := range allTables {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -38,12 +39,10 @@ type IndexEntry struct {
 
 // Index names used in the schema.
 const (
-	indexID           = "id"
-	indexJob          = "job"
-	indexNodeTerminal = "node_terminal"
-	indexDeployment   = "deployment"
-	indexSecretID     = "secret_id"
-	indexActive       = "active"
+	indexID       = "id"
+	indexJob      = "job"
+	indexSecretID = "secret_id"
+	indexActive   = "active"
 )
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -51,6 +50,46 @@ func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: fie
 // nsKey indexes a (Namespace, field) pair, such as a job's (Namespace, ID).
 func nsKey(field string) memdb.Indexer {
 	return &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Namespace"), str(field)}}
+}
+
+// idKey indexes rows by a unique string ID, with the ID's own bytes as the
+// key: memdb's StringFieldIndex copies the ID and appends a NUL byte (which
+// only non-unique indexes need, to end the value before the primary key),
+// 48 bytes more per row, and allocates a key for every lookup. The bytes
+// are the string's, shared, never written: the radix tree keeps keys and
+// slices of them, and neither it nor memdb writes into a key.
+type idKey[T any] struct{ id func(*T) string }
+
+func (ix idKey[T]) FromObject(obj any) (bool, []byte, error) {
+	v, ok := obj.(*T)
+	if !ok {
+		return false, nil, fmt.Errorf("want %T, got %T", (*T)(nil), obj)
+	}
+	id := ix.id(v)
+	return id != "", bytesOf(id), nil
+}
+
+func (idKey[T]) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("want one ID, got %d arguments", len(args))
+	}
+	id, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("want a string ID, got %T", args[0])
+	}
+	return bytesOf(id), nil
+}
+
+// PrefixFromArgs makes the index answer "id_prefix" lookups.
+func (ix idKey[T]) PrefixFromArgs(args ...any) ([]byte, error) { return ix.FromArgs(args...) }
+
+// bytesOf returns the bytes of s without copying them; they must not be
+// changed. It is never nil: memdb reads a nil key as "the first row".
+func bytesOf(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 func idIndex(ix memdb.Indexer) *memdb.IndexSchema {
@@ -74,13 +113,6 @@ func table(name string, indexes ...*memdb.IndexSchema) *memdb.TableSchema {
 // order rows with equal keys by primary key, which the reads rely on (job
 // versions come out oldest first).
 func schema() *memdb.DBSchema {
-	allocTerminal := &memdb.ConditionalIndex{Conditional: func(obj any) (bool, error) {
-		a, ok := obj.(*structs.Allocation)
-		if !ok {
-			return false, fmt.Errorf("want *structs.Allocation, got %T", obj)
-		}
-		return a.TerminalStatus(), nil
-	}}
 	deploymentActive := &memdb.ConditionalIndex{Conditional: func(obj any) (bool, error) {
 		d, ok := obj.(*structs.Deployment)
 		if !ok {
@@ -98,22 +130,20 @@ func schema() *memdb.DBSchema {
 		),
 		table(TableJobSummary, idIndex(nsKey("JobID"))),
 		table(TableEvals,
-			idIndex(str("ID")),
+			idIndex(idKey[structs.Evaluation]{func(e *structs.Evaluation) string { return e.ID }}),
 			secondary(indexJob, nsKey("JobID")),
 		),
-		table(TableAllocs,
-			idIndex(str("ID")),
-			secondary(indexJob, nsKey("JobID")),
-			secondary(indexNodeTerminal, &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("NodeID"), allocTerminal}}),
-			secondary(indexDeployment, str("DeploymentID")),
-		),
+		// Allocations have no secondary index: TableAllocRefs lists
+		// them by job, node and deployment (see refs.go).
+		table(TableAllocs, idIndex(idKey[structs.Allocation]{func(a *structs.Allocation) string { return a.ID }})),
+		table(TableAllocRefs, idIndex(idKey[allocRefs]{func(r *allocRefs) string { return r.Key }})),
 		table(TableNodes,
-			idIndex(str("ID")),
+			idIndex(idKey[structs.Node]{func(n *structs.Node) string { return n.ID }}),
 			&memdb.IndexSchema{Name: indexSecretID, Unique: true, AllowMissing: true, Indexer: str("SecretID")},
 		),
-		table(TableNodeUsage, idIndex(str("NodeID"))),
+		table(TableNodeUsage, idIndex(idKey[structs.NodeUsage]{func(u *structs.NodeUsage) string { return u.NodeID }})),
 		table(TableDeployments,
-			idIndex(str("ID")),
+			idIndex(idKey[structs.Deployment]{func(d *structs.Deployment) string { return d.ID }}),
 			secondary(indexJob, nsKey("JobID")),
 			secondary(indexActive, deploymentActive),
 		),

@@ -114,6 +114,10 @@ func (b *Batch) Commit() error {
 		b.t.Abort()
 		return b.err
 	}
+	if err := b.t.flushRefs(); err != nil {
+		b.t.Abort()
+		return err
+	}
 	for table, index := range b.indexes {
 		if err := b.t.setIndex(table, index); err != nil {
 			b.t.Abort()
@@ -182,6 +186,10 @@ type txn struct {
 	// the write; a Restore).
 	owned      bool
 	lastShared *structs.Allocation // the allocation share saw last
+	// refs holds the changes to TableAllocRefs rows not yet written: they
+	// are written once, when the transaction commits (or before it reads
+	// the row).
+	refs map[refKey][]refOp
 }
 
 // write runs fn in a write transaction at index and commits it if fn
@@ -201,6 +209,9 @@ func (s *Store) write(index uint64, fn func(t *txn) error) error {
 		return err
 	}
 	if err := t.settle(); err != nil {
+		return err
+	}
+	if err := t.flushRefs(); err != nil {
 		return err
 	}
 	t.Commit()

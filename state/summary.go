@@ -95,6 +95,7 @@ func (t *txn) slotOf(a *structs.Allocation) (slot, bool, error) {
 // allocChanged moves an allocation's count from where old was counted to
 // where updated is. Either may be nil (insert, delete).
 func (t *txn) allocChanged(old, updated *structs.Allocation) error {
+	t.refsChanged(old, updated)
 	if !sameUse(old, updated) { // most client reports change no usage
 		if err := changeUsage(t.Txn, old, -1); err != nil {
 			return err
@@ -179,8 +180,7 @@ func (t *txn) ensureSummary(job *structs.Job) error {
 			CreateIndex: t.index, ModifyIndex: t.index,
 		}
 		t.summaries[id] = sum
-		allocs, err := list(nil, t.Txn, TableAllocs, indexJob,
-			func(a *structs.Allocation) bool { return sameIncarnation(a, job) }, job.Namespace, job.ID)
+		allocs, err := t.allocsOfJobTx(job)
 		if err != nil {
 			return err
 		}

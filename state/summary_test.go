@@ -81,6 +81,74 @@ func checkSummaries(t *testing.T, s *Store, when string) {
 	}
 }
 
+// checkAllocLists fails unless the allocations read by job, by node and
+// by deployment are those a scan of every allocation finds, in ID order,
+// and the store keeps no list for a job, node or deployment without
+// allocations.
+func checkAllocLists(t *testing.T, s *Store, when string) {
+	t.Helper()
+	snap := s.Snapshot()
+	all, err := snap.Allocs(nil)
+	must(t, err)
+	byJob := map[structs.NamespacedID][]string{}
+	byNode := map[string][]string{}
+	byDeployment := map[string][]string{}
+	for _, a := range all { // in ID order
+		byJob[structs.NamespacedID{Namespace: a.Namespace, ID: a.JobID}] = append(byJob[structs.NamespacedID{Namespace: a.Namespace, ID: a.JobID}], a.ID)
+		byNode[a.NodeID] = append(byNode[a.NodeID], a.ID)
+		if a.DeploymentID != "" {
+			byDeployment[a.DeploymentID] = append(byDeployment[a.DeploymentID], a.ID)
+		}
+	}
+	ids := func(as []*structs.Allocation, err error) []string {
+		t.Helper()
+		must(t, err)
+		var out []string
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for k, want := range byJob {
+		if got := ids(snap.AllocsByJob(nil, k.Namespace, k.ID, true)); !slices.Equal(got, want) {
+			t.Fatalf("%s: allocations of job %s: got %v, want %v", when, k, got, want)
+		}
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if got := ids(snap.AllocsByNode(nil, n)); !slices.Equal(got, byNode[n]) {
+			t.Fatalf("%s: allocations on node %s: got %v, want %v", when, n, got, byNode[n])
+		}
+	}
+	for _, d := range []string{"d1", "d2", "d3"} {
+		if got := ids(snap.AllocsByDeployment(nil, d)); !slices.Equal(got, byDeployment[d]) {
+			t.Fatalf("%s: allocations of deployment %s: got %v, want %v", when, d, got, byDeployment[d])
+		}
+	}
+	rows, err := list[allocRefs](nil, snap.txn(), TableAllocRefs, indexID, nil)
+	must(t, err)
+	if want := len(byJob) + len(byNode) + len(byDeployment); len(rows) != want {
+		t.Fatalf("%s: %d allocation lists stored, want %d (one per job, node and deployment with allocations)", when, len(rows), want)
+	}
+}
+
+// checkSameAllocs fails unless two stores hold the same versions of the
+// same allocations.
+func checkSameAllocs(t *testing.T, a, b *Store, when string) {
+	t.Helper()
+	version := func(s *Store) []string {
+		all, err := s.Allocs(nil)
+		must(t, err)
+		var out []string
+		for _, x := range all {
+			out = append(out, fmt.Sprintf("%s@%d/%s/%s", x.ID, x.ModifyIndex, x.ClientStatus, x.DeploymentID))
+		}
+		return out
+	}
+	if va, vb := version(a), version(b); !slices.Equal(va, vb) {
+		t.Fatalf("%s: written one by one the store holds %v, written in batches %v", when, va, vb)
+	}
+}
+
 func TestSummaryMatchesRecount(t *testing.T) {
 	clientStatuses := []string{"", structs.AllocClientStatusPending, structs.AllocClientStatusRunning,
 		structs.AllocClientStatusComplete, structs.AllocClientStatusFailed, structs.AllocClientStatusLost,
@@ -93,12 +161,24 @@ func TestSummaryMatchesRecount(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seed), 99))
 			pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
 			s := New()
+			// mirror gets the same writes through batches of a few
+			// writes each, as the FSM makes them.
+			mirror := New()
+			mb := mirror.Batch()
+			copies := func(as []*structs.Allocation) []*structs.Allocation {
+				out := make([]*structs.Allocation, len(as))
+				for i, a := range as {
+					out[i] = a.Copy()
+				}
+				return out
+			}
 			idx := uint64(1)
 			var oldIncarnations []*structs.Job // jobs as they were before a purge
 			for _, k := range keys {
 				j := testJob(k.Namespace, k.ID)
 				j.TaskGroups = append(j.TaskGroups, &structs.TaskGroup{Name: "worker", Count: 1, Tasks: j.TaskGroups[0].Tasks})
 				must(t, s.UpsertJob(idx, j))
+				must(t, mb.UpsertJob(idx, j.Copy()))
 			}
 			var allocIDs []string
 			randomAlloc := func() *structs.Allocation {
@@ -116,7 +196,8 @@ func TestSummaryMatchesRecount(t *testing.T) {
 						k := keys[rng.IntN(len(keys))]
 						job, err := s.JobByID(nil, k.Namespace, k.ID)
 						must(t, err)
-						a := testAlloc(job, fmt.Sprintf("alloc-%03d", len(allocIDs)), "n1")
+						a := testAlloc(job, fmt.Sprintf("alloc-%03d", len(allocIDs)), pick([]string{"n1", "n2", "n3"}))
+						a.DeploymentID = pick([]string{"", "d1", "d2"})
 						a.TaskGroup = pick([]string{"web", "worker", "gone"})
 						a.ClientStatus, a.DesiredStatus = pick(clientStatuses), pick(desired)
 						switch r := rng.IntN(4); {
@@ -131,6 +212,7 @@ func TestSummaryMatchesRecount(t *testing.T) {
 					}
 					desc = fmt.Sprintf("upsert %d new allocs", len(batch))
 					must(t, s.UpsertAllocs(idx, batch))
+					must(t, mb.UpsertAllocs(idx, copies(batch)))
 				case op < 5: // the servers change existing allocations
 					var batch []*structs.Allocation
 					for range 1 + rng.IntN(3) {
@@ -144,10 +226,14 @@ func TestSummaryMatchesRecount(t *testing.T) {
 						if rng.IntN(3) == 0 {
 							a.Job = nil
 						}
+						if rng.IntN(4) == 0 { // a new deployment takes the allocation over
+							a.DeploymentID = pick([]string{"", "d1", "d2", "d3"})
+						}
 						batch = append(batch, a)
 					}
 					desc = fmt.Sprintf("server update of %d allocs", len(batch))
 					must(t, s.UpsertAllocs(idx, batch))
+					must(t, mb.UpsertAllocs(idx, copies(batch)))
 				case op < 8: // clients report, sometimes twice on one alloc, sometimes on a deleted one
 					var batch []*structs.Allocation
 					for range 1 + rng.IntN(4) {
@@ -155,10 +241,12 @@ func TestSummaryMatchesRecount(t *testing.T) {
 					}
 					desc = fmt.Sprintf("client update of %d allocs", len(batch))
 					must(t, s.UpdateAllocsFromClient(idx, batch))
+					must(t, mb.UpdateAllocsFromClient(idx, copies(batch)))
 				case op == 8: // garbage collection
 					gc := []string{allocIDs[rng.IntN(len(allocIDs))], allocIDs[rng.IntN(len(allocIDs))]}
 					desc = fmt.Sprintf("delete allocs %v", gc)
 					must(t, s.DeleteEvals(idx, nil, gc))
+					must(t, mb.DeleteEvals(idx, nil, gc))
 				default: // a job changes, or is purged and registered again
 					k := keys[rng.IntN(len(keys))]
 					job, err := s.JobByID(nil, k.Namespace, k.ID)
@@ -166,17 +254,28 @@ func TestSummaryMatchesRecount(t *testing.T) {
 					if rng.IntN(2) == 0 {
 						oldIncarnations = append(oldIncarnations, job)
 						must(t, s.DeleteJob(idx, k.Namespace, k.ID))
+						must(t, mb.DeleteJob(idx, k.Namespace, k.ID))
 						idx++
 						desc = "purge and register " + jobKey(job)
 						must(t, s.UpsertJob(idx, testJob(k.Namespace, k.ID)))
+						must(t, mb.UpsertJob(idx, testJob(k.Namespace, k.ID)))
 					} else {
 						j := job.Copy()
 						j.TaskGroups[0].Count++
 						desc = "update " + jobKey(job)
 						must(t, s.UpsertJob(idx, j))
+						must(t, mb.UpsertJob(idx, j.Copy()))
 					}
 				}
-				checkSummaries(t, s, fmt.Sprintf("step %d (%s)", step, desc))
+				when := fmt.Sprintf("step %d (%s)", step, desc)
+				checkSummaries(t, s, when)
+				checkAllocLists(t, s, when)
+				if rng.IntN(4) == 0 || step == 249 {
+					must(t, mb.Commit())
+					mb = mirror.Batch()
+					checkAllocLists(t, mirror, when+", batched")
+					checkSameAllocs(t, s, mirror, when)
+				}
 			}
 		})
 	}

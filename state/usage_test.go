@@ -70,7 +70,7 @@ func TestNodeUsageFollowsAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.Commit()
+	must(t, r.Commit())
 	checkUsage(t, restored.Snapshot(), nodes)
 }
 

@@ -1,0 +1,231 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/structs"
+)
+
+// TableAllocRefs finds allocations by job, by node and by deployment. It
+// holds one row per job, node or deployment with allocations: their IDs,
+// sorted. It is derived from the allocations table: written with every
+// allocation change, rebuilt on restore, never snapshotted.
+//
+// It replaces memdb secondary indexes on the allocations table, which cost
+// an index entry of about 600 bytes per allocation and per index (a radix
+// node, a leaf, a watch channel for each, and a key holding the
+// allocation's ID): at a million allocations, two thirds of the server's
+// heap went to the job and node indexes. A row costs 16 bytes per
+// allocation. A write rewrites the rows it changes once per transaction
+// (a plan of a hundred placements rewrites its job's row and its nodes'
+// rows once each), and rewrites the row of every job, node and deployment
+// of an allocation it changes, even when the IDs stay the same, so that a
+// blocking query on the row wakes as it did on the index.
+const TableAllocRefs = "alloc_refs"
+
+// allocRefs is a row of TableAllocRefs. Rows are never changed in place:
+// a write replaces the row (readers may hold the old one).
+type allocRefs struct {
+	Key string   // refKey.String()
+	IDs []string // the allocations' IDs, sorted
+}
+
+// refKey names a row of TableAllocRefs: a job (namespace and ID), a node
+// or a deployment.
+type refKey struct {
+	kind byte // 'j', 'n' or 'd'
+	ns   string
+	id   string
+}
+
+func jobRef(namespace, jobID string) refKey { return refKey{'j', namespace, jobID} }
+
+// String is the row's key: the kind, the namespace (jobs) and the ID,
+// separated by NUL bytes, which IDs do not hold.
+func (k refKey) String() string {
+	if k.kind == 'j' {
+		return "j\x00" + k.ns + "\x00" + k.id
+	}
+	return string(k.kind) + "\x00" + k.id
+}
+
+// refsOf returns the rows an allocation is listed in (zero keys for a
+// node or deployment it has none of).
+func refsOf(a *structs.Allocation) [3]refKey {
+	var keys [3]refKey
+	if a == nil {
+		return keys
+	}
+	keys[0] = jobRef(a.Namespace, a.JobID)
+	if a.NodeID != "" {
+		keys[1] = refKey{'n', "", a.NodeID}
+	}
+	if a.DeploymentID != "" {
+		keys[2] = refKey{'d', "", a.DeploymentID}
+	}
+	return keys
+}
+
+// refOp is a pending change to a row: the allocation id is now in it
+// (present) or no longer.
+type refOp struct {
+	id      string
+	present bool
+}
+
+// refsChanged records, for the transaction's end, that allocation old
+// became updated (nil for a new allocation, or for one deleted): the rows
+// it leaves, the rows it joins, and the rows it stays in, which are
+// rewritten as they are, to wake their watchers.
+func (t *txn) refsChanged(old, updated *structs.Allocation) {
+	from, to := refsOf(old), refsOf(updated)
+	if t.refs == nil {
+		t.refs = map[refKey][]refOp{}
+	}
+	for _, k := range from {
+		if k.kind != 0 && !slices.Contains(to[:], k) {
+			t.refs[k] = append(t.refs[k], refOp{old.ID, false})
+		}
+	}
+	for _, k := range to {
+		if k.kind != 0 {
+			t.refs[k] = append(t.refs[k], refOp{updated.ID, true})
+		}
+	}
+}
+
+// flushRefs writes every row the transaction changed.
+func (t *txn) flushRefs() error {
+	for k := range t.refs {
+		if err := t.flushRef(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushRef writes the row k with the transaction's pending changes to it,
+// or deletes it when no allocation is left in it.
+func (t *txn) flushRef(k refKey) error {
+	ops, ok := t.refs[k]
+	if !ok {
+		return nil
+	}
+	delete(t.refs, k)
+	key := k.String()
+	cur, err := first[allocRefs](nil, t.Txn, TableAllocRefs, indexID, key)
+	if err != nil {
+		return err
+	}
+	var old []string
+	if cur != nil {
+		old = cur.IDs
+	}
+	ids := applyRefOps(old, ops)
+	if len(ids) == 0 {
+		if cur == nil {
+			return nil
+		}
+		if err := t.Delete(TableAllocRefs, cur); err != nil {
+			return fmt.Errorf("delete allocations of %q: %w", key, err)
+		}
+		return nil
+	}
+	if err := t.Insert(TableAllocRefs, &allocRefs{Key: key, IDs: ids}); err != nil {
+		return fmt.Errorf("write allocations of %q: %w", key, err)
+	}
+	return nil
+}
+
+// applyRefOps returns a new sorted list: old (sorted) with the IDs of ops
+// that are present added and those that are not removed. Of several ops
+// on one ID the last counts. old is not changed; ops is reordered.
+func applyRefOps(old []string, ops []refOp) []string {
+	slices.SortStableFunc(ops, func(a, b refOp) int { return strings.Compare(a.id, b.id) })
+	// Keep the last op of each ID, in place.
+	n := 0
+	for i, op := range ops {
+		if i+1 < len(ops) && ops[i+1].id == op.id {
+			continue
+		}
+		ops[n] = op
+		n++
+	}
+	ops = ops[:n]
+	size := len(old)
+	for _, op := range ops {
+		_, found := slices.BinarySearch(old, op.id)
+		switch {
+		case op.present && !found:
+			size++
+		case !op.present && found:
+			size--
+		}
+	}
+	out := make([]string, 0, size)
+	i := 0
+	for _, op := range ops {
+		for i < len(old) && old[i] < op.id {
+			out = append(out, old[i])
+			i++
+		}
+		if i < len(old) && old[i] == op.id {
+			if op.present {
+				out = append(out, old[i])
+			}
+			i++
+			continue
+		}
+		if op.present {
+			out = append(out, op.id)
+		}
+	}
+	return append(out, old[i:]...)
+}
+
+// refIDs returns the IDs in row key, adding its watch to ws.
+func refIDs(ws memdb.WatchSet, tx *memdb.Txn, key refKey) ([]string, error) {
+	row, err := first[allocRefs](ws, tx, TableAllocRefs, indexID, key.String())
+	if err != nil || row == nil {
+		return nil, err
+	}
+	return row.IDs, nil
+}
+
+// allocsIn returns the allocations listed in row key, sorted by ID,
+// keeping those for which keep (if not nil) is true. The row's watch
+// covers them all: a write to any of them rewrites the row.
+func allocsIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, keep func(*structs.Allocation) bool) ([]*structs.Allocation, error) {
+	ids, err := refIDs(ws, tx, key)
+	if err != nil {
+		return nil, err
+	}
+	var out []*structs.Allocation
+	for _, id := range ids {
+		a, err := first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			return nil, fmt.Errorf("allocation %q, listed under %q, is not stored", id, key.String())
+		}
+		if keep == nil || keep(a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// allocsOfJobTx returns a job's allocations as the transaction sees them
+// (its pending changes to the job's row written first), sorted by ID.
+func (t *txn) allocsOfJobTx(job *structs.Job) ([]*structs.Allocation, error) {
+	k := jobRef(job.Namespace, job.ID)
+	if err := t.flushRef(k); err != nil {
+		return nil, err
+	}
+	return allocsIn(nil, t.Txn, k, func(a *structs.Allocation) bool { return sameIncarnation(a, job) })
+}
