@@ -186,14 +186,16 @@ func (t *txn) jobStatus(job *structs.Job) (string, error) {
 		}
 		return structs.JobStatusRunning, nil
 	}
-	allocs, err := t.allocsOfJobTx(job)
+	hasAllocs, live := false, false
+	err := t.eachAllocOfJob(job, func(a *structs.Allocation) bool {
+		hasAllocs, live = true, !a.TerminalStatus()
+		return !live // one live allocation is enough
+	})
 	if err != nil {
 		return "", err
 	}
-	for _, a := range allocs {
-		if !a.TerminalStatus() {
-			return structs.JobStatusRunning, nil
-		}
+	if live {
+		return structs.JobStatusRunning, nil
 	}
 	if job.Stop {
 		return structs.JobStatusDead, nil
@@ -207,7 +209,7 @@ func (t *txn) jobStatus(job *structs.Job) (string, error) {
 			return structs.JobStatusPending, nil
 		}
 	}
-	if len(allocs) == 0 && len(evals) == 0 && !t.evalDelete {
+	if !hasAllocs && len(evals) == 0 && !t.evalDelete {
 		return structs.JobStatusPending, nil
 	}
 	return structs.JobStatusDead, nil

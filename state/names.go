@@ -1,6 +1,7 @@
 package state
 
 import (
+	"hash/maphash"
 	"maps"
 
 	"github.com/skiffhq/skiff/structs"
@@ -15,7 +16,41 @@ import (
 // name behind, which costs a few bytes and changes nothing else.
 type names struct {
 	nodes map[string]nodeName // by node ID: the stored node's ID and name
+	// counts holds the small count maps of placement metrics (nodes
+	// available, filtered, exhausted) by a hash of their content: once
+	// nodes fill up, most placements find some exhausted, and kept a map
+	// of their own (about 200 bytes) saying so, of a few distinct values.
+	counts     map[uint64][]map[string]int
+	countsKept int
 }
+
+// maxCountMaps bounds the count maps names keeps; when full it starts over.
+const maxCountMaps = 4096
+
+// countMap returns the kept map equal to m, or keeps m and returns it.
+// Large maps are returned as they are.
+func (n *names) countMap(m map[string]int) map[string]int {
+	if len(m) == 0 || len(m) > 8 {
+		return m
+	}
+	h := uint64(len(m))
+	for k, v := range m { // a sum: the same whatever the order
+		h += maphash.String(countSeed, k)*31 + uint64(v)*0x9e3779b97f4a7c15
+	}
+	for _, c := range n.counts[h] {
+		if maps.Equal(c, m) {
+			return c
+		}
+	}
+	if n.countsKept >= maxCountMaps || n.counts == nil {
+		n.counts, n.countsKept = map[uint64][]map[string]int{}, 0
+	}
+	n.counts[h] = append(n.counts[h], m)
+	n.countsKept++
+	return m
+}
+
+var countSeed = maphash.MakeSeed()
 
 type nodeName struct{ id, name string }
 
@@ -39,7 +74,7 @@ func (n *names) node(id string) string {
 // come in a row), its evaluation and deployment IDs and its allocated
 // resources when they hold no ports. When the transaction owns its objects
 // it does the same inside their placement metrics: node IDs, score names,
-// and the count maps equal to the last allocation's.
+// and small count maps equal to one kept already (countMap).
 func (t *txn) share(a *structs.Allocation) {
 	if j := a.Job; j != nil {
 		if a.Namespace == j.Namespace {
@@ -80,14 +115,12 @@ func (t *txn) share(a *structs.Allocation) {
 	if !t.owned || a.Metrics == nil {
 		return
 	}
-	if last != nil && last.Metrics != nil {
-		lm, m := last.Metrics, a.Metrics
-		m.NodesAvailable = sameMap(m.NodesAvailable, lm.NodesAvailable)
-		m.ClassFiltered = sameMap(m.ClassFiltered, lm.ClassFiltered)
-		m.ConstraintFiltered = sameMap(m.ConstraintFiltered, lm.ConstraintFiltered)
-		m.ClassExhausted = sameMap(m.ClassExhausted, lm.ClassExhausted)
-		m.DimensionExhausted = sameMap(m.DimensionExhausted, lm.DimensionExhausted)
-	}
+	m := a.Metrics
+	m.NodesAvailable = t.names.countMap(m.NodesAvailable)
+	m.ClassFiltered = t.names.countMap(m.ClassFiltered)
+	m.ConstraintFiltered = t.names.countMap(m.ConstraintFiltered)
+	m.ClassExhausted = t.names.countMap(m.ClassExhausted)
+	m.DimensionExhausted = t.names.countMap(m.DimensionExhausted)
 	for _, m := range a.Metrics.ScoreMetaData {
 		if m == nil {
 			continue
@@ -97,14 +130,6 @@ func (t *txn) share(a *structs.Allocation) {
 			m.Scores[i].Name = structs.CanonicalString(m.Scores[i].Name)
 		}
 	}
-}
-
-// sameMap returns prev when it equals m (and is not empty), else m.
-func sameMap(m, prev map[string]int) map[string]int {
-	if len(m) > 0 && maps.Equal(m, prev) {
-		return prev
-	}
-	return m
 }
 
 // portless reports whether r gives its allocation no network or port,

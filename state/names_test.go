@@ -1,6 +1,8 @@
 package state
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"unsafe"
@@ -117,5 +119,38 @@ func TestStoredAllocationsKeepTheirOwnResources(t *testing.T) {
 		if got := a.AllocatedResources.Shared.Ports[0].Value; got != want {
 			t.Errorf("%s: port %d, want %d", id, got, want)
 		}
+	}
+}
+
+// Equal count maps of placement metrics are kept once, whether or not
+// their allocations come in a row, and unequal ones stay apart.
+func TestStoredAllocationsShareCountMaps(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	must(t, s.UpsertJob(1, job))
+	exhausted := []map[string]int{{"memory": 1}, {"memory": 2}, {"memory": 1}, {"memory": 2, "cpu": 1}, {"cpu": 1, "memory": 2}}
+	for i, m := range exhausted {
+		a := testAlloc(job, fmt.Sprintf("a%d", i), "n1")
+		a.Metrics = &structs.AllocMetric{DimensionExhausted: maps.Clone(m)}
+		b := s.Batch() // each in its own write, as plans of several evaluations
+		must(t, b.UpsertAllocs(uint64(2+i), []*structs.Allocation{a}))
+		must(t, b.Commit())
+	}
+	got := make([]map[string]int, len(exhausted))
+	for i := range exhausted {
+		a, err := s.AllocByID(nil, fmt.Sprintf("a%d", i))
+		must(t, err)
+		got[i] = a.Metrics.DimensionExhausted
+		if !maps.Equal(got[i], exhausted[i]) {
+			t.Fatalf("a%d: exhausted %v, want %v", i, got[i], exhausted[i])
+		}
+	}
+	for _, pair := range [][2]int{{0, 2}, {3, 4}} {
+		if !sameMapData(got[pair[0]], got[pair[1]]) {
+			t.Errorf("a%d and a%d keep two equal maps %v", pair[0], pair[1], got[pair[0]])
+		}
+	}
+	if sameMapData(got[0], got[1]) {
+		t.Error("a0 and a1 share a map, but their maps differ")
 	}
 }

@@ -200,32 +200,45 @@ func refIDs(ws memdb.WatchSet, tx *memdb.Txn, key refKey) ([]string, error) {
 // keeping those for which keep (if not nil) is true. The row's watch
 // covers them all: a write to any of them rewrites the row.
 func allocsIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, keep func(*structs.Allocation) bool) ([]*structs.Allocation, error) {
-	ids, err := refIDs(ws, tx, key)
-	if err != nil {
-		return nil, err
-	}
 	var out []*structs.Allocation
-	for _, id := range ids {
-		a, err := first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
-		if err != nil {
-			return nil, err
-		}
-		if a == nil {
-			return nil, fmt.Errorf("allocation %q, listed under %q, is not stored", id, key.String())
-		}
+	err := eachAllocIn(ws, tx, key, func(a *structs.Allocation) bool {
 		if keep == nil || keep(a) {
 			out = append(out, a)
 		}
-	}
-	return out, nil
+		return true
+	})
+	return out, err
 }
 
-// allocsOfJobTx returns a job's allocations as the transaction sees them
-// (its pending changes to the job's row written first), sorted by ID.
-func (t *txn) allocsOfJobTx(job *structs.Job) ([]*structs.Allocation, error) {
+// eachAllocIn calls fn with each allocation listed in row key, in ID
+// order, until fn returns false.
+func eachAllocIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, fn func(*structs.Allocation) bool) error {
+	ids, err := refIDs(ws, tx, key)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		a, err := first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return fmt.Errorf("allocation %q, listed under %q, is not stored", id, key.String())
+		}
+		if !fn(a) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// eachAllocOfJob calls fn with each allocation of the job's current
+// incarnation as the transaction sees them (its pending changes to the
+// job's row written first), in ID order, until fn returns false.
+func (t *txn) eachAllocOfJob(job *structs.Job, fn func(*structs.Allocation) bool) error {
 	k := jobRef(job.Namespace, job.ID)
 	if err := t.flushRef(k); err != nil {
-		return nil, err
+		return err
 	}
-	return allocsIn(nil, t.Txn, k, func(a *structs.Allocation) bool { return sameIncarnation(a, job) })
+	return eachAllocIn(nil, t.Txn, k, func(a *structs.Allocation) bool { return !sameIncarnation(a, job) || fn(a) })
 }

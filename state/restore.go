@@ -26,7 +26,7 @@ func (s *Store) Restore() *Restore {
 // lists of allocations by job, node and deployment. On an error nothing
 // is restored.
 func (r *Restore) Commit() error {
-	if err := r.txn.flushRefs(); err != nil {
+	if err := r.txn.flushDerived(); err != nil {
 		r.txn.Abort()
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -59,7 +59,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 		return err
 	}
 	r.txn.refsChanged(nil, a)
-	return changeUsage(r.txn.Txn, a, +1)
+	return r.txn.changeUsage(a, +1)
 }
 
 // AllocJobRefRestore restores an allocation written without its job,

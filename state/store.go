@@ -114,7 +114,7 @@ func (b *Batch) Commit() error {
 		b.t.Abort()
 		return b.err
 	}
-	if err := b.t.flushRefs(); err != nil {
+	if err := b.t.flushDerived(); err != nil {
 		b.t.Abort()
 		return err
 	}
@@ -190,6 +190,18 @@ type txn struct {
 	// are written once, when the transaction commits (or before it reads
 	// the row).
 	refs map[refKey][]refOp
+	// usage holds the transaction's own copies of the node usage rows it
+	// changed, written when it commits.
+	usage map[string]*structs.NodeUsage
+}
+
+// flushDerived writes the derived rows the transaction changed: the
+// lists of allocations and the node usage rows.
+func (t *txn) flushDerived() error {
+	if err := t.flushRefs(); err != nil {
+		return err
+	}
+	return t.flushUsage()
 }
 
 // write runs fn in a write transaction at index and commits it if fn
@@ -211,7 +223,7 @@ func (s *Store) write(index uint64, fn func(t *txn) error) error {
 	if err := t.settle(); err != nil {
 		return err
 	}
-	if err := t.flushRefs(); err != nil {
+	if err := t.flushDerived(); err != nil {
 		return err
 	}
 	t.Commit()

@@ -97,10 +97,10 @@ func (t *txn) slotOf(a *structs.Allocation) (slot, bool, error) {
 func (t *txn) allocChanged(old, updated *structs.Allocation) error {
 	t.refsChanged(old, updated)
 	if !sameUse(old, updated) { // most client reports change no usage
-		if err := changeUsage(t.Txn, old, -1); err != nil {
+		if err := t.changeUsage(old, -1); err != nil {
 			return err
 		}
-		if err := changeUsage(t.Txn, updated, +1); err != nil {
+		if err := t.changeUsage(updated, +1); err != nil {
 			return err
 		}
 	}
@@ -180,18 +180,16 @@ func (t *txn) ensureSummary(job *structs.Job) error {
 			CreateIndex: t.index, ModifyIndex: t.index,
 		}
 		t.summaries[id] = sum
-		allocs, err := t.allocsOfJobTx(job)
+		err = t.eachAllocOfJob(job, func(a *structs.Allocation) bool {
+			if b := bucketOf(a); b != bucketNone {
+				g := sum.Summary[a.TaskGroup]
+				b.add(&g, 1)
+				sum.Summary[a.TaskGroup] = g
+			}
+			return true
+		})
 		if err != nil {
 			return err
-		}
-		for _, a := range allocs {
-			b := bucketOf(a)
-			if b == bucketNone {
-				continue
-			}
-			g := sum.Summary[a.TaskGroup]
-			b.add(&g, 1)
-			sum.Summary[a.TaskGroup] = g
 		}
 	}
 	for _, tg := range job.TaskGroups {

@@ -198,6 +198,10 @@ func TestSummaryMatchesRecount(t *testing.T) {
 						must(t, err)
 						a := testAlloc(job, fmt.Sprintf("alloc-%03d", len(allocIDs)), pick([]string{"n1", "n2", "n3"}))
 						a.DeploymentID = pick([]string{"", "d1", "d2"})
+						a.AllocatedResources = &structs.AllocatedResources{
+							Tasks: map[string]*structs.AllocatedTaskResources{"server": {
+								Cpu: structs.AllocatedCpuResources{CpuShares: int64(10 + rng.IntN(90))}, Memory: structs.AllocatedMemoryResources{MemoryMB: 64}}},
+							Shared: structs.AllocatedSharedResources{Ports: []structs.AllocatedPortMapping{{Label: "http", Value: 20000 + rng.IntN(3)}}}}
 						a.TaskGroup = pick([]string{"web", "worker", "gone"})
 						a.ClientStatus, a.DesiredStatus = pick(clientStatuses), pick(desired)
 						switch r := rng.IntN(4); {
@@ -270,10 +274,12 @@ func TestSummaryMatchesRecount(t *testing.T) {
 				when := fmt.Sprintf("step %d (%s)", step, desc)
 				checkSummaries(t, s, when)
 				checkAllocLists(t, s, when)
+				checkUsage(t, s.Snapshot(), []string{"n1", "n2", "n3"})
 				if rng.IntN(4) == 0 || step == 249 {
 					must(t, mb.Commit())
 					mb = mirror.Batch()
 					checkAllocLists(t, mirror, when+", batched")
+					checkUsage(t, mirror.Snapshot(), []string{"n1", "n2", "n3"})
 					checkSameAllocs(t, s, mirror, when)
 				}
 			}

@@ -5,8 +5,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -33,20 +31,29 @@ func (r reader) NodeUsages() ([]*structs.NodeUsage, error) {
 }
 
 // changeUsage adds (sign +1) or removes (sign -1) a live allocation's use
-// to or from its node's usage row. Terminal allocations use nothing.
-func changeUsage(tx *memdb.Txn, a *structs.Allocation, sign int64) error {
+// to or from the transaction's own copy of its node's usage row, which
+// flushUsage writes: a write placing many allocations on a node rewrites
+// its row once. Terminal allocations use nothing.
+func (t *txn) changeUsage(a *structs.Allocation, sign int64) error {
 	if a == nil || a.NodeID == "" || a.TerminalStatus() {
 		return nil
 	}
 	cpu, mem, disk, ports := structs.AllocUsage(a)
-	cur, err := first[structs.NodeUsage](nil, tx, TableNodeUsage, indexID, a.NodeID)
-	if err != nil {
-		return err
-	}
-	u := &structs.NodeUsage{NodeID: a.NodeID}
-	if cur != nil {
-		*u = *cur
-		u.Ports = maps.Clone(cur.Ports)
+	u, ok := t.usage[a.NodeID]
+	if !ok {
+		cur, err := first[structs.NodeUsage](nil, t.Txn, TableNodeUsage, indexID, a.NodeID)
+		if err != nil {
+			return err
+		}
+		u = &structs.NodeUsage{NodeID: a.NodeID}
+		if cur != nil {
+			*u = *cur
+			u.Ports = maps.Clone(cur.Ports)
+		}
+		if t.usage == nil {
+			t.usage = map[string]*structs.NodeUsage{}
+		}
+		t.usage[a.NodeID] = u
 	}
 	u.CPU += sign * cpu
 	u.MemoryMB += sign * mem
@@ -60,9 +67,17 @@ func changeUsage(tx *memdb.Txn, a *structs.Allocation, sign int64) error {
 			delete(u.Ports, p)
 		}
 	}
-	if err := tx.Insert(TableNodeUsage, u); err != nil {
-		return fmt.Errorf("update usage of node %s: %w", a.NodeID, err)
+	return nil
+}
+
+// flushUsage writes the usage rows the transaction changed.
+func (t *txn) flushUsage() error {
+	for id, u := range t.usage {
+		if err := t.Insert(TableNodeUsage, u); err != nil {
+			return fmt.Errorf("update usage of node %s: %w", id, err)
+		}
 	}
+	t.usage = nil
 	return nil
 }
 
