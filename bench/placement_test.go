@@ -34,6 +34,11 @@ type placementRun struct {
 	idle               bool // nodes only heartbeat: they neither pull nor report
 	registrars         int
 	timeout            time.Duration
+	// settle: once everything is placed, take a raft snapshot and
+	// measure the live heap again after it: without a snapshot being
+	// written, which holds the state of its start (and the tree nodes
+	// that writes have replaced since) until it ends.
+	settle bool
 }
 
 // placementResult is what a run measured. Placements are allocations
@@ -48,6 +53,7 @@ type placementResult struct {
 	nodesUp          time.Duration // fleet registration
 	heapBase         uint64        // live heap after the nodes registered, before any job
 	heapEnd          uint64        // live heap once everything was placed
+	heapSettled      uint64        // live heap after a raft snapshot taken then (settle runs only)
 	sharedJob        bool          // allocations of one job share one *Job in state
 	fleet            simnode.Stats
 	raftLastIndex    uint64
@@ -264,6 +270,14 @@ func runPlacement(tb testing.TB, r placementRun) *placementResult {
 	res.downNodes = notReady(tb, s.State())
 	res.raftLastIndex = s.Raft().LastIndex()
 	res.heapEnd = liveHeap()
+	if r.settle {
+		// raft runs one snapshot at a time: this one waits for any
+		// that the log's growth started, then writes its own.
+		if err := s.Raft().Snapshot().Error(); err != nil {
+			tb.Logf("raft snapshot before the settled heap: %v", err)
+		}
+		res.heapSettled = liveHeap()
+	}
 	if path := os.Getenv("SKIFF_HEAP_PROFILE"); path != "" {
 		// The live heap with everything placed, for "go tool pprof".
 		if f, err := os.Create(path); err == nil {
@@ -482,8 +496,11 @@ func BenchmarkPlacementThroughRaft(b *testing.B) {
 // so that 1M fit. It reports the total time, placements/s, and the live
 // heap (after a GC) per 10,000 allocations: the growth from the heap
 // with the nodes registered to the heap with everything placed, which
-// counts the jobs, evaluations, summaries and raft's log cache too. It
-// is skipped unless SKIFF_C1M_ALLOCS is set.
+// counts the jobs, evaluations, summaries and raft's log cache too; and
+// the same after a raft snapshot taken once everything is placed
+// (settled-heap-MB/10k-allocs): a snapshot being written when the first
+// measure is taken keeps the state of its start alive. It is skipped
+// unless SKIFF_C1M_ALLOCS is set.
 func BenchmarkC1M(b *testing.B) {
 	if os.Getenv("SKIFF_C1M_ALLOCS") == "" {
 		b.Skip("set SKIFF_C1M_ALLOCS (e.g. 1000000) to run C1M")
@@ -492,15 +509,16 @@ func BenchmarkC1M(b *testing.B) {
 	allocs := envInt(b, "SKIFF_C1M_ALLOCS", 1_000_000)
 	r := placementRun{
 		nodes: envInt(b, "SKIFF_C1M_NODES", 5000), jobs: max(1, allocs/count), count: count,
-		racks: 25, cpu: 20, mem: 32, diskMB: 128, idle: true, registrars: 4, timeout: 30 * time.Minute,
+		racks: 25, cpu: 20, mem: 32, diskMB: 128, idle: true, registrars: 4, timeout: 30 * time.Minute, settle: true,
 	}
 	for range b.N {
 		res := runPlacement(b, r)
 		perTenK := float64(res.heapEnd-min(res.heapEnd, res.heapBase)) / float64(res.placed) * 10000
-		b.Logf("%d allocations (%d jobs x %d) on %d nodes in %s; first tenth %.0f/s, last tenth %.0f/s; heap %d MB with the nodes, %d MB at the end; "+
+		settledPerTenK := float64(res.heapSettled-min(res.heapSettled, res.heapBase)) / float64(res.placed) * 10000
+		b.Logf("%d allocations (%d jobs x %d) on %d nodes in %s; first tenth %.0f/s, last tenth %.0f/s; heap %d MB with the nodes, %d MB at the end, %d MB after a snapshot; "+
 			"raft last index %d; allocations share their job: %v; lost allocations %d, nodes not ready %d; fleet %+v",
 			res.placed, r.jobs, r.count, r.nodes, res.elapsed.Round(time.Millisecond), res.byTenth[0], res.byTenth[9],
-			res.heapBase>>20, res.heapEnd>>20, res.raftLastIndex, res.sharedJob, res.lost, res.downNodes, res.fleet)
+			res.heapBase>>20, res.heapEnd>>20, res.heapSettled>>20, res.raftLastIndex, res.sharedJob, res.lost, res.downNodes, res.fleet)
 		b.Log(res.timeline())
 		b.ReportMetric(res.elapsed.Seconds(), "total-s")
 		b.ReportMetric(res.cpu.Seconds(), "cpu-s")
@@ -508,6 +526,7 @@ func BenchmarkC1M(b *testing.B) {
 		b.ReportMetric(res.byTenth[0], "first-tenth/s")
 		b.ReportMetric(res.byTenth[9], "last-tenth/s")
 		b.ReportMetric(perTenK/(1<<20), "heap-MB/10k-allocs")
+		b.ReportMetric(settledPerTenK/(1<<20), "settled-heap-MB/10k-allocs")
 		b.ReportMetric(float64(res.heapEnd)/(1<<20), "heap-MB")
 		b.ReportMetric(float64(res.lost), "lost-allocs")
 	}
