@@ -101,11 +101,7 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 	follower.kill()
 	var last uint64
 	for i := range 300 {
-		idx, err := register(context.Background(), leader, fmt.Sprintf("job-%03d", i))
-		if err != nil {
-			t.Fatalf("register %d: %v", i, err)
-		}
-		last = idx
+		last = registerRetrying(t, leader, fmt.Sprintf("job-%03d", i))
 	}
 	testutil.WaitFor(t, 20*time.Second, "the leader to snapshot and compact its log", func() bool {
 		entries, _ := os.ReadDir(filepath.Join(leader.dir, "data", "raft", "snapshots"))
@@ -128,11 +124,7 @@ func TestFullClusterRestartKeepsState(t *testing.T) {
 	leader := c.leader()
 	var last uint64
 	for i := range 40 {
-		idx, err := register(context.Background(), c.agents[i%3], fmt.Sprintf("j%d", i))
-		if err != nil {
-			t.Fatalf("register: %v", err)
-		}
-		last = idx
+		last = registerRetrying(t, c.agents[i%3], fmt.Sprintf("j%d", i))
 	}
 	_ = leader
 	for _, a := range c.agents {
@@ -155,9 +147,7 @@ func TestFullClusterRestartKeepsState(t *testing.T) {
 func TestDamagedRaftLogIsRefused(t *testing.T) {
 	c := newCluster(t, 1, clusterOpts{})
 	a := c.leader()
-	if _, err := register(context.Background(), a, "x"); err != nil {
-		t.Fatal(err)
-	}
+	registerRetrying(t, a, "x")
 	a.kill()
 	db := filepath.Join(a.dir, "data", "raft", "raft.db")
 	f, err := os.OpenFile(db, os.O_RDWR, 0)
@@ -234,9 +224,7 @@ func startWithBrokenSnapshots(t *testing.T, breakSnapshots func(t *testing.T, sn
   raft_snapshot_interval  = "100ms"`})
 	a := c.leader()
 	for i := range 60 {
-		if _, err := register(context.Background(), a, fmt.Sprintf("j%d", i)); err != nil {
-			t.Fatal(err)
-		}
+		registerRetrying(t, a, fmt.Sprintf("j%d", i))
 	}
 	snapDir := filepath.Join(a.dir, "data", "raft", "snapshots")
 	// Finished snapshots only: a ".tmp" directory is one still being

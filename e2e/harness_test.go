@@ -300,6 +300,27 @@ func register(ctx context.Context, a *agentProc, id string) (uint64, error) {
 	return reply.Index, err
 }
 
+// registerRetrying registers job id through a, retrying for up to 30 s
+// while the cluster answers 503 (no leader yet, or leadership changed
+// while committing), as a user would: registering a job is idempotent. The
+// tests that use it check what happens to acknowledged writes, not that a
+// cluster on a starved machine keeps its leader (elections under CPU steal
+// failed them); the leader-kill test keeps its own retries.
+func registerRetrying(t testing.TB, a *agentProc, id string) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		idx, err := register(context.Background(), a, id)
+		if err == nil {
+			return idx
+		}
+		if !strings.Contains(err.Error(), ": 503: ") || time.Now().After(deadline) {
+			t.Fatalf("register %s: %v", id, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // jobIDs lists the job IDs an agent has in its own state (a stale read).
 func jobIDs(t testing.TB, a *agentProc) map[string]bool {
 	t.Helper()

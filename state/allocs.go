@@ -37,7 +37,7 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 	if in.ID == "" || in.Namespace == "" || in.JobID == "" {
 		return fmt.Errorf("ID, namespace and job ID are required (namespace %q, job %q)", in.Namespace, in.JobID)
 	}
-	existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, in.ID)
+	existing, err := t.allocByID(in.ID)
 	if err != nil {
 		return err
 	}
@@ -84,6 +84,7 @@ func (t *txn) putAlloc(existing, a *structs.Allocation) error {
 	if err := t.insert(TableAllocs, a); err != nil {
 		return err
 	}
+	t.allocs[a.ID] = a
 	if err := t.allocChanged(existing, a); err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func (w writer) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocatio
 }
 
 func (t *txn) updateAllocFromClient(u *structs.Allocation) error {
-	existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, u.ID)
+	existing, err := t.allocByID(u.ID)
 	if err != nil || existing == nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func (w writer) SetAllocHealth(index uint64, deploymentID string, healthy, unhea
 		t.touch(TableAllocs)
 		set := func(ids []string, verdict bool) error {
 			for _, id := range ids {
-				existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+				existing, err := t.allocByID(id)
 				if err != nil {
 					return err
 				}

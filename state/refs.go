@@ -117,7 +117,7 @@ func (t *txn) flushRef(k refKey) error {
 	}
 	delete(t.refs, k)
 	key := k.String()
-	cur, err := first[allocRefs](nil, t.Txn, TableAllocRefs, indexID, key)
+	cur, err := t.refRow(key)
 	if err != nil {
 		return err
 	}
@@ -133,17 +133,30 @@ func (t *txn) flushRef(k refKey) error {
 		if err := t.Delete(TableAllocRefs, cur); err != nil {
 			return fmt.Errorf("delete allocations of %q: %w", key, err)
 		}
+		t.refRows[key] = nil
 		return nil
 	}
-	if err := t.Insert(TableAllocRefs, &allocRefs{Key: key, IDs: ids}); err != nil {
+	row := &allocRefs{Key: key, IDs: ids}
+	if err := t.Insert(TableAllocRefs, row); err != nil {
 		return fmt.Errorf("write allocations of %q: %w", key, err)
 	}
+	t.refRows[key] = row
 	return nil
 }
 
+// refRow returns row key of TableAllocRefs as the transaction sees it.
+func (t *txn) refRow(key string) (*allocRefs, error) {
+	if row, ok := t.refRows[key]; ok {
+		return row, nil
+	}
+	return first[allocRefs](nil, t.base, TableAllocRefs, indexID, key)
+}
+
 // applyRefOps returns a new sorted list: old (sorted) with the IDs of ops
-// that are present added and those that are not removed. Of several ops
-// on one ID the last counts. old is not changed; ops is reordered.
+// that are present added and those that are not removed, or old itself
+// when that changes nothing (rows never change in place, so they may
+// share it). Of several ops on one ID the last counts. old is not
+// changed; ops is reordered.
 func applyRefOps(old []string, ops []refOp) []string {
 	slices.SortStableFunc(ops, func(a, b refOp) int { return strings.Compare(a.id, b.id) })
 	// Keep the last op of each ID, in place.
@@ -156,15 +169,18 @@ func applyRefOps(old []string, ops []refOp) []string {
 		n++
 	}
 	ops = ops[:n]
-	size := len(old)
+	size, changed := len(old), false
 	for _, op := range ops {
 		_, found := slices.BinarySearch(old, op.id)
 		switch {
 		case op.present && !found:
-			size++
+			size, changed = size+1, true
 		case !op.present && found:
-			size--
+			size, changed = size-1, true
 		}
+	}
+	if !changed {
+		return old
 	}
 	out := make([]string, 0, size)
 	i := 0
@@ -217,8 +233,16 @@ func eachAllocIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, fn func(*structs.
 	if err != nil {
 		return err
 	}
+	return eachAlloc(ids, key, func(id string) (*structs.Allocation, error) {
+		return first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
+	}, fn)
+}
+
+// eachAlloc calls fn with the allocation of each of ids (listed under
+// key), read with get, until fn returns false.
+func eachAlloc(ids []string, key refKey, get func(string) (*structs.Allocation, error), fn func(*structs.Allocation) bool) error {
 	for _, id := range ids {
-		a, err := first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
+		a, err := get(id)
 		if err != nil {
 			return err
 		}
@@ -240,5 +264,9 @@ func (t *txn) eachAllocOfJob(job *structs.Job, fn func(*structs.Allocation) bool
 	if err := t.flushRef(k); err != nil {
 		return err
 	}
-	return eachAllocIn(nil, t.Txn, k, func(a *structs.Allocation) bool { return !sameIncarnation(a, job) || fn(a) })
+	row, err := t.refRow(k.String())
+	if err != nil || row == nil {
+		return err
+	}
+	return eachAlloc(row.IDs, k, t.allocByID, func(a *structs.Allocation) bool { return !sameIncarnation(a, job) || fn(a) })
 }

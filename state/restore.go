@@ -19,7 +19,9 @@ type Restore struct {
 
 // Restore starts a bulk load. The FSM calls it on a store made by New.
 func (s *Store) Restore() *Restore {
-	return &Restore{txn: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}}
+	t := s.newTxn()
+	t.owned = true
+	return &Restore{txn: t}
 }
 
 // Commit makes everything restored visible at once, having derived the

@@ -81,7 +81,8 @@ type Batch struct {
 // Batch starts a batch of writes. memdb allows one write transaction at a
 // time: commit or abort the batch before writing through the Store again.
 func (s *Store) Batch() *Batch {
-	b := &Batch{t: &txn{Txn: s.db.Txn(true), names: s.names, owned: true}, indexes: map[string]uint64{}}
+	b := &Batch{t: s.newTxn(), indexes: map[string]uint64{}}
+	b.t.owned = true
 	b.t.deferIndexes = b.indexes
 	b.writer = writer{run: b.write}
 	return b
@@ -193,6 +194,35 @@ type txn struct {
 	// usage holds the transaction's own copies of the node usage rows it
 	// changed, written when it commits.
 	usage map[string]*structs.NodeUsage
+
+	// base reads the state as it was when the transaction started, and
+	// allocs and refRows hold the allocations (nil: deleted) and alloc_refs
+	// rows the transaction wrote: together they answer the transaction's
+	// reads of those tables. A read through the memdb write transaction of
+	// a table it changed clones the table's radix transaction, which drops
+	// the set of tree nodes the transaction already copied, so that the
+	// next insert copies its whole path again: placing a plan read each
+	// allocation before writing it, and copied several kilobytes of tree
+	// nodes per allocation for it.
+	base    *memdb.Txn
+	allocs  map[string]*structs.Allocation
+	refRows map[string]*allocRefs
+}
+
+// newTxn starts a write transaction, with its reader of the state it
+// starts from.
+func (s *Store) newTxn() *txn {
+	tx := s.db.Txn(true) // holds the write lock: nothing commits before base is taken
+	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names,
+		allocs: map[string]*structs.Allocation{}, refRows: map[string]*allocRefs{}}
+}
+
+// allocByID returns an allocation as the transaction sees it, or nil.
+func (t *txn) allocByID(id string) (*structs.Allocation, error) {
+	if a, ok := t.allocs[id]; ok {
+		return a, nil
+	}
+	return first[structs.Allocation](nil, t.base, TableAllocs, indexID, id)
 }
 
 // flushDerived writes the derived rows the transaction changed: the
@@ -208,14 +238,11 @@ func (t *txn) flushDerived() error {
 // succeeds. memdb serialises write transactions, so a write waits for any
 // other (or for an open Restore) to finish.
 func (s *Store) write(index uint64, fn func(t *txn) error) error {
-	t := &txn{
-		Txn:       s.db.Txn(true),
-		index:     index,
-		names:     s.names,
-		touched:   map[string]bool{},
-		summaries: map[structs.NamespacedID]*structs.JobSummary{},
-		jobs:      map[structs.NamespacedID]bool{},
-	}
+	t := s.newTxn()
+	t.index = index
+	t.touched = map[string]bool{}
+	t.summaries = map[structs.NamespacedID]*structs.JobSummary{}
+	t.jobs = map[structs.NamespacedID]bool{}
 	defer t.Abort() // no-op after Commit
 	if err := fn(t); err != nil {
 		return err

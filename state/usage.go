@@ -41,7 +41,8 @@ func (t *txn) changeUsage(a *structs.Allocation, sign int64) error {
 	cpu, mem, disk, ports := structs.AllocUsage(a)
 	u, ok := t.usage[a.NodeID]
 	if !ok {
-		cur, err := first[structs.NodeUsage](nil, t.Txn, TableNodeUsage, indexID, a.NodeID)
+		// Not in t.usage: the transaction has not written the row yet.
+		cur, err := first[structs.NodeUsage](nil, t.base, TableNodeUsage, indexID, a.NodeID)
 		if err != nil {
 			return err
 		}

@@ -65,9 +65,10 @@ func (w writer) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
 			}
 		}
 		for _, id := range allocIDs {
-			a, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+			a, err := t.allocByID(id)
 			if err == nil && a != nil {
 				if err = t.delete(TableAllocs, a); err == nil {
+					t.allocs[id] = nil
 					err = t.allocChanged(a, nil)
 				}
 				t.markJob(a.Namespace, a.JobID)
@@ -200,7 +201,7 @@ func (w writer) UpdateAllocsDesiredTransitions(index uint64, transitions map[str
 	return w.run(index, func(t *txn) error {
 		t.touch(TableAllocs)
 		for id, tr := range transitions {
-			existing, err := first[structs.Allocation](nil, t.Txn, TableAllocs, indexID, id)
+			existing, err := t.allocByID(id)
 			if err != nil {
 				return err
 			}
