@@ -20,11 +20,16 @@ import (
 // node, a leaf, a watch channel for each, and a key holding the
 // allocation's ID): at a million allocations, two thirds of the server's
 // heap went to the job and node indexes. A row costs 16 bytes per
-// allocation. A write rewrites the rows it changes once per transaction
+// allocation. A transaction rewrites the rows it changes when it commits
 // (a plan of a hundred placements rewrites its job's row and its nodes'
-// rows once each), and rewrites the row of every job, node and deployment
-// of an allocation it changes, even when the IDs stay the same, so that a
-// blocking query on the row wakes as it did on the index.
+// rows once each); a job's row also when the transaction reads the job's
+// allocations, which settling the job's status does after each write of
+// a batch. It rewrites the row of every job, node and deployment of an
+// allocation it changes even when the IDs stay the same (sharing the
+// list), so that a blocking query on the row wakes as it did on the
+// index. A list whose IDs change is copied: writes cost O(allocations of
+// the job or node), which is what a plan's summary and status already
+// cost.
 const TableAllocRefs = "alloc_refs"
 
 // allocRefs is a row of TableAllocRefs. Rows are never changed in place:

@@ -7,9 +7,10 @@ import (
 )
 
 // Restore bulk-loads a raft snapshot into a fresh store. Rows go in as they
-// are: no index, summary or status is derived, so a snapshot must hold
-// every table, the index table included. Nothing is visible to reads until
-// Commit.
+// are: no summary or status is derived, so a snapshot must hold every
+// table, the index table included. Only the tables derived from
+// allocations (the lists by job, node and deployment, and node usage) are
+// rebuilt, at Commit. Nothing is visible to reads until Commit.
 //
 // A Restore holds the store's write lock: it must end with Commit or Abort
 // before any other write, and is used from one goroutine.

@@ -139,7 +139,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 		})
 	}
 
-	// The secondary indexes were rebuilt.
+	// The lists of allocations by job, node and deployment were rebuilt.
 	checks := []struct {
 		name      string
 		got, want int

@@ -8,9 +8,10 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// TableNodeUsage holds one structs.NodeUsage per node with live
-// allocations. It is derived from the allocations table: written with
-// every allocation change, rebuilt on restore, never snapshotted.
+// TableNodeUsage holds one structs.NodeUsage per node that has had live
+// allocations (a row stays, at zero, when the last one stops). It is
+// derived from the allocations table: written with every allocation
+// change, rebuilt on restore, never snapshotted.
 const TableNodeUsage = "node_usage"
 
 // NodeUsage returns what the live allocations on a node use, or a zero
@@ -23,7 +24,8 @@ func (r reader) NodeUsage(nodeID string) (*structs.NodeUsage, error) {
 	return &structs.NodeUsage{NodeID: nodeID}, nil
 }
 
-// NodeUsages returns the usage rows of every node with live allocations,
+// NodeUsages returns the usage rows of every node that has had live
+// allocations (rows at zero included),
 // sorted by node ID: one pass over the table, for a reader about to look
 // at most nodes (a point lookup costs some microseconds each).
 func (r reader) NodeUsages() ([]*structs.NodeUsage, error) {
