@@ -335,6 +335,7 @@ func TestPolicy(t *testing.T) {
 	if res := waitExit(t, allowed, tc.ID, 10*time.Second); !res.Successful() {
 		t.Fatalf("exit %+v: %s", *res, readLog(t, tc, "stderr"))
 	}
+	waitLog(t, tc, "from-host ro") // the logger may still be copying after the exit
 	if got := readLog(t, tc, "stdout"); got != "from-host ro\n" {
 		t.Errorf("stdout %q, want the host file and a read-only mount", got)
 	}
