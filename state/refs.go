@@ -190,11 +190,12 @@ func applyRefOps(old []string, ops []refOp) []string {
 	out := make([]string, 0, size)
 	i := 0
 	for _, op := range ops {
-		for i < len(old) && old[i] < op.id {
-			out = append(out, old[i])
-			i++
-		}
-		if i < len(old) && old[i] == op.id {
+		// Copy the run of old before op.id in one go: a few comparisons
+		// (a binary search) instead of one per ID kept.
+		j, found := slices.BinarySearch(old[i:], op.id)
+		out = append(out, old[i:i+j]...)
+		i += j
+		if found {
 			if op.present {
 				out = append(out, old[i])
 			}
