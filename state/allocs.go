@@ -78,20 +78,28 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 	return t.putAlloc(existing, a)
 }
 
-// putAlloc writes a over existing (nil for a new allocation) and updates
-// what depends on it.
+// putAlloc writes a over existing (nil for a new allocation), or deletes
+// existing when a is nil, and updates what depends on it.
 func (t *txn) putAlloc(existing, a *structs.Allocation) error {
-	if err := t.insert(TableAllocs, a); err != nil {
-		return err
+	if a != nil {
+		if err := t.insert(TableAllocs, a); err != nil {
+			return err
+		}
+		t.allocs[a.ID] = a
+	} else {
+		if err := t.delete(TableAllocs, existing); err != nil {
+			return err
+		}
+		t.allocs[existing.ID] = nil
 	}
-	t.allocs[a.ID] = a
 	if err := t.allocChanged(existing, a); err != nil {
 		return err
 	}
-	if existing != nil {
-		t.markJob(existing.Namespace, existing.JobID)
+	for _, x := range []*structs.Allocation{existing, a} {
+		if x != nil {
+			t.markJob(x.Namespace, x.JobID)
+		}
 	}
-	t.markJob(a.Namespace, a.JobID)
 	return nil
 }
 

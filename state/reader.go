@@ -204,12 +204,6 @@ func (r reader) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Alloc
 	return allocsIn(ws, r.txn(), refKey{'n', "", nodeID}, nil)
 }
 
-// AllocsByNodeTerminal returns the allocations on a node whose
-// TerminalStatus is terminal.
-func (r reader) AllocsByNodeTerminal(ws memdb.WatchSet, nodeID string, terminal bool) ([]*structs.Allocation, error) {
-	return allocsIn(ws, r.txn(), refKey{'n', "", nodeID}, func(a *structs.Allocation) bool { return a.TerminalStatus() == terminal })
-}
-
 // AllocsByEval returns the allocations an evaluation placed or changed,
 // sorted by ID: its job's allocations that name it. (An index by
 // evaluation would cost every allocation one more index entry, about

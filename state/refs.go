@@ -58,6 +58,17 @@ func (k refKey) String() string {
 	return string(k.kind) + "\x00" + k.id
 }
 
+// describe names the job, node or deployment of k for messages.
+func (k refKey) describe() string {
+	switch k.kind {
+	case 'j':
+		return "job " + k.ns + "/" + k.id
+	case 'n':
+		return "node " + k.id
+	}
+	return "deployment " + k.id
+}
+
 // refsOf returns the rows an allocation is listed in (zero keys for a
 // node or deployment it has none of).
 func refsOf(a *structs.Allocation) [3]refKey {
@@ -80,6 +91,11 @@ func refsOf(a *structs.Allocation) [3]refKey {
 type refOp struct {
 	id      string
 	present bool
+	// Set by applyRefOps: whether id is in the old list, and where it is
+	// or would go (int32 keeps an op at 24 bytes; a row holds far fewer
+	// IDs than that counts).
+	found bool
+	at    int32
 }
 
 // refsChanged records, for the transaction's end, that allocation old
@@ -93,12 +109,12 @@ func (t *txn) refsChanged(old, updated *structs.Allocation) {
 	}
 	for _, k := range from {
 		if k.kind != 0 && !slices.Contains(to[:], k) {
-			t.refs[k] = append(t.refs[k], refOp{old.ID, false})
+			t.refs[k] = append(t.refs[k], refOp{id: old.ID})
 		}
 	}
 	for _, k := range to {
 		if k.kind != 0 {
-			t.refs[k] = append(t.refs[k], refOp{updated.ID, true})
+			t.refs[k] = append(t.refs[k], refOp{id: updated.ID, present: true})
 		}
 	}
 }
@@ -136,14 +152,14 @@ func (t *txn) flushRef(k refKey) error {
 			return nil
 		}
 		if err := t.Delete(TableAllocRefs, cur); err != nil {
-			return fmt.Errorf("delete allocations of %q: %w", key, err)
+			return fmt.Errorf("delete the list of allocations of %s: %w", k.describe(), err)
 		}
 		t.refRows[key] = nil
 		return nil
 	}
 	row := &allocRefs{Key: key, IDs: ids}
 	if err := t.Insert(TableAllocRefs, row); err != nil {
-		return fmt.Errorf("write allocations of %q: %w", key, err)
+		return fmt.Errorf("write the list of allocations of %s: %w", k.describe(), err)
 	}
 	t.refRows[key] = row
 	return nil
@@ -175,27 +191,28 @@ func applyRefOps(old []string, ops []refOp) []string {
 	}
 	ops = ops[:n]
 	size, changed := len(old), false
-	for _, op := range ops {
-		_, found := slices.BinarySearch(old, op.id)
+	for k := range ops {
+		op := &ops[k]
+		at, found := slices.BinarySearch(old, op.id)
+		op.at, op.found = int32(at), found
 		switch {
-		case op.present && !found:
+		case op.present && !op.found:
 			size, changed = size+1, true
-		case !op.present && found:
+		case !op.present && op.found:
 			size, changed = size-1, true
 		}
 	}
 	if !changed {
 		return old
 	}
+	// Copy the runs of old between the changes in one go: a binary search
+	// per change instead of a comparison per ID kept.
 	out := make([]string, 0, size)
 	i := 0
 	for _, op := range ops {
-		// Copy the run of old before op.id in one go: a few comparisons
-		// (a binary search) instead of one per ID kept.
-		j, found := slices.BinarySearch(old[i:], op.id)
-		out = append(out, old[i:i+j]...)
-		i += j
-		if found {
+		out = append(out, old[i:op.at]...)
+		i = int(op.at)
+		if op.found {
 			if op.present {
 				out = append(out, old[i])
 			}
@@ -209,39 +226,24 @@ func applyRefOps(old []string, ops []refOp) []string {
 	return append(out, old[i:]...)
 }
 
-// refIDs returns the IDs in row key, adding its watch to ws.
-func refIDs(ws memdb.WatchSet, tx *memdb.Txn, key refKey) ([]string, error) {
-	row, err := first[allocRefs](ws, tx, TableAllocRefs, indexID, key.String())
-	if err != nil || row == nil {
-		return nil, err
-	}
-	return row.IDs, nil
-}
-
 // allocsIn returns the allocations listed in row key, sorted by ID,
 // keeping those for which keep (if not nil) is true. The row's watch
 // covers them all: a write to any of them rewrites the row.
 func allocsIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, keep func(*structs.Allocation) bool) ([]*structs.Allocation, error) {
+	row, err := first[allocRefs](ws, tx, TableAllocRefs, indexID, key.String())
+	if err != nil || row == nil {
+		return nil, err
+	}
 	var out []*structs.Allocation
-	err := eachAllocIn(ws, tx, key, func(a *structs.Allocation) bool {
+	err = eachAlloc(row.IDs, key, func(id string) (*structs.Allocation, error) {
+		return first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
+	}, func(a *structs.Allocation) bool {
 		if keep == nil || keep(a) {
 			out = append(out, a)
 		}
 		return true
 	})
 	return out, err
-}
-
-// eachAllocIn calls fn with each allocation listed in row key, in ID
-// order, until fn returns false.
-func eachAllocIn(ws memdb.WatchSet, tx *memdb.Txn, key refKey, fn func(*structs.Allocation) bool) error {
-	ids, err := refIDs(ws, tx, key)
-	if err != nil {
-		return err
-	}
-	return eachAlloc(ids, key, func(id string) (*structs.Allocation, error) {
-		return first[structs.Allocation](nil, tx, TableAllocs, indexID, id)
-	}, fn)
 }
 
 // eachAlloc calls fn with the allocation of each of ids (listed under
@@ -253,7 +255,7 @@ func eachAlloc(ids []string, key refKey, get func(string) (*structs.Allocation, 
 			return err
 		}
 		if a == nil {
-			return fmt.Errorf("allocation %q, listed under %q, is not stored", id, key.String())
+			return fmt.Errorf("allocation %s is listed among the allocations of %s but is not stored (a bug: please report it)", id, key.describe())
 		}
 		if !fn(a) {
 			return nil

@@ -12,12 +12,12 @@ func TestApplyRefOps(t *testing.T) {
 		ops  []refOp
 		want []string
 	}{
-		{"add before, between and after", []refOp{{"g", true}, {"a", true}, {"c", true}}, []string{"a", "b", "c", "d", "f", "g"}},
-		{"remove first, last", []refOp{{"b", false}, {"f", false}}, []string{"d"}},
-		{"remove what is not there", []refOp{{"c", false}}, []string{"b", "d", "f"}},
-		{"the last op on an ID counts", []refOp{{"c", true}, {"d", false}, {"c", false}, {"d", true}}, []string{"b", "d", "f"}},
-		{"add what is there", []refOp{{"d", true}}, []string{"b", "d", "f"}},
-		{"remove all", []refOp{{"f", false}, {"d", false}, {"b", false}}, []string{}},
+		{"add before, between and after", []refOp{{id: "g", present: true}, {id: "a", present: true}, {id: "c", present: true}}, []string{"a", "b", "c", "d", "f", "g"}},
+		{"remove first, last", []refOp{{id: "b"}, {id: "f"}}, []string{"d"}},
+		{"remove what is not there", []refOp{{id: "c"}}, []string{"b", "d", "f"}},
+		{"the last op on an ID counts", []refOp{{id: "c", present: true}, {id: "d"}, {id: "c"}, {id: "d", present: true}}, []string{"b", "d", "f"}},
+		{"add what is there", []refOp{{id: "d", present: true}}, []string{"b", "d", "f"}},
+		{"remove all", []refOp{{id: "f"}, {id: "d"}, {id: "b"}}, []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,7 +31,7 @@ func TestApplyRefOps(t *testing.T) {
 			}
 		})
 	}
-	if got := applyRefOps(nil, []refOp{{"x", true}}); !slices.Equal(got, []string{"x"}) {
+	if got := applyRefOps(nil, []refOp{{id: "x", present: true}}); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("into an empty list: got %v", got)
 	}
 }

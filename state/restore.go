@@ -20,9 +20,7 @@ type Restore struct {
 
 // Restore starts a bulk load. The FSM calls it on a store made by New.
 func (s *Store) Restore() *Restore {
-	t := s.newTxn()
-	t.owned = true
-	return &Restore{txn: t}
+	return &Restore{txn: s.newTxn(true)}
 }
 
 // Commit makes everything restored visible at once, having derived the

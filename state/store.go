@@ -81,8 +81,7 @@ type Batch struct {
 // Batch starts a batch of writes. memdb allows one write transaction at a
 // time: commit or abort the batch before writing through the Store again.
 func (s *Store) Batch() *Batch {
-	b := &Batch{t: s.newTxn(), indexes: map[string]uint64{}}
-	b.t.owned = true
+	b := &Batch{t: s.newTxn(true), indexes: map[string]uint64{}}
 	b.t.deferIndexes = b.indexes
 	b.writer = writer{run: b.write}
 	return b
@@ -93,10 +92,7 @@ func (b *Batch) write(index uint64, fn func(t *txn) error) error {
 		return b.err
 	}
 	t := b.t
-	t.index, t.evalDelete = index, false
-	t.touched = map[string]bool{}
-	t.summaries = map[structs.NamespacedID]*structs.JobSummary{}
-	t.jobs = map[structs.NamespacedID]bool{}
+	t.startWrite(index)
 	if err := fn(t); err != nil {
 		b.err = err
 		return err
@@ -210,11 +206,21 @@ type txn struct {
 }
 
 // newTxn starts a write transaction, with its reader of the state it
-// starts from.
-func (s *Store) newTxn() *txn {
+// starts from. owned: its writes keep and change the objects they are
+// given (see txn.owned).
+func (s *Store) newTxn(owned bool) *txn {
 	tx := s.db.Txn(true) // holds the write lock: nothing commits before base is taken
-	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names,
+	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names, owned: owned,
 		allocs: map[string]*structs.Allocation{}, refRows: map[string]*allocRefs{}}
+}
+
+// startWrite resets what one write of the transaction settles on its own
+// (a Batch holds several writes) and sets its raft index.
+func (t *txn) startWrite(index uint64) {
+	t.index, t.evalDelete = index, false
+	t.touched = map[string]bool{}
+	t.summaries = map[structs.NamespacedID]*structs.JobSummary{}
+	t.jobs = map[structs.NamespacedID]bool{}
 }
 
 // allocByID returns an allocation as the transaction sees it, or nil.
@@ -238,11 +244,8 @@ func (t *txn) flushDerived() error {
 // succeeds. memdb serialises write transactions, so a write waits for any
 // other (or for an open Restore) to finish.
 func (s *Store) write(index uint64, fn func(t *txn) error) error {
-	t := s.newTxn()
-	t.index = index
-	t.touched = map[string]bool{}
-	t.summaries = map[structs.NamespacedID]*structs.JobSummary{}
-	t.jobs = map[structs.NamespacedID]bool{}
+	t := s.newTxn(false)
+	t.startWrite(index)
 	defer t.Abort() // no-op after Commit
 	if err := fn(t); err != nil {
 		return err

@@ -67,11 +67,7 @@ func (w writer) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
 		for _, id := range allocIDs {
 			a, err := t.allocByID(id)
 			if err == nil && a != nil {
-				if err = t.delete(TableAllocs, a); err == nil {
-					t.allocs[id] = nil
-					err = t.allocChanged(a, nil)
-				}
-				t.markJob(a.Namespace, a.JobID)
+				err = t.putAlloc(a, nil)
 			}
 			if err != nil {
 				return fmt.Errorf("delete allocation %q: %w", id, err)
