@@ -129,7 +129,7 @@ func TestLeaderKillsAreLinearizable(t *testing.T) {
 				switch {
 				case err == nil:
 					record(porcupine.Operation{ClientId: cl, Input: kvInput{key: key}, Call: call0, Output: got.Meta["v"], Return: ret})
-				case strings.Contains(err.Error(), ": 404: "):
+				case statusOf(err) == http.StatusNotFound:
 					record(porcupine.Operation{ClientId: cl, Input: kvInput{key: key}, Call: call0, Output: "", Return: ret})
 				}
 				// other failed reads have no effect and tell nothing

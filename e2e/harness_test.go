@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -219,6 +220,27 @@ func (a *agentProc) tail(lines int) string {
 
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
+// httpError is an answer of call with a status other than 2xx.
+type httpError struct {
+	method, url string
+	code        int
+	body        string
+}
+
+func (e *httpError) Error() string {
+	return fmt.Sprintf("%s %s: %d: %s", e.method, e.url, e.code, e.body)
+}
+
+// statusOf returns the HTTP status of an error of call, or 0 when the
+// request got no answer.
+func statusOf(err error) int {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.code
+	}
+	return 0
+}
+
 // call does one HTTP request and decodes a JSON answer into out.
 func call(ctx context.Context, method, url string, body, out any) (http.Header, error) {
 	var rd io.Reader
@@ -243,7 +265,7 @@ func call(ctx context.Context, method, url string, body, out any) (http.Header, 
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return resp.Header, fmt.Errorf("%s %s: %d: %s", method, url, resp.StatusCode, strings.TrimSpace(string(b)))
+		return resp.Header, &httpError{method: method, url: url, code: resp.StatusCode, body: strings.TrimSpace(string(b))}
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -314,7 +336,7 @@ func registerRetrying(t testing.TB, a *agentProc, id string) uint64 {
 		if err == nil {
 			return idx
 		}
-		if !strings.Contains(err.Error(), ": 503: ") || time.Now().After(deadline) {
+		if statusOf(err) != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			t.Fatalf("register %s: %v", id, err)
 		}
 		time.Sleep(200 * time.Millisecond)

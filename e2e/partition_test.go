@@ -165,7 +165,7 @@ func getMeta(a *agentProc, id, query string, timeout time.Duration) (string, err
 	var got structs.Job
 	_, err := call(ctx, http.MethodGet, a.addr()+"/v1/job/"+id+query, nil, &got)
 	if err != nil {
-		if strings.Contains(err.Error(), ": 404: ") {
+		if statusOf(err) == http.StatusNotFound {
 			return "", nil
 		}
 		return "", err
