@@ -513,8 +513,10 @@ func BenchmarkC1M(b *testing.B) {
 	}
 	for range b.N {
 		res := runPlacement(b, r)
-		perTenK := float64(res.heapEnd-min(res.heapEnd, res.heapBase)) / float64(res.placed) * 10000
-		settledPerTenK := float64(res.heapSettled-min(res.heapSettled, res.heapBase)) / float64(res.placed) * 10000
+		// MB of growth over the heap with the nodes, per 10,000 allocations.
+		perTenK := func(heap uint64) float64 {
+			return float64(heap-min(heap, res.heapBase)) / float64(res.placed) * 10000 / (1 << 20)
+		}
 		b.Logf("%d allocations (%d jobs x %d) on %d nodes in %s; first tenth %.0f/s, last tenth %.0f/s; heap %d MB with the nodes, %d MB at the end, %d MB after a snapshot; "+
 			"raft last index %d; allocations share their job: %v; lost allocations %d, nodes not ready %d; fleet %+v",
 			res.placed, r.jobs, r.count, r.nodes, res.elapsed.Round(time.Millisecond), res.byTenth[0], res.byTenth[9],
@@ -525,8 +527,8 @@ func BenchmarkC1M(b *testing.B) {
 		b.ReportMetric(float64(res.placed)/res.elapsed.Seconds(), "placements/s")
 		b.ReportMetric(res.byTenth[0], "first-tenth/s")
 		b.ReportMetric(res.byTenth[9], "last-tenth/s")
-		b.ReportMetric(perTenK/(1<<20), "heap-MB/10k-allocs")
-		b.ReportMetric(settledPerTenK/(1<<20), "settled-heap-MB/10k-allocs")
+		b.ReportMetric(perTenK(res.heapEnd), "heap-MB/10k-allocs")
+		b.ReportMetric(perTenK(res.heapSettled), "settled-heap-MB/10k-allocs")
 		b.ReportMetric(float64(res.heapEnd)/(1<<20), "heap-MB")
 		b.ReportMetric(float64(res.lost), "lost-allocs")
 	}
