@@ -93,6 +93,21 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		}
 	})
 	c.waitForVoters(n)
+	// A follower that has not yet heard the new leader may time out and
+	// start an election of its own, which failed a write made right after
+	// the cluster formed ("leadership changed while committing"): wait
+	// until every server follows the one leader.
+	testutil.WaitFor(t, 15*time.Second, "every server to know the one leader", func() bool {
+		var leader raft.ServerAddress
+		for _, s := range c.servers {
+			addr, _ := s.raft.LeaderWithID()
+			if addr == "" || (leader != "" && addr != leader) {
+				return false
+			}
+			leader = addr
+		}
+		return true
+	})
 	return c
 }
 
