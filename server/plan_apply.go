@@ -34,14 +34,24 @@ type planOutcome struct {
 // answered once its plan is committed.
 func (s *Server) planApplier(ctx context.Context) {
 	var inflight []*planCommit
-	// One committer applies the verified plans through raft in the order
-	// they were verified: plan N+1 was checked against N's allocations.
+	// One submitter hands the verified plans to raft in the order they
+	// were verified (plan N+1 was checked against N's allocations), without
+	// waiting for each commit, so that raft writes the plans waiting for
+	// it with one fsync; one waiter answers them in the same order.
 	commits := make(chan pendingCommit, maxPlansInFlight)
+	submitted := make(chan submittedCommit, maxPlansInFlight)
 	committed := make(chan struct{})
 	go func() {
-		defer close(committed)
+		defer close(submitted)
 		for pc := range commits {
-			s.commitPlan(pc.c, pc.p)
+			a, err := s.raftSubmit(structs.ApplyPlanResultsRequestType, pc.c.req)
+			submitted <- submittedCommit{pc, a, err}
+		}
+	}()
+	go func() {
+		defer close(committed)
+		for sc := range submitted {
+			s.finishCommit(sc.c, sc.p, sc.applying, sc.err)
 		}
 	}()
 	defer func() {
@@ -85,6 +95,13 @@ type pendingCommit struct {
 	p *pendingPlan
 }
 
+// submittedCommit is a plan handed to raft (or that failed to be).
+type submittedCommit struct {
+	pendingCommit
+	applying *raftApplying
+	err      error
+}
+
 // planCommit is a verified plan being committed through raft.
 type planCommit struct {
 	req    *structs.ApplyPlanResultsRequest
@@ -108,10 +125,21 @@ func pruneCommits(cs []*planCommit) []*planCommit {
 	return out
 }
 
-// commitPlan commits a verified plan and answers its worker.
+// commitPlan commits a verified plan, waiting for it, and answers its
+// worker.
 func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
+	a, err := s.raftSubmit(structs.ApplyPlanResultsRequestType, c.req)
+	s.finishCommit(c, p, a, err)
+}
+
+// finishCommit waits for the commit of a verified plan handed to raft
+// (err: it could not be) and answers its worker.
+func (s *Server) finishCommit(c *planCommit, p *pendingPlan, a *raftApplying, err error) {
 	defer close(c.done)
-	index, err := s.raftApply(structs.ApplyPlanResultsRequestType, c.req)
+	var index uint64
+	if err == nil {
+		index, _, err = a.wait()
+	}
 	if err != nil {
 		p.result <- planOutcome{nil, fmt.Errorf("commit plan of evaluation %s: %w", c.req.EvalID, err)}
 		return

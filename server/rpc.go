@@ -149,20 +149,44 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 // raftApplyResult commits one entry and returns its index and the FSM's
 // response to it (an error is returned as err).
 func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
+	a, err := s.raftSubmit(t, msg)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.wait()
+}
+
+// raftApplying is an entry handed to raft and not yet known committed.
+type raftApplying struct {
+	future raft.ApplyFuture
+	done   chan error // the future's error, once raft answered it
+	stop   <-chan struct{}
+}
+
+// raftSubmit encodes an entry and hands it to raft without waiting for
+// the commit. Entries submitted one after another by one goroutine are
+// committed in that order, and raft writes those it has queued together
+// with one fsync.
+func (s *Server) raftSubmit(t structs.MessageType, msg any) (*raftApplying, error) {
 	buf, err := structs.EncodeEntry(t, msg, s.compressEntries())
 	if err != nil {
-		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
+		return nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
-	future := s.raft.Apply(buf, raftApplyTimeout)
+	a := &raftApplying{future: s.raft.Apply(buf, raftApplyTimeout), done: make(chan error, 1), stop: s.shutdownCtx.Done()}
 	// raft (1.7, with BatchApplyCh) may take an entry into its buffered apply
 	// channel after it shut down, and then never answer its future: wait for
 	// our own shutdown too, so that no worker or handler hangs forever.
-	done := make(chan error, 1)
-	go func() { done <- future.Error() }()
+	go func() { a.done <- a.future.Error() }()
+	return a, nil
+}
+
+// wait waits for the commit and returns the entry's index and the FSM's
+// response to it (an error is returned as err).
+func (a *raftApplying) wait() (uint64, any, error) {
 	var ferr error
 	select {
-	case ferr = <-done:
-	case <-s.shutdownCtx.Done():
+	case ferr = <-a.done:
+	case <-a.stop:
 		return 0, nil, fmt.Errorf("%w: server is shutting down", structs.ErrOutcomeUnknown)
 	}
 	if err := ferr; err != nil {
@@ -174,11 +198,11 @@ func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, e
 		}
 		return 0, nil, fmt.Errorf("commit to raft: %w", err)
 	}
-	resp := future.Response()
+	resp := a.future.Response()
 	if err, ok := resp.(error); ok && err != nil {
-		return future.Index(), nil, err
+		return a.future.Index(), nil, err
 	}
-	return future.Index(), resp, nil
+	return a.future.Index(), resp, nil
 }
 
 // errNotApplied: this server stopped leading before the entry was

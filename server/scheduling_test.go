@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -247,6 +248,80 @@ func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
 	}
 	if r2.RefreshIndex < c1.index {
 		t.Errorf("refresh index %d is before the in-flight plan's commit %d", r2.RefreshIndex, c1.index)
+	}
+}
+
+// TestPlansCommittedTogetherNeverOvercommit: plans submitted at once are
+// handed to raft without waiting for each other's commit; still, no two
+// of them take the same room, and each worker is answered only once its
+// allocations are in the state.
+func TestPlansCommittedTogetherNeverOvercommit(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	n := testNode()
+	n.NodeResources.Cpu.CpuShares = 1000
+	registerNode(t, s, n)
+	idle := testJob("a")
+	idle.TaskGroups[0].Count = 0
+	register(t, s, idle)
+	job, _ := s.State().JobByID(nil, "default", "a")
+	const plans, fit = 2*maxPlansInFlight + 1, 3 // 300 MHz each on 1,000
+	type outcome struct {
+		alloc  *structs.Allocation
+		result *structs.PlanResult
+		stored bool
+		err    error
+	}
+	out := make(chan outcome, plans)
+	for i := range plans {
+		a := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
+			Name: fmt.Sprintf("a.web[%d]", i), NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
+			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
+				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 300}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
+		plan := &structs.Plan{EvalID: fmt.Sprintf("e%d", i), Job: job}
+		plan.AppendAlloc(a)
+		go func() {
+			res, err := s.submitPlan(context.Background(), plan, "")
+			stored := false
+			if err == nil {
+				got, _ := s.State().AllocByID(nil, a.ID)
+				stored = got != nil
+			}
+			out <- outcome{a, res, stored, err}
+		}()
+	}
+	placed := 0
+	for range plans {
+		o := <-out
+		if o.err != nil {
+			t.Fatalf("plan of %s: %v", o.alloc.Name, o.err)
+		}
+		if len(o.result.NodeAllocation[n.ID]) == 0 {
+			if o.result.RefreshIndex == 0 {
+				t.Errorf("plan of %s refused without a refresh index", o.alloc.Name)
+			}
+			continue
+		}
+		placed++
+		if !o.stored || o.result.AllocIndex == 0 {
+			t.Errorf("plan of %s answered before its commit was applied: stored %v, alloc index %d", o.alloc.Name, o.stored, o.result.AllocIndex)
+		}
+	}
+	if placed != fit {
+		t.Errorf("%d of %d plans placed, want %d (the node has room for %d)", placed, plans, fit, fit)
+	}
+	allocs, err := s.State().AllocsByNode(nil, n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpu int64
+	for _, a := range allocs {
+		if !a.TerminalStatus() {
+			cpu += a.AllocatedResources.Tasks["server"].Cpu.CpuShares
+		}
+	}
+	if cpu > 1000 {
+		t.Errorf("node holds %d MHz of allocations, over its 1,000", cpu)
 	}
 }
 
