@@ -1,6 +1,8 @@
 package state
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -22,7 +24,7 @@ func TestApplyRefOps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := slices.Clone(old)
-			got := applyRefOps(old, slices.Clone(tt.ops))
+			got := applyRefOps(old, lastOps(slices.Clone(tt.ops)))
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
@@ -33,5 +35,94 @@ func TestApplyRefOps(t *testing.T) {
 	}
 	if got := applyRefOps(nil, []refOp{{id: "x", present: true}}); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("into an empty list: got %v", got)
+	}
+}
+
+// TestApplyRefChunks: a row's chunks, after any changes, hold exactly the
+// IDs a plain sorted set would, in chunks of 1 to refChunkMax IDs in
+// order; a write that changes nothing returns the row's own chunks, and
+// one that does copies only the chunks it changes.
+func TestApplyRefChunks(t *testing.T) {
+	defer func(m int) { refChunkMax = m }(refChunkMax)
+	for _, max := range []int{2, 5, 64} {
+		refChunkMax = max
+		for seed := range 20 {
+			rng := rand.New(rand.NewPCG(uint64(seed), uint64(max)))
+			model := map[string]bool{}
+			var row [][]string
+			for round := range 200 {
+				var ops []refOp
+				for range 1 + rng.IntN(3*max) {
+					id := fmt.Sprintf("%04d", rng.IntN(40*max))
+					// Mostly adds early, mostly removals late.
+					ops = append(ops, refOp{id: id, present: rng.IntN(200) > round})
+				}
+				for _, op := range ops {
+					model[op.id] = op.present
+				}
+				before := row
+				row = applyRefChunks(row, slices.Clone(ops))
+				checkChunks(t, fmt.Sprintf("max %d seed %d round %d", max, seed, round), before, row, ops, model)
+			}
+		}
+	}
+}
+
+func checkChunks(t *testing.T, when string, before, after [][]string, ops []refOp, model map[string]bool) {
+	t.Helper()
+	var want, got []string
+	for id, present := range model {
+		if present {
+			want = append(want, id)
+		}
+	}
+	slices.Sort(want)
+	for _, c := range after {
+		if len(c) == 0 || len(c) > refChunkMax {
+			t.Fatalf("%s: a chunk of %d IDs (1 to %d allowed)", when, len(c), refChunkMax)
+		}
+		got = append(got, c...)
+	}
+	if !slices.IsSorted(got) || !slices.Equal(got, want) {
+		t.Fatalf("%s: row holds %v, want %v", when, got, want)
+	}
+	// Old chunks that no op falls in are kept as they are, but for one
+	// that a small changed chunk after it was merged into.
+	touched, untouched := 0, map[*string]bool{}
+	for c, chunk := range before {
+		in := false
+		for _, op := range ops {
+			if (c == 0 || op.id > before[c-1][len(before[c-1])-1]) && (c == len(before)-1 || op.id <= chunk[len(chunk)-1]) {
+				in = true
+			}
+		}
+		if in {
+			touched++
+		} else {
+			untouched[&chunk[0]] = true
+		}
+	}
+	kept := 0
+	for _, c := range after {
+		if untouched[&c[0]] {
+			kept++
+		}
+	}
+	if kept < len(untouched)-touched {
+		t.Fatalf("%s: %d of %d chunks no op fell in were kept; %d chunks were changed", when, kept, len(untouched), touched)
+	}
+	was := map[string]bool{}
+	for _, c := range before {
+		for _, id := range c {
+			was[id] = true
+		}
+	}
+	for _, op := range ops {
+		if was[op.id] != model[op.id] {
+			return
+		}
+	}
+	if len(before) > 0 && (len(after) != len(before) || &after[0] != &before[0]) {
+		t.Fatalf("%s: no op changed the row, yet its chunks were copied", when)
 	}
 }
