@@ -147,14 +147,20 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	c.baseAt = make([]*structs.NodeUsage, len(nodes))
 	k := 0
 	for _, row := range rows {
-		for k < len(nodes) && nodes[k].ID < row.NodeID {
+		// Most nodes have a row: test for the match first, a cheaper
+		// comparison than the order (the IDs often share their bytes).
+		for k < len(nodes) {
+			if id := nodes[k].ID; id == row.NodeID {
+				c.baseAt[k] = row
+				k++
+				break
+			} else if id > row.NodeID {
+				break // a row of a node not in the set
+			}
 			k++
 		}
 		if k == len(nodes) {
 			break
-		}
-		if nodes[k].ID == row.NodeID {
-			c.baseAt[k] = row
 		}
 	}
 	return nil
