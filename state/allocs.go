@@ -48,7 +48,7 @@ func (t *txn) upsertAlloc(in *structs.Allocation) error {
 	if existing == nil {
 		a.CreateIndex = t.index
 		if a.Job == nil {
-			if a.Job, err = first[structs.Job](nil, t.Txn, TableJobs, indexID, a.Namespace, a.JobID); err != nil {
+			if a.Job, err = byID[structs.Job](t, TableJobs, a.Namespace, a.JobID); err != nil {
 				return err
 			}
 			if a.Job == nil {

@@ -41,7 +41,7 @@ func (w writer) UpsertJob(index uint64, job *structs.Job) error {
 // upsertJob writes a job; with owned it keeps and changes in itself
 // rather than a copy.
 func (t *txn) upsertJob(in *structs.Job, owned bool) error {
-	existing, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, in.Namespace, in.ID)
+	existing, err := byID[structs.Job](t, TableJobs, in.Namespace, in.ID)
 	if err != nil {
 		return err
 	}
@@ -86,6 +86,13 @@ func (t *txn) addVersion(job *structs.Job) error {
 	if err := t.insert(TableJobVersions, job); err != nil {
 		return err
 	}
+	if job.Version < JobTrackedVersions {
+		// Versions 0 to job.Version at most: none to drop. (Purging a
+		// job drops its versions, so numbers start again from 0.) Not
+		// reading spares the table's radix tree the copies a read through
+		// the write transaction costs the next insert (see txn.base).
+		return nil
+	}
 	versions, err := jobVersions(nil, t.Txn, job.Namespace, job.ID) // oldest first
 	if err != nil {
 		return err
@@ -117,7 +124,7 @@ func (w writer) DeleteJob(index uint64, namespace, jobID string) error {
 // returns an error wrapping structs.ErrNotFound if there is no such job.
 func (w writer) StopJob(index uint64, namespace, jobID string) error {
 	return w.run(index, func(t *txn) error {
-		job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+		job, err := byID[structs.Job](t, TableJobs, namespace, jobID)
 		if err != nil {
 			return err
 		}
@@ -134,7 +141,7 @@ func (w writer) StopJob(index uint64, namespace, jobID string) error {
 }
 
 func (t *txn) deleteJob(namespace, jobID string) error {
-	job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+	job, err := byID[structs.Job](t, TableJobs, namespace, jobID)
 	if err != nil {
 		return err
 	}
@@ -155,7 +162,7 @@ func (t *txn) deleteJob(namespace, jobID string) error {
 	}
 	key := structs.NamespacedID{Namespace: namespace, ID: jobID}
 	delete(t.summaries, key)
-	sum, err := first[structs.JobSummary](nil, t.Txn, TableJobSummary, indexID, namespace, jobID)
+	sum, err := byID[structs.JobSummary](t, TableJobSummary, namespace, jobID)
 	if err != nil {
 		return err
 	}
@@ -218,7 +225,7 @@ func (t *txn) jobStatus(job *structs.Job) (string, error) {
 // updateJobStatus recomputes the status of a job whose allocations or
 // evaluations changed, and writes a copy of the job if it differs.
 func (t *txn) updateJobStatus(id structs.NamespacedID) error {
-	job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, id.Namespace, id.ID)
+	job, err := byID[structs.Job](t, TableJobs, id.Namespace, id.ID)
 	if err != nil || job == nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func (w writer) SetJobStable(index uint64, namespace, jobID string, version uint
 				return err
 			}
 		}
-		cur, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, namespace, jobID)
+		cur, err := byID[structs.Job](t, TableJobs, namespace, jobID)
 		if err != nil {
 			return fmt.Errorf("mark job %q version %d stable: %w", jobID, version, err)
 		}

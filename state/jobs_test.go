@@ -379,3 +379,42 @@ func TestJobVersionsOfPrefixedIDs(t *testing.T) {
 		t.Fatalf("purging web took web-2's versions: %d left, want 2", got)
 	}
 }
+
+// TestBatchReadsItsOwnWrites: within one batch, a read by ID sees the
+// batch's earlier writes, deletes included (reads by ID are answered
+// from what the transaction wrote, then the state it started from).
+func TestBatchReadsItsOwnWrites(t *testing.T) {
+	s := New()
+	must(t, s.UpsertJob(1, testJob("default", "web")))
+	b := s.Batch()
+	defer b.Abort()
+	changed := testJob("default", "web")
+	changed.Priority = 70
+	must(t, b.UpsertJob(2, changed))
+	if j, err := b.JobByID("default", "web"); err != nil || j == nil || j.Version != 1 || j.Priority != 70 {
+		t.Fatalf("after an update in the batch: %+v %v, want version 1, priority 70", j, err)
+	}
+	must(t, b.DeleteJob(3, "default", "web"))
+	if j, err := b.JobByID("default", "web"); err != nil || j != nil {
+		t.Fatalf("after a purge in the batch: %+v %v, want no job", j, err)
+	}
+	must(t, b.UpsertJob(4, testJob("default", "web")))
+	if j, err := b.JobByID("default", "web"); err != nil || j == nil || j.Version != 0 || j.CreateIndex != 4 {
+		t.Fatalf("registered again after the purge: %+v %v, want version 0 created at 4", j, err)
+	}
+	n := testNode("n1")
+	must(t, b.UpsertNode(5, n))
+	if got, err := b.NodeByID("n1"); err != nil || got == nil || got.CreateIndex != 5 {
+		t.Fatalf("node written in the batch: %+v %v", got, err)
+	}
+	if j, _ := s.JobByID(nil, "default", "web"); j == nil || j.Version != 0 || j.ModifyIndex != 1 {
+		t.Fatalf("the store changed before the batch committed: %+v", j)
+	}
+	must(t, b.Commit())
+	if j, _ := s.JobByID(nil, "default", "web"); j == nil || j.CreateIndex != 4 {
+		t.Fatalf("after commit: %+v, want the job registered at 4", j)
+	}
+	if v, _ := s.JobVersionsByID(nil, "default", "web"); len(v) != 1 {
+		t.Fatalf("after commit: %d tracked versions, want 1 (the purge dropped the others)", len(v))
+	}
+}

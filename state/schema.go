@@ -154,3 +154,23 @@ func schema() *memdb.DBSchema {
 	}
 	return s
 }
+
+// rowKeyer is an ID index's indexer: the key of a row, and of a lookup.
+type rowKeyer interface {
+	memdb.SingleIndexer
+	memdb.Indexer
+}
+
+// idIndexers holds each table's ID indexer.
+var idIndexers = func() map[string]rowKeyer {
+	m := map[string]rowKeyer{}
+	for name, t := range schema().Tables {
+		if ix, ok := t.Indexes[indexID].Indexer.(rowKeyer); ok {
+			m[name] = ix
+		}
+	}
+	return m
+}()
+
+// idIndexer returns the indexer of table's ID index.
+func idIndexer(table string) rowKeyer { return idIndexers[table] }

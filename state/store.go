@@ -132,7 +132,7 @@ func (b *Batch) Abort() { b.t.Abort() }
 // The FSM uses it for checks that must be made where the write is applied
 // (check-and-set), not against an older state on the leader.
 func (b *Batch) JobByID(namespace, id string) (*structs.Job, error) {
-	return first[structs.Job](nil, b.t.Txn, TableJobs, indexID, namespace, id)
+	return byID[structs.Job](b.t, TableJobs, namespace, id)
 }
 
 // JobVersion reads one tracked version of a job as the batch sees it.
@@ -142,7 +142,7 @@ func (b *Batch) JobVersion(namespace, id string, version uint64) (*structs.Job, 
 
 // NodeByID reads a node as the batch sees it.
 func (b *Batch) NodeByID(id string) (*structs.Node, error) {
-	return first[structs.Node](nil, b.t.Txn, TableNodes, indexID, id)
+	return byID[structs.Node](b.t, TableNodes, id)
 }
 
 // Snapshot returns a view of the latest state. It costs a few pointer
@@ -203,6 +203,57 @@ type txn struct {
 	base    *memdb.Txn
 	allocs  map[string]*structs.Allocation
 	refRows map[string]*allocRefs
+	// rows holds, for the tables of overlaid, the rows the transaction
+	// wrote by their ID index key (nil: deleted), which with base answer
+	// byID: reads by ID of jobs, summaries, evaluations, nodes and
+	// deployments do not go through the memdb write transaction either.
+	rows map[string]map[string]any
+}
+
+// overlaid are the tables whose rows txn.rows records (allocations and
+// the derived tables have their own).
+var overlaid = map[string]bool{TableJobs: true, TableJobSummary: true, TableEvals: true, TableNodes: true, TableDeployments: true}
+
+// byID reads the row of table with the given ID index arguments as the
+// transaction sees it: what it wrote, else the state it started from.
+func byID[T any](t *txn, table string, args ...any) (*T, error) {
+	if rows := t.rows[table]; rows != nil {
+		key, err := idIndexer(table).FromArgs(args...)
+		if err != nil {
+			return nil, fmt.Errorf("read %s by %s: %w", table, indexID, err)
+		}
+		if row, ok := rows[string(key)]; ok {
+			if row == nil {
+				return nil, nil
+			}
+			return row.(*T), nil
+		}
+	}
+	return first[T](nil, t.base, table, indexID, args...)
+}
+
+// record notes in t.rows that obj was written to table (deleted: removed).
+func (t *txn) record(table string, obj any, deleted bool) error {
+	if !overlaid[table] {
+		return nil
+	}
+	ok, key, err := idIndexer(table).FromObject(obj)
+	if err != nil || !ok {
+		return fmt.Errorf("key of a row of %s: %v", table, err)
+	}
+	if t.rows == nil {
+		t.rows = map[string]map[string]any{}
+	}
+	rows := t.rows[table]
+	if rows == nil {
+		rows = map[string]any{}
+		t.rows[table] = rows
+	}
+	if deleted {
+		obj = nil
+	}
+	rows[string(key)] = obj
+	return nil
 }
 
 // newTxn starts a write transaction, with its reader of the state it
@@ -313,7 +364,7 @@ func (t *txn) insert(table string, obj any) error {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	t.touched[table] = true
-	return nil
+	return t.record(table, obj, false)
 }
 
 func (t *txn) delete(table string, obj any) error {
@@ -321,7 +372,7 @@ func (t *txn) delete(table string, obj any) error {
 		return fmt.Errorf("delete from %s: %w", table, err)
 	}
 	t.touched[table] = true
-	return nil
+	return t.record(table, obj, true)
 }
 
 // markJob asks commit to recompute the job's status.

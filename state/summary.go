@@ -85,7 +85,7 @@ func (t *txn) slotOf(a *structs.Allocation) (slot, bool, error) {
 	if b == bucketNone {
 		return slot{}, false, nil
 	}
-	job, err := first[structs.Job](nil, t.Txn, TableJobs, indexID, a.Namespace, a.JobID)
+	job, err := byID[structs.Job](t, TableJobs, a.Namespace, a.JobID)
 	if err != nil || job == nil || !sameIncarnation(a, job) {
 		return slot{}, false, err
 	}
@@ -142,7 +142,7 @@ func (t *txn) summary(id structs.NamespacedID) (*structs.JobSummary, error) {
 	if s, ok := t.summaries[id]; ok {
 		return s, nil
 	}
-	return first[structs.JobSummary](nil, t.Txn, TableJobSummary, indexID, id.Namespace, id.ID)
+	return byID[structs.JobSummary](t, TableJobSummary, id.Namespace, id.ID)
 }
 
 // editSummary returns a private copy of the job's summary for this write to
@@ -151,7 +151,7 @@ func (t *txn) editSummary(id structs.NamespacedID) (*structs.JobSummary, error) 
 	if s, ok := t.summaries[id]; ok {
 		return s, nil
 	}
-	stored, err := first[structs.JobSummary](nil, t.Txn, TableJobSummary, indexID, id.Namespace, id.ID)
+	stored, err := byID[structs.JobSummary](t, TableJobSummary, id.Namespace, id.ID)
 	if err != nil || stored == nil {
 		return nil, err
 	}

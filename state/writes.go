@@ -28,7 +28,7 @@ func (t *txn) upsertEval(in *structs.Evaluation) error {
 	if in.ID == "" {
 		return errors.New("ID is required")
 	}
-	existing, err := first[structs.Evaluation](nil, t.Txn, TableEvals, indexID, in.ID)
+	existing, err := byID[structs.Evaluation](t, TableEvals, in.ID)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (w writer) DeleteEvals(index uint64, evalIDs, allocIDs []string) error {
 		t.touch(TableEvals, TableAllocs)
 		t.evalDelete = true
 		for _, id := range evalIDs {
-			e, err := first[structs.Evaluation](nil, t.Txn, TableEvals, indexID, id)
+			e, err := byID[structs.Evaluation](t, TableEvals, id)
 			if err == nil && e != nil {
 				err = t.delete(TableEvals, e)
 				t.markJob(e.Namespace, e.JobID)
@@ -85,7 +85,7 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 		return errors.New("upsert node: node ID is required")
 	}
 	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, node.ID)
+		existing, err := byID[structs.Node](t, TableNodes, node.ID)
 		if err != nil {
 			return fmt.Errorf("upsert node %q: %w", node.ID, err)
 		}
@@ -115,7 +115,7 @@ func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
 	return w.run(index, func(t *txn) error {
 		t.touch(TableNodes)
 		for _, id := range nodeIDs {
-			n, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, id)
+			n, err := byID[structs.Node](t, TableNodes, id)
 			if err == nil && n == nil {
 				err = structs.ErrNotFound
 			}
@@ -173,7 +173,7 @@ func (w writer) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.D
 // structs.ErrNotFound if there is no such node.
 func (w writer) editNode(index uint64, nodeID, what string, edit func(*structs.Node)) error {
 	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Node](nil, t.Txn, TableNodes, indexID, nodeID)
+		existing, err := byID[structs.Node](t, TableNodes, nodeID)
 		if err == nil && existing == nil {
 			err = structs.ErrNotFound
 		}
@@ -265,7 +265,7 @@ func (w writer) upsertDeployment(index uint64, d *structs.Deployment, fromPlan b
 		return errors.New("upsert deployment: ID, namespace and job ID are required")
 	}
 	return w.run(index, func(t *txn) error {
-		existing, err := first[structs.Deployment](nil, t.Txn, TableDeployments, indexID, d.ID)
+		existing, err := byID[structs.Deployment](t, TableDeployments, d.ID)
 		if err != nil {
 			return fmt.Errorf("upsert deployment %q: %w", d.ID, err)
 		}
