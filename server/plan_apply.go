@@ -44,6 +44,13 @@ func (s *Server) planApplier(ctx context.Context) {
 	go func() {
 		defer close(submitted)
 		for pc := range commits {
+			if ctx.Err() != nil {
+				// The term ended: a plan verified in it must not commit
+				// in a later term of this server, which may not have seen
+				// what another leader placed in between.
+				submitted <- submittedCommit{pc, nil, errNotApplied}
+				continue
+			}
 			a, err := s.raftSubmit(structs.ApplyPlanResultsRequestType, pc.c.req)
 			submitted <- submittedCommit{pc, a, err}
 		}

@@ -187,8 +187,8 @@ func (t *txn) refRow(key string) (*allocRefs, error) {
 // removed, or old itself when that changes nothing (rows never change in
 // place, so they may share it). Only the chunks an op falls in are
 // copied; a chunk that grows past refChunkMax is split, one that empties
-// is dropped, and one that shrinks below a quarter of it is merged with
-// its neighbour when they fit in one. Of several ops on one ID the last
+// is dropped, and one that shrinks below a quarter of it is merged into
+// the chunk before it when they fit in one. Of several ops on one ID the last
 // counts. old is not changed; ops is reordered.
 func applyRefChunks(old [][]string, ops []refOp) [][]string {
 	ops = lastOps(ops)

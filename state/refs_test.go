@@ -44,7 +44,7 @@ func TestApplyRefOps(t *testing.T) {
 // one that does copies only the chunks it changes.
 func TestApplyRefChunks(t *testing.T) {
 	defer func(m int) { refChunkMax = m }(refChunkMax)
-	for _, max := range []int{2, 5, 64} {
+	for _, max := range []int{2, 8, 13, 64} { // 8 and up: small chunks merge
 		refChunkMax = max
 		for seed := range 20 {
 			rng := rand.New(rand.NewPCG(uint64(seed), uint64(max)))
@@ -61,8 +61,18 @@ func TestApplyRefChunks(t *testing.T) {
 					model[op.id] = op.present
 				}
 				before := row
+				var copied [][]string
+				for _, c := range row {
+					copied = append(copied, slices.Clone(c))
+				}
 				row = applyRefChunks(row, slices.Clone(ops))
-				checkChunks(t, fmt.Sprintf("max %d seed %d round %d", max, seed, round), before, row, ops, model)
+				when := fmt.Sprintf("max %d seed %d round %d", max, seed, round)
+				for i := range copied {
+					if !slices.Equal(before[i], copied[i]) {
+						t.Fatalf("%s: chunk %d of the old row changed in place", when, i)
+					}
+				}
+				checkChunks(t, when, before, row, ops, model)
 			}
 		}
 	}

@@ -217,6 +217,9 @@ var overlaid = map[string]bool{TableJobs: true, TableJobSummary: true, TableEval
 // byID reads the row of table with the given ID index arguments as the
 // transaction sees it: what it wrote, else the state it started from.
 func byID[T any](t *txn, table string, args ...any) (*T, error) {
+	if !overlaid[table] {
+		return nil, fmt.Errorf("read %s by ID in a write: the transaction does not record its writes to it (a bug: please report it)", table)
+	}
 	if rows := t.rows[table]; rows != nil {
 		key, err := idIndexer(table).FromArgs(args...)
 		if err != nil {

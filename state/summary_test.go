@@ -155,10 +155,10 @@ func TestSummaryMatchesRecount(t *testing.T) {
 		structs.AllocClientStatusUnknown}
 	desired := []string{structs.AllocDesiredStatusRun, structs.AllocDesiredStatusStop, structs.AllocDesiredStatusEvict}
 	keys := []structs.NamespacedID{{Namespace: "default", ID: "web"}, {Namespace: "default", ID: "api"}, {Namespace: "prod", ID: "web"}}
-	// Lists here hold tens of allocations: small chunks make them split
-	// and merge.
+	// Lists here hold tens of allocations: chunks of at most 8 split, and
+	// those of one merge.
 	defer func(m int) { refChunkMax = m }(refChunkMax)
-	refChunkMax = 3
+	refChunkMax = 8
 
 	for seed := range 20 {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
