@@ -108,3 +108,23 @@ func BenchmarkEncodeEntryPlan(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodeEntryPlan(b *testing.B) {
+	entry, err := EncodeEntry(ApplyPlanResultsRequestType, bigPlan(100), true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(entry)), "entry-bytes")
+	b.ReportAllocs()
+	for b.Loop() {
+		_, raw, release, err := DecodeEntry(entry)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var req ApplyPlanResultsRequest
+		if err := Decode(raw, &req); err != nil {
+			b.Fatal(err)
+		}
+		release()
+	}
+}
