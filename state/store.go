@@ -241,8 +241,11 @@ func (t *txn) record(table string, obj any, deleted bool) error {
 		return nil
 	}
 	ok, key, err := idIndexer(table).FromObject(obj)
-	if err != nil || !ok {
-		return fmt.Errorf("key of a row of %s: %v", table, err)
+	if err != nil {
+		return fmt.Errorf("key of a row of %s: %w", table, err)
+	}
+	if !ok {
+		return fmt.Errorf("a row of %s without an ID was written (a bug: please report it)", table)
 	}
 	if t.rows == nil {
 		t.rows = map[string]map[string]any{}
