@@ -191,13 +191,27 @@ func testJob(id string) *structs.Job {
 	}
 }
 
+// register registers job through s, as a client would: a write whose
+// outcome an election made unknown, or that found no leader, is sent
+// again (registering the same job twice is harmless), for up to 10 s. A
+// loaded 2-core machine running three servers under -race can miss a
+// heartbeat mid-test.
 func register(t *testing.T, s *Server, job *structs.Job) *structs.JobRegisterResponse {
 	t.Helper()
-	var reply structs.JobRegisterResponse
-	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply); err != nil {
-		t.Fatalf("register %s via %s: %v", job.ID, s.config.NodeName, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var reply structs.JobRegisterResponse
+		err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply)
+		if err == nil {
+			return &reply
+		}
+		retry := structs.IsErr(err, structs.ErrOutcomeUnknown) || structs.IsErr(err, structs.ErrNoLeader)
+		if !retry || time.Now().After(deadline) {
+			t.Fatalf("register %s via %s: %v", job.ID, s.config.NodeName, err)
+		}
+		t.Logf("register %s via %s: %v; sending it again", job.ID, s.config.NodeName, err)
+		time.Sleep(100 * time.Millisecond)
 	}
-	return &reply
 }
 
 func getJob(t *testing.T, s *Server, id string, stale bool) *structs.Job {
