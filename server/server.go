@@ -280,7 +280,7 @@ func (s *Server) Shutdown() {
 	})
 }
 
-// Leave leaves the gossip pool gracefully so that the leader removes this
+// Leave leaves the gossip pool gracefully, asks the leader to remove this
 // server from raft, then shuts down.
 func (s *Server) Leave() error {
 	if s.IsLeader() {
@@ -293,6 +293,38 @@ func (s *Server) Leave() error {
 		}
 	}
 	err := s.serf.Leave()
+	if !s.IsLeader() {
+		s.leaveRaft()
+	}
 	s.Shutdown()
 	return err
+}
+
+// leaveRaft asks the leader to remove this server from the raft
+// configuration and waits (5 s at most) for the removal to commit. The
+// leader also removes a server that gossip says left, but only once its
+// gossip learned of the leave: on a loaded machine the leave message can
+// come after the failure detector marked the server failed, and a failed
+// server stays a voter until dead_server_cleanup. Gossip left first, so
+// the leader's reconciliation does not add this server back. A server the
+// leader already removed stops hearing from it and knows no leader: then
+// there is nobody to ask, and nothing to ask for.
+func (s *Server) leaveRaft() {
+	addr := s.Leader()
+	if addr == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var reply structs.GenericResponse
+	err := s.pool.Call(ctx, addr, "Operator.RaftRemovePeer", &structs.RaftPeerRequest{ID: s.nodeID}, &reply)
+	switch {
+	case err == nil:
+		s.logger.Info("removed from raft by the leader before leaving", "index", reply.Index)
+	case structs.IsErr(err, structs.ErrNotFound):
+		// Already removed: the leader acted on the gossip leave.
+	default:
+		s.logger.Warn("could not ask the leader to remove this server from raft; it will once gossip tells it this server left",
+			"error", err)
+	}
 }
