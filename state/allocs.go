@@ -85,12 +85,8 @@ func (t *txn) putAlloc(existing, a *structs.Allocation) error {
 		if err := t.insert(TableAllocs, a); err != nil {
 			return err
 		}
-		t.allocs[a.ID] = a
-	} else {
-		if err := t.delete(TableAllocs, existing); err != nil {
-			return err
-		}
-		t.allocs[existing.ID] = nil
+	} else if err := t.delete(TableAllocs, existing); err != nil {
+		return err
 	}
 	if err := t.allocChanged(existing, a); err != nil {
 		return err

@@ -160,26 +160,23 @@ func (t *txn) flushRef(k refKey) error {
 		if cur == nil {
 			return nil
 		}
+		// Not t.delete nor t.insert: a derived table has no entry in the
+		// index table, which snapshots hold.
 		if err := t.Delete(TableAllocRefs, cur); err != nil {
 			return fmt.Errorf("delete the list of allocations of %s: %w", k.describe(), err)
 		}
-		t.refRows[key] = nil
-		return nil
+		return t.record(TableAllocRefs, cur, true)
 	}
 	row := &allocRefs{Key: key, Chunks: chunks}
 	if err := t.Insert(TableAllocRefs, row); err != nil {
 		return fmt.Errorf("write the list of allocations of %s: %w", k.describe(), err)
 	}
-	t.refRows[key] = row
-	return nil
+	return t.record(TableAllocRefs, row, false)
 }
 
 // refRow returns row key of TableAllocRefs as the transaction sees it.
 func (t *txn) refRow(key string) (*allocRefs, error) {
-	if row, ok := t.refRows[key]; ok {
-		return row, nil
-	}
-	return first[allocRefs](nil, t.base, TableAllocRefs, indexID, key)
+	return byID[allocRefs](t, TableAllocRefs, key)
 }
 
 // applyRefChunks returns a row's new chunks: old (sorted IDs in chunks)

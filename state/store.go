@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -192,27 +193,22 @@ type txn struct {
 	usage map[string]*structs.NodeUsage
 
 	// base reads the state as it was when the transaction started, and
-	// allocs and refRows hold the allocations (nil: deleted) and alloc_refs
-	// rows the transaction wrote: together they answer the transaction's
-	// reads of those tables. A read through the memdb write transaction of
-	// a table it changed clones the table's radix transaction, which drops
-	// the set of tree nodes the transaction already copied, so that the
-	// next insert copies its whole path again: placing a plan read each
-	// allocation before writing it, and copied several kilobytes of tree
-	// nodes per allocation for it.
-	base    *memdb.Txn
-	allocs  map[string]*structs.Allocation
-	refRows map[string]*allocRefs
-	// rows holds, for the tables of overlaid, the rows the transaction
-	// wrote by their ID index key (nil: deleted), which with base answer
-	// byID: reads by ID of jobs, summaries, evaluations, nodes and
-	// deployments do not go through the memdb write transaction either.
+	// rows holds the rows the transaction wrote to the tables of overlaid,
+	// by their ID index key (nil: deleted): together they answer the
+	// transaction's reads by ID (byID). A read through the memdb write
+	// transaction of a table it changed clones the table's radix
+	// transaction, which drops the set of tree nodes the transaction
+	// already copied, so that the next insert copies its whole path again:
+	// placing a plan read each allocation before writing it, and copied
+	// several kilobytes of tree nodes per allocation for it.
+	base *memdb.Txn
 	rows map[string]map[string]any
 }
 
-// overlaid are the tables whose rows txn.rows records (allocations and
-// the derived tables have their own).
-var overlaid = map[string]bool{TableJobs: true, TableJobSummary: true, TableEvals: true, TableNodes: true, TableDeployments: true}
+// overlaid are the tables whose rows txn.rows records. Node usage rows
+// are not among them: a transaction edits its own copies (txn.usage).
+var overlaid = map[string]bool{TableJobs: true, TableJobSummary: true, TableEvals: true, TableNodes: true, TableDeployments: true,
+	TableAllocs: true, TableAllocRefs: true}
 
 // byID reads the row of table with the given ID index arguments as the
 // transaction sees it: what it wrote, else the state it started from.
@@ -258,7 +254,9 @@ func (t *txn) record(table string, obj any, deleted bool) error {
 	if deleted {
 		obj = nil
 	}
-	rows[string(key)] = obj
+	// The key's bytes are never written after this: an ID index shares the
+	// ID's own (bytesOf), a compound one built them for this call.
+	rows[unsafe.String(unsafe.SliceData(key), len(key))] = obj
 	return nil
 }
 
@@ -267,8 +265,7 @@ func (t *txn) record(table string, obj any, deleted bool) error {
 // given (see txn.owned).
 func (s *Store) newTxn(owned bool) *txn {
 	tx := s.db.Txn(true) // holds the write lock: nothing commits before base is taken
-	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names, owned: owned,
-		allocs: map[string]*structs.Allocation{}, refRows: map[string]*allocRefs{}}
+	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names, owned: owned}
 }
 
 // startWrite resets what one write of the transaction settles on its own
@@ -282,10 +279,7 @@ func (t *txn) startWrite(index uint64) {
 
 // allocByID returns an allocation as the transaction sees it, or nil.
 func (t *txn) allocByID(id string) (*structs.Allocation, error) {
-	if a, ok := t.allocs[id]; ok {
-		return a, nil
-	}
-	return first[structs.Allocation](nil, t.base, TableAllocs, indexID, id)
+	return byID[structs.Allocation](t, TableAllocs, id)
 }
 
 // flushDerived writes the derived rows the transaction changed: the
