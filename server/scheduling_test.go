@@ -209,10 +209,10 @@ func TestWorkersScheduleOnEveryServer(t *testing.T) {
 	t.Logf("evaluations processed: by followers %d, by the leader %d", byFollowers, l.evalsProcessed.Load())
 }
 
-// TestPlanVerifiedAgainstPlansInFlight: a plan verified while another is
-// still being committed counts that one's allocations, so the two cannot
-// together overcommit a node.
-func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
+// planTestCluster is a one-server cluster with one node of 1,000 MHz and
+// job "a" registered with no allocations, for plans made by hand.
+func planTestCluster(t *testing.T) (*Server, *structs.Node, *structs.Job) {
+	t.Helper()
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := testNode()
@@ -222,16 +222,27 @@ func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
 	idle.TaskGroups[0].Count = 0
 	register(t, s, idle)
 	job, _ := s.State().JobByID(nil, "default", "a")
-	alloc := func(name string) *structs.Allocation {
-		return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
-			Name: name, NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
-			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
-				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 600}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
-	}
+	return s, n, job
+}
+
+// planTestAlloc is a new allocation of job's group "web" on n, asking cpu
+// MHz and 100 MB.
+func planTestAlloc(job *structs.Job, n *structs.Node, name string, cpu int64) *structs.Allocation {
+	return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: job.ID, Job: job, TaskGroup: "web",
+		Name: name, NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
+		AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
+			"server": {Cpu: structs.AllocatedCpuResources{CpuShares: cpu}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
+}
+
+// TestPlanVerifiedAgainstPlansInFlight: a plan verified while another is
+// still being committed counts that one's allocations, so the two cannot
+// together overcommit a node.
+func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
+	s, n, job := planTestCluster(t)
 	first := &structs.Plan{EvalID: "e1", Job: job}
-	first.AppendAlloc(alloc("a.web[0]"))
+	first.AppendAlloc(planTestAlloc(job, n, "a.web[0]", 600))
 	second := &structs.Plan{EvalID: "e2", Job: job}
-	second.AppendAlloc(alloc("a.web[1]"))
+	second.AppendAlloc(planTestAlloc(job, n, "a.web[1]", 600))
 
 	c1, _, err := s.verifyPlan(first, nil)
 	if err != nil || c1 == nil {
@@ -256,15 +267,7 @@ func TestPlanVerifiedAgainstPlansInFlight(t *testing.T) {
 // of them take the same room, and each worker is answered only once its
 // allocations are in the state.
 func TestPlansCommittedTogetherNeverOvercommit(t *testing.T) {
-	c := newTestCluster(t, 1)
-	s := c.leader()
-	n := testNode()
-	n.NodeResources.Cpu.CpuShares = 1000
-	registerNode(t, s, n)
-	idle := testJob("a")
-	idle.TaskGroups[0].Count = 0
-	register(t, s, idle)
-	job, _ := s.State().JobByID(nil, "default", "a")
+	s, n, job := planTestCluster(t)
 	const plans, fit = 2*maxPlansInFlight + 1, 3 // 300 MHz each on 1,000
 	type outcome struct {
 		alloc  *structs.Allocation
@@ -274,10 +277,7 @@ func TestPlansCommittedTogetherNeverOvercommit(t *testing.T) {
 	}
 	out := make(chan outcome, plans)
 	for i := range plans {
-		a := &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
-			Name: fmt.Sprintf("a.web[%d]", i), NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
-			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
-				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 300}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
+		a := planTestAlloc(job, n, fmt.Sprintf("a.web[%d]", i), 300)
 		plan := &structs.Plan{EvalID: fmt.Sprintf("e%d", i), Job: job}
 		plan.AppendAlloc(a)
 		go func() {
