@@ -132,13 +132,6 @@ func pruneCommits(cs []*planCommit) []*planCommit {
 	return out
 }
 
-// commitPlan commits a verified plan, waiting for it, and answers its
-// worker.
-func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
-	a, err := s.raftSubmit(structs.ApplyPlanResultsRequestType, c.req)
-	s.finishCommit(c, p, a, err)
-}
-
 // finishCommit waits for the commit of a verified plan handed to raft
 // (err: it could not be) and answers its worker.
 func (s *Server) finishCommit(c *planCommit, p *pendingPlan, a *raftApplying, err error) {
@@ -188,19 +181,6 @@ func (s *Server) submitPlan(ctx context.Context, plan *structs.Plan, token strin
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// applyPlan verifies a plan and commits it, waiting for the commit (the
-// serial path, for tests).
-func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
-	c, res, err := s.verifyPlan(plan, nil)
-	if err != nil || c == nil {
-		return res, err
-	}
-	p := &pendingPlan{plan: plan, result: make(chan planOutcome, 1)}
-	s.commitPlan(c, p)
-	o := <-p.result
-	return o.result, o.err
 }
 
 // verifyPlan checks every node of the plan against the newest state plus

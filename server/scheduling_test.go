@@ -209,6 +209,26 @@ func TestWorkersScheduleOnEveryServer(t *testing.T) {
 	t.Logf("evaluations processed: by followers %d, by the leader %d", byFollowers, l.evalsProcessed.Load())
 }
 
+// applyPlan verifies a plan and commits it, waiting for the commit (the
+// serial path, for tests).
+func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
+	c, res, err := s.verifyPlan(plan, nil)
+	if err != nil || c == nil {
+		return res, err
+	}
+	p := &pendingPlan{plan: plan, result: make(chan planOutcome, 1)}
+	s.commitPlan(c, p)
+	o := <-p.result
+	return o.result, o.err
+}
+
+// commitPlan commits a verified plan, waiting for it, and answers its
+// worker.
+func (s *Server) commitPlan(c *planCommit, p *pendingPlan) {
+	a, err := s.raftSubmit(structs.ApplyPlanResultsRequestType, c.req)
+	s.finishCommit(c, p, a, err)
+}
+
 // planTestCluster is a one-server cluster with one node of 1,000 MHz and
 // job "a" registered with no allocations, for plans made by hand.
 func planTestCluster(t *testing.T) (*Server, *structs.Node, *structs.Job) {
