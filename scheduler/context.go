@@ -49,7 +49,7 @@ type planCtx struct {
 	order   []int32
 	offset  int
 	inPool  int
-	dcAvail map[string]int
+	dcAvail structs.Counts
 
 	nodeOf  map[string]*structs.Node // node lookups, nil for gone nodes
 	stopped map[string]bool          // alloc IDs the plan stops

@@ -265,7 +265,7 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 	return &best, nil
 }
 
-func incr(m *map[string]int, k string) {
+func incr(m *structs.Counts, k string) {
 	if *m == nil {
 		*m = map[string]int{}
 	}

@@ -355,10 +355,7 @@ func (c *planCtx) placeAll(places []placement) error {
 func (c *planCtx) newMetric() *structs.AllocMetric {
 	m := &structs.AllocMetric{NodesInPool: c.inPool}
 	if len(c.dcAvail) > 0 {
-		m.NodesAvailable = make(map[string]int, len(c.dcAvail))
-		for k, v := range c.dcAvail {
-			m.NodesAvailable[k] = v
-		}
+		m.NodesAvailable = c.dcAvail // read-only from here on: shared by the plan's metrics
 	}
 	return m
 }
@@ -454,7 +451,7 @@ func mergeMetric(into, m *structs.AllocMetric) {
 	}
 }
 
-func addTo(m map[string]int, k string, v int) map[string]int {
+func addTo(m structs.Counts, k string, v int) structs.Counts {
 	if m == nil {
 		m = map[string]int{}
 	}

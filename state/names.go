@@ -1,56 +1,18 @@
 package state
 
 import (
-	"hash/maphash"
-	"maps"
-
 	"github.com/skiffhq/skiff/structs"
 )
 
 // names keeps one copy of the strings that allocations repeat, so that a
 // server holding a million allocations does not keep a million copies of
-// each node ID, job ID and score name (each decoded from its own raft
-// entry). It is used only inside write transactions, which memdb runs one
+// each node ID and job ID (each decoded from its own raft entry). It is used only inside write transactions, which memdb runs one
 // at a time, so it needs no lock of its own. It is best effort: a string
 // it does not know is kept as given, and a write that aborts may leave a
 // name behind, which costs a few bytes and changes nothing else.
 type names struct {
 	nodes map[string]nodeName // by node ID: the stored node's ID and name
-	// counts holds the small count maps of placement metrics (nodes
-	// available, filtered, exhausted) by a hash of their content: once
-	// nodes fill up, most placements find some exhausted, and kept a map
-	// of their own (about 200 bytes) saying so, of a few distinct values.
-	counts     map[uint64][]map[string]int
-	countsKept int
 }
-
-// maxCountMaps bounds the count maps names keeps; when full it starts over.
-const maxCountMaps = 4096
-
-// countMap returns the kept map equal to m, or keeps m and returns it.
-// Large maps are returned as they are.
-func (n *names) countMap(m map[string]int) map[string]int {
-	if len(m) == 0 || len(m) > 8 {
-		return m
-	}
-	h := uint64(len(m))
-	for k, v := range m { // a sum: the same whatever the order
-		h += maphash.String(countSeed, k)*31 + uint64(v)*0x9e3779b97f4a7c15
-	}
-	for _, c := range n.counts[h] {
-		if maps.Equal(c, m) {
-			return c
-		}
-	}
-	if n.countsKept >= maxCountMaps || n.counts == nil {
-		n.counts, n.countsKept = map[uint64][]map[string]int{}, 0
-	}
-	n.counts[h] = append(n.counts[h], m)
-	n.countsKept++
-	return m
-}
-
-var countSeed = maphash.MakeSeed()
 
 type nodeName struct{ id, name string }
 
@@ -115,19 +77,9 @@ func (t *txn) share(a *structs.Allocation) {
 	if !t.owned || a.Metrics == nil {
 		return
 	}
-	m := a.Metrics
-	m.NodesAvailable = t.names.countMap(m.NodesAvailable)
-	m.ClassFiltered = t.names.countMap(m.ClassFiltered)
-	m.ConstraintFiltered = t.names.countMap(m.ConstraintFiltered)
-	m.ClassExhausted = t.names.countMap(m.ClassExhausted)
-	m.DimensionExhausted = t.names.countMap(m.DimensionExhausted)
 	for _, m := range a.Metrics.ScoreMetaData {
-		if m == nil {
-			continue
-		}
-		m.NodeID = t.names.node(m.NodeID)
-		for i := range m.Scores {
-			m.Scores[i].Name = structs.CanonicalString(m.Scores[i].Name)
+		if m != nil {
+			m.NodeID = t.names.node(m.NodeID)
 		}
 	}
 }

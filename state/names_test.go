@@ -1,8 +1,6 @@
 package state
 
 import (
-	"fmt"
-	"maps"
 	"strings"
 	"testing"
 	"unsafe"
@@ -64,7 +62,6 @@ func TestStoredAllocationsShareStrings(t *testing.T) {
 		{"desired status", a1.DesiredStatus, structs.AllocDesiredStatusRun},
 		{"client status", a1.ClientStatus, structs.AllocClientStatusPending},
 		{"candidate node ID", a1.Metrics.ScoreMetaData[0].NodeID, storedNode.ID},
-		{"score name", a1.Metrics.ScoreMetaData[0].Scores[0].Name, structs.ScoreBinPack},
 	}
 	for _, c := range checks {
 		if c.a != c.b {
@@ -74,16 +71,9 @@ func TestStoredAllocationsShareStrings(t *testing.T) {
 			t.Errorf("%s: the allocation keeps its own copy of %q", c.what, c.a)
 		}
 	}
-	if !sameMapData(a1.Metrics.NodesAvailable, a2.Metrics.NodesAvailable) {
-		t.Error("two placements of one evaluation keep two equal NodesAvailable maps")
-	}
 	if a1.AllocatedResources != a2.AllocatedResources {
 		t.Error("two placements of one group without ports keep two equal AllocatedResources")
 	}
-}
-
-func sameMapData(a, b map[string]int) bool {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 // Allocations keep their own resources when they differ or hold ports.
@@ -119,38 +109,5 @@ func TestStoredAllocationsKeepTheirOwnResources(t *testing.T) {
 		if got := a.AllocatedResources.Shared.Ports[0].Value; got != want {
 			t.Errorf("%s: port %d, want %d", id, got, want)
 		}
-	}
-}
-
-// Equal count maps of placement metrics are kept once, whether or not
-// their allocations come in a row, and unequal ones stay apart.
-func TestStoredAllocationsShareCountMaps(t *testing.T) {
-	s := New()
-	job := testJob("default", "web")
-	must(t, s.UpsertJob(1, job))
-	exhausted := []map[string]int{{"memory": 1}, {"memory": 2}, {"memory": 1}, {"memory": 2, "cpu": 1}, {"cpu": 1, "memory": 2}}
-	for i, m := range exhausted {
-		a := testAlloc(job, fmt.Sprintf("a%d", i), "n1")
-		a.Metrics = &structs.AllocMetric{DimensionExhausted: maps.Clone(m)}
-		b := s.Batch() // each in its own write, as plans of several evaluations
-		must(t, b.UpsertAllocs(uint64(2+i), []*structs.Allocation{a}))
-		must(t, b.Commit())
-	}
-	got := make([]map[string]int, len(exhausted))
-	for i := range exhausted {
-		a, err := s.AllocByID(nil, fmt.Sprintf("a%d", i))
-		must(t, err)
-		got[i] = a.Metrics.DimensionExhausted
-		if !maps.Equal(got[i], exhausted[i]) {
-			t.Fatalf("a%d: exhausted %v, want %v", i, got[i], exhausted[i])
-		}
-	}
-	for _, pair := range [][2]int{{0, 2}, {3, 4}} {
-		if !sameMapData(got[pair[0]], got[pair[1]]) {
-			t.Errorf("a%d and a%d keep two equal maps %v", pair[0], pair[1], got[pair[0]])
-		}
-	}
-	if sameMapData(got[0], got[1]) {
-		t.Error("a0 and a1 share a map, but their maps differ")
 	}
 }

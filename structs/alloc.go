@@ -153,18 +153,19 @@ type RescheduleEvent struct {
 }
 
 // AllocMetric explains a placement: how many nodes were looked at and
-// why each was set aside.
+// why each was set aside. Once stored it is read-only: allocations
+// share it, and decoded ones share their Counts (see metrics.go).
 type AllocMetric struct {
 	NodesEvaluated     int
 	NodesFiltered      int
 	NodesInPool        int
-	NodesAvailable     map[string]int
-	ClassFiltered      map[string]int
-	ConstraintFiltered map[string]int
+	NodesAvailable     Counts
+	ClassFiltered      Counts
+	ConstraintFiltered Counts
 	NodesExhausted     int
-	ClassExhausted     map[string]int
-	DimensionExhausted map[string]int
-	ScoreMetaData      []*NodeScoreMeta
+	ClassExhausted     Counts
+	DimensionExhausted Counts
+	ScoreMetaData      ScoreMetas
 	AllocationTime     time.Duration
 	CoalescedFailures  int
 }

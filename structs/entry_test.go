@@ -21,12 +21,27 @@ func bigPlan(n int) *ApplyPlanResultsRequest {
 			DesiredStatus: AllocDesiredStatusRun, ClientStatus: AllocClientStatusPending,
 			AllocatedResources: &AllocatedResources{Tasks: map[string]*AllocatedTaskResources{
 				"app": {Cpu: AllocatedCpuResources{CpuShares: 100}, Memory: AllocatedMemoryResources{MemoryMB: 128}}}},
-			Metrics: &AllocMetric{NodesEvaluated: 13, NodesInPool: 5000, NodesAvailable: map[string]int{"dc-1": 2500},
-				ScoreMetaData: []*NodeScoreMeta{{NodeID: nodeID, Scores: ScoreSet{{Name: "binpack", Value: 0.37}}, NormScore: 0.37}}},
+			Metrics:    placementMetric(nodeID),
 			CreateTime: 1767323045000000000, ModifyTime: 1767323045000000000,
 		})
 	}
 	return req
+}
+
+// placementMetric is the metric of an S3 placement: five candidates
+// scored, some nodes filtered by the job's constraint.
+func placementMetric(nodeID string) *AllocMetric {
+	m := &AllocMetric{NodesEvaluated: 18, NodesFiltered: 5, NodesInPool: 5000,
+		NodesAvailable:     map[string]int{"dc-1": 2500, "dc-2": 2500},
+		ConstraintFiltered: map[string]int{"${meta.rack} set_contains_any r0,r1,r2,r3,r4,r5,r6,r7,r8,r9,r10,r11": 5}}
+	for i := range 5 {
+		id := nodeID
+		if i > 0 {
+			id = GenerateUUID()
+		}
+		m.ScoreMetaData = append(m.ScoreMetaData, &NodeScoreMeta{NodeID: id, Scores: ScoreSet{{Name: "binpack", Value: 0.37}}, NormScore: 0.37})
+	}
+	return m
 }
 
 func TestEncodeEntryCompressesLargeEntries(t *testing.T) {

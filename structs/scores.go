@@ -113,7 +113,7 @@ func (s *ScoreSet) UnmarshalJSON(b []byte) error {
 // CodecEncodeSelf writes the scores as a msgpack map, in list order,
 // through the helpers the generated codecs use (no map in between).
 func (s ScoreSet) CodecEncodeSelf(e *codec.Encoder) {
-	z, r := codec.GenHelperEncoder(e)
+	_, r := codec.GenHelperEncoder(e)
 	if s == nil {
 		r.EncodeNil()
 		return
@@ -121,11 +121,7 @@ func (s ScoreSet) CodecEncodeSelf(e *codec.Encoder) {
 	r.WriteMapStart(len(s))
 	for _, sc := range s {
 		r.WriteMapElemKey()
-		if z.EncBasicHandle().StringToRaw {
-			r.EncodeStringBytesRaw(z.BytesView(sc.Name))
-		} else {
-			r.EncodeStringEnc(codecSelferCcUTF8102, sc.Name)
-		}
+		encodeString(e, sc.Name)
 		r.WriteMapElemValue()
 		r.EncodeFloat64(sc.Value)
 	}

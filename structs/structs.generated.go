@@ -24031,10 +24031,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.NodesAvailable == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.NodesAvailable), e)
-					}
+					yysf13 := &x.NodesAvailable
+					yysf13.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24047,10 +24045,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.NodesAvailable == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.NodesAvailable), e)
-					}
+					yysf14 := &x.NodesAvailable
+					yysf14.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24058,10 +24054,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ClassFiltered == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ClassFiltered), e)
-					}
+					yysf16 := &x.ClassFiltered
+					yysf16.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24074,10 +24068,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ClassFiltered == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ClassFiltered), e)
-					}
+					yysf17 := &x.ClassFiltered
+					yysf17.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24085,10 +24077,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ConstraintFiltered == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ConstraintFiltered), e)
-					}
+					yysf19 := &x.ConstraintFiltered
+					yysf19.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24101,10 +24091,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ConstraintFiltered == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ConstraintFiltered), e)
-					}
+					yysf20 := &x.ConstraintFiltered
+					yysf20.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24131,10 +24119,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ClassExhausted == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ClassExhausted), e)
-					}
+					yysf25 := &x.ClassExhausted
+					yysf25.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24147,10 +24133,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ClassExhausted == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.ClassExhausted), e)
-					}
+					yysf26 := &x.ClassExhausted
+					yysf26.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24158,10 +24142,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.DimensionExhausted == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.DimensionExhausted), e)
-					}
+					yysf28 := &x.DimensionExhausted
+					yysf28.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24174,10 +24156,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.DimensionExhausted == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encMapstringint((map[string]int)(x.DimensionExhausted), e)
-					}
+					yysf29 := &x.DimensionExhausted
+					yysf29.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24185,10 +24165,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ScoreMetaData == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encSlicePtrtoNodeScoreMeta(([]*NodeScoreMeta)(x.ScoreMetaData), e)
-					}
+					yysf31 := &x.ScoreMetaData
+					yysf31.CodecEncodeSelf(e)
 				}
 			} else {
 				r.WriteMapElemKey()
@@ -24201,10 +24179,8 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 				if x.ScoreMetaData == nil {
 					r.EncodeNil()
 				} else {
-					if false {
-					} else {
-						h.encSlicePtrtoNodeScoreMeta(([]*NodeScoreMeta)(x.ScoreMetaData), e)
-					}
+					yysf32 := &x.ScoreMetaData
+					yysf32.CodecEncodeSelf(e)
 				}
 			}
 			if yyr2 || yy2arr2 {
@@ -24328,28 +24304,19 @@ func (x *AllocMetric) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			if r.TryDecodeAsNil() {
 				x.NodesAvailable = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringint((*map[string]int)(&x.NodesAvailable), d)
-				}
+				x.NodesAvailable.CodecDecodeSelf(d)
 			}
 		case "ClassFiltered":
 			if r.TryDecodeAsNil() {
 				x.ClassFiltered = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringint((*map[string]int)(&x.ClassFiltered), d)
-				}
+				x.ClassFiltered.CodecDecodeSelf(d)
 			}
 		case "ConstraintFiltered":
 			if r.TryDecodeAsNil() {
 				x.ConstraintFiltered = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringint((*map[string]int)(&x.ConstraintFiltered), d)
-				}
+				x.ConstraintFiltered.CodecDecodeSelf(d)
 			}
 		case "NodesExhausted":
 			if r.TryDecodeAsNil() {
@@ -24361,36 +24328,27 @@ func (x *AllocMetric) codecDecodeSelfFromMap(l int, d *codec1978.Decoder) {
 			if r.TryDecodeAsNil() {
 				x.ClassExhausted = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringint((*map[string]int)(&x.ClassExhausted), d)
-				}
+				x.ClassExhausted.CodecDecodeSelf(d)
 			}
 		case "DimensionExhausted":
 			if r.TryDecodeAsNil() {
 				x.DimensionExhausted = nil
 			} else {
-				if false {
-				} else {
-					h.decMapstringint((*map[string]int)(&x.DimensionExhausted), d)
-				}
+				x.DimensionExhausted.CodecDecodeSelf(d)
 			}
 		case "ScoreMetaData":
 			if r.TryDecodeAsNil() {
 				x.ScoreMetaData = nil
 			} else {
-				if false {
-				} else {
-					h.decSlicePtrtoNodeScoreMeta((*[]*NodeScoreMeta)(&x.ScoreMetaData), d)
-				}
+				x.ScoreMetaData.CodecDecodeSelf(d)
 			}
 		case "AllocationTime":
 			if r.TryDecodeAsNil() {
 				x.AllocationTime = 0
 			} else {
 				if false {
-				} else if yyxt21 := z.Extension(z.I2Rtid(x.AllocationTime)); yyxt21 != nil {
-					z.DecExtension(x.AllocationTime, yyxt21)
+				} else if yyxt15 := z.Extension(z.I2Rtid(x.AllocationTime)); yyxt15 != nil {
+					z.DecExtension(x.AllocationTime, yyxt15)
 				} else {
 					x.AllocationTime = (time.Duration)(r.DecodeInt64())
 				}
@@ -24412,16 +24370,16 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	var h codecSelfer102
 	z, r := codec1978.GenHelperDecoder(d)
 	_, _, _ = h, z, r
-	var yyj23 int
-	var yyb23 bool
-	var yyhl23 bool = l >= 0
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	var yyj17 int
+	var yyb17 bool
+	var yyhl17 bool = l >= 0
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24431,13 +24389,13 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	} else {
 		x.NodesEvaluated = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24447,13 +24405,13 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	} else {
 		x.NodesFiltered = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24463,13 +24421,13 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	} else {
 		x.NodesInPool = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24477,18 +24435,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.NodesAvailable = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringint((*map[string]int)(&x.NodesAvailable), d)
-		}
+		x.NodesAvailable.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24496,18 +24451,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.ClassFiltered = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringint((*map[string]int)(&x.ClassFiltered), d)
-		}
+		x.ClassFiltered.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24515,18 +24467,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.ConstraintFiltered = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringint((*map[string]int)(&x.ConstraintFiltered), d)
-		}
+		x.ConstraintFiltered.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24536,13 +24485,13 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	} else {
 		x.NodesExhausted = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24550,18 +24499,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.ClassExhausted = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringint((*map[string]int)(&x.ClassExhausted), d)
-		}
+		x.ClassExhausted.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24569,18 +24515,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.DimensionExhausted = nil
 	} else {
-		if false {
-		} else {
-			h.decMapstringint((*map[string]int)(&x.DimensionExhausted), d)
-		}
+		x.DimensionExhausted.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24588,18 +24531,15 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 	if r.TryDecodeAsNil() {
 		x.ScoreMetaData = nil
 	} else {
-		if false {
-		} else {
-			h.decSlicePtrtoNodeScoreMeta((*[]*NodeScoreMeta)(&x.ScoreMetaData), d)
-		}
+		x.ScoreMetaData.CodecDecodeSelf(d)
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24608,19 +24548,19 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 		x.AllocationTime = 0
 	} else {
 		if false {
-		} else if yyxt41 := z.Extension(z.I2Rtid(x.AllocationTime)); yyxt41 != nil {
-			z.DecExtension(x.AllocationTime, yyxt41)
+		} else if yyxt29 := z.Extension(z.I2Rtid(x.AllocationTime)); yyxt29 != nil {
+			z.DecExtension(x.AllocationTime, yyxt29)
 		} else {
 			x.AllocationTime = (time.Duration)(r.DecodeInt64())
 		}
 	}
-	yyj23++
-	if yyhl23 {
-		yyb23 = yyj23 > l
+	yyj17++
+	if yyhl17 {
+		yyb17 = yyj17 > l
 	} else {
-		yyb23 = r.CheckBreak()
+		yyb17 = r.CheckBreak()
 	}
-	if yyb23 {
+	if yyb17 {
 		r.ReadArrayEnd()
 		return
 	}
@@ -24631,17 +24571,17 @@ func (x *AllocMetric) codecDecodeSelfFromArray(l int, d *codec1978.Decoder) {
 		x.CoalescedFailures = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
 	}
 	for {
-		yyj23++
-		if yyhl23 {
-			yyb23 = yyj23 > l
+		yyj17++
+		if yyhl17 {
+			yyb17 = yyj17 > l
 		} else {
-			yyb23 = r.CheckBreak()
+			yyb17 = r.CheckBreak()
 		}
-		if yyb23 {
+		if yyb17 {
 			break
 		}
 		r.ReadArrayElem()
-		z.DecStructFieldNotFound(yyj23-1, "")
+		z.DecStructFieldNotFound(yyj17-1, "")
 	}
 	r.ReadArrayEnd()
 }
@@ -59974,183 +59914,6 @@ func (x codecSelfer102) decSlicePtrtoRescheduleEvent(v *[]*RescheduleEvent, d *c
 	}
 }
 
-func (x codecSelfer102) encMapstringint(v map[string]int, e *codec1978.Encoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperEncoder(e)
-	_, _, _ = h, z, r
-	r.WriteMapStart(len(v))
-	for yyk1, yyv1 := range v {
-		r.WriteMapElemKey()
-		if false {
-		} else {
-			if z.EncBasicHandle().StringToRaw {
-				r.EncodeStringBytesRaw(z.BytesView(string(yyk1)))
-			} else {
-				r.EncodeStringEnc(codecSelferCcUTF8102, string(yyk1))
-			}
-		}
-		r.WriteMapElemValue()
-		if false {
-		} else {
-			r.EncodeInt(int64(yyv1))
-		}
-	}
-	r.WriteMapEnd()
-}
-
-func (x codecSelfer102) decMapstringint(v *map[string]int, d *codec1978.Decoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperDecoder(d)
-	_, _, _ = h, z, r
-
-	yyv1 := *v
-	yyl1 := r.ReadMapStart()
-	yybh1 := z.DecBasicHandle()
-	if yyv1 == nil {
-		yyrl1 := z.DecInferLen(yyl1, yybh1.MaxInitLen, 24)
-		yyv1 = make(map[string]int, yyrl1)
-		*v = yyv1
-	}
-	var yymk1 string
-	var yymv1 int
-	var yymg1, yymdn1 bool
-	if yybh1.MapValueReset {
-	}
-	if yyl1 != 0 {
-		yyhl1 := yyl1 > 0
-		for yyj1 := 0; (yyhl1 && yyj1 < yyl1) || !(yyhl1 || r.CheckBreak()); yyj1++ {
-			r.ReadMapElemKey()
-			if r.TryDecodeAsNil() {
-				yymk1 = ""
-			} else {
-				yymk1 = (string)(r.DecodeString())
-			}
-
-			if yymg1 {
-				yymv1 = yyv1[yymk1]
-			}
-			r.ReadMapElemValue()
-			yymdn1 = false
-			if r.TryDecodeAsNil() {
-				yymdn1 = true
-			} else {
-				yymv1 = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
-			}
-
-			if yymdn1 {
-				if yybh1.DeleteOnNilMapValue {
-					delete(yyv1, yymk1)
-				} else {
-					yyv1[yymk1] = 0
-				}
-			} else if yyv1 != nil {
-				yyv1[yymk1] = yymv1
-			}
-		}
-	} // else len==0: TODO: Should we clear map entries?
-	r.ReadMapEnd()
-}
-
-func (x codecSelfer102) encSlicePtrtoNodeScoreMeta(v []*NodeScoreMeta, e *codec1978.Encoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperEncoder(e)
-	_, _, _ = h, z, r
-	r.WriteArrayStart(len(v))
-	for _, yyv1 := range v {
-		r.WriteArrayElem()
-		if yyv1 == nil {
-			r.EncodeNil()
-		} else {
-			yyv1.CodecEncodeSelf(e)
-		}
-	}
-	r.WriteArrayEnd()
-}
-
-func (x codecSelfer102) decSlicePtrtoNodeScoreMeta(v *[]*NodeScoreMeta, d *codec1978.Decoder) {
-	var h codecSelfer102
-	z, r := codec1978.GenHelperDecoder(d)
-	_, _, _ = h, z, r
-
-	yyv1 := *v
-	yyh1, yyl1 := z.DecSliceHelperStart()
-	var yyc1 bool
-	_ = yyc1
-	if yyl1 == 0 {
-		if yyv1 == nil {
-			yyv1 = []*NodeScoreMeta{}
-			yyc1 = true
-		} else if len(yyv1) != 0 {
-			yyv1 = yyv1[:0]
-			yyc1 = true
-		}
-	} else {
-		yyhl1 := yyl1 > 0
-		var yyrl1 int
-		_ = yyrl1
-		if yyhl1 {
-			if yyl1 > cap(yyv1) {
-				yyrl1 = z.DecInferLen(yyl1, z.DecBasicHandle().MaxInitLen, 8)
-				if yyrl1 <= cap(yyv1) {
-					yyv1 = yyv1[:yyrl1]
-				} else {
-					yyv1 = make([]*NodeScoreMeta, yyrl1)
-				}
-				yyc1 = true
-			} else if yyl1 != len(yyv1) {
-				yyv1 = yyv1[:yyl1]
-				yyc1 = true
-			}
-		}
-		var yyj1 int
-		// var yydn1 bool
-		for yyj1 = 0; (yyhl1 && yyj1 < yyl1) || !(yyhl1 || r.CheckBreak()); yyj1++ { // bounds-check-elimination
-			if yyj1 == 0 && yyv1 == nil {
-				if yyhl1 {
-					yyrl1 = z.DecInferLen(yyl1, z.DecBasicHandle().MaxInitLen, 8)
-				} else {
-					yyrl1 = 8
-				}
-				yyv1 = make([]*NodeScoreMeta, yyrl1)
-				yyc1 = true
-			}
-			yyh1.ElemContainerState(yyj1)
-
-			var yydb1 bool
-			if yyj1 >= len(yyv1) {
-				yyv1 = append(yyv1, nil)
-				yyc1 = true
-
-			}
-			if yydb1 {
-				z.DecSwallow()
-			} else {
-				if r.TryDecodeAsNil() {
-					yyv1[yyj1] = nil
-				} else {
-					if yyv1[yyj1] == nil {
-						yyv1[yyj1] = new(NodeScoreMeta)
-					}
-					yyv1[yyj1].CodecDecodeSelf(d)
-				}
-
-			}
-
-		}
-		if yyj1 < len(yyv1) {
-			yyv1 = yyv1[:yyj1]
-			yyc1 = true
-		} else if yyj1 == 0 && yyv1 == nil {
-			yyv1 = make([]*NodeScoreMeta, 0)
-			yyc1 = true
-		}
-	}
-	yyh1.End()
-	if yyc1 {
-		*v = yyv1
-	}
-}
-
 func (x codecSelfer102) encMapstringPtrtoAllocMetric(v map[string]*AllocMetric, e *codec1978.Encoder) {
 	var h codecSelfer102
 	z, r := codec1978.GenHelperEncoder(e)
@@ -60307,6 +60070,83 @@ func (x codecSelfer102) decMapstringbool(v *map[string]bool, d *codec1978.Decode
 					delete(yyv1, yymk1)
 				} else {
 					yyv1[yymk1] = false
+				}
+			} else if yyv1 != nil {
+				yyv1[yymk1] = yymv1
+			}
+		}
+	} // else len==0: TODO: Should we clear map entries?
+	r.ReadMapEnd()
+}
+
+func (x codecSelfer102) encMapstringint(v map[string]int, e *codec1978.Encoder) {
+	var h codecSelfer102
+	z, r := codec1978.GenHelperEncoder(e)
+	_, _, _ = h, z, r
+	r.WriteMapStart(len(v))
+	for yyk1, yyv1 := range v {
+		r.WriteMapElemKey()
+		if false {
+		} else {
+			if z.EncBasicHandle().StringToRaw {
+				r.EncodeStringBytesRaw(z.BytesView(string(yyk1)))
+			} else {
+				r.EncodeStringEnc(codecSelferCcUTF8102, string(yyk1))
+			}
+		}
+		r.WriteMapElemValue()
+		if false {
+		} else {
+			r.EncodeInt(int64(yyv1))
+		}
+	}
+	r.WriteMapEnd()
+}
+
+func (x codecSelfer102) decMapstringint(v *map[string]int, d *codec1978.Decoder) {
+	var h codecSelfer102
+	z, r := codec1978.GenHelperDecoder(d)
+	_, _, _ = h, z, r
+
+	yyv1 := *v
+	yyl1 := r.ReadMapStart()
+	yybh1 := z.DecBasicHandle()
+	if yyv1 == nil {
+		yyrl1 := z.DecInferLen(yyl1, yybh1.MaxInitLen, 24)
+		yyv1 = make(map[string]int, yyrl1)
+		*v = yyv1
+	}
+	var yymk1 string
+	var yymv1 int
+	var yymg1, yymdn1 bool
+	if yybh1.MapValueReset {
+	}
+	if yyl1 != 0 {
+		yyhl1 := yyl1 > 0
+		for yyj1 := 0; (yyhl1 && yyj1 < yyl1) || !(yyhl1 || r.CheckBreak()); yyj1++ {
+			r.ReadMapElemKey()
+			if r.TryDecodeAsNil() {
+				yymk1 = ""
+			} else {
+				yymk1 = (string)(r.DecodeString())
+			}
+
+			if yymg1 {
+				yymv1 = yyv1[yymk1]
+			}
+			r.ReadMapElemValue()
+			yymdn1 = false
+			if r.TryDecodeAsNil() {
+				yymdn1 = true
+			} else {
+				yymv1 = (int)(z.C.IntV(r.DecodeInt64(), codecSelferBitsize102))
+			}
+
+			if yymdn1 {
+				if yybh1.DeleteOnNilMapValue {
+					delete(yyv1, yymk1)
+				} else {
+					yyv1[yymk1] = 0
 				}
 			} else if yyv1 != nil {
 				yyv1[yymk1] = yymv1
