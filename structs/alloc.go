@@ -155,7 +155,14 @@ type RescheduleEvent struct {
 // AllocMetric explains a placement: how many nodes were looked at and
 // why each was set aside. Once stored it is read-only: allocations
 // share it, and decoded ones share their Counts (see metrics.go).
+//
+// On the wire (msgpack) it is an array, its fields in this order, not a
+// map keyed by field name: every placement keeps one, and their names
+// were a third of the bytes of an allocation in raft entries and
+// snapshots. Add fields at the end only; never reorder or remove one
+// (TestAllocMetricFieldOrder). Maps written before still decode.
 type AllocMetric struct {
+	_struct            struct{} `codec:",toarray"` // tells the codec: an array
 	NodesEvaluated     int
 	NodesFiltered      int
 	NodesInPool        int

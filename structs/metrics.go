@@ -1,6 +1,7 @@
 package structs
 
 import (
+	"errors"
 	"slices"
 	"sync"
 
@@ -101,8 +102,8 @@ func decodeCounts(d *codec.Decoder, wire []byte) Counts {
 // ScoreMetas is the scores of a placement's best candidates.
 type ScoreMetas []*NodeScoreMeta
 
-// CodecEncodeSelf writes the candidates as a msgpack array of maps keyed
-// by field name, as the generated codec of NodeScoreMeta does.
+// CodecEncodeSelf writes the candidates as a msgpack array of arrays
+// [NodeID, Scores, NormScore]: positional, like AllocMetric.
 func (s ScoreMetas) CodecEncodeSelf(e *codec.Encoder) {
 	_, r := codec.GenHelperEncoder(e)
 	if s == nil {
@@ -116,23 +117,27 @@ func (s ScoreMetas) CodecEncodeSelf(e *codec.Encoder) {
 			r.EncodeNil()
 			continue
 		}
-		r.WriteMapStart(3)
-		r.WriteMapElemKey()
-		encodeString(e, "NodeID")
-		r.WriteMapElemValue()
+		r.WriteArrayStart(3)
+		r.WriteArrayElem()
 		encodeString(e, m.NodeID)
-		r.WriteMapElemKey()
-		encodeString(e, "Scores")
-		r.WriteMapElemValue()
+		r.WriteArrayElem()
 		m.Scores.CodecEncodeSelf(e)
-		r.WriteMapElemKey()
-		encodeString(e, "NormScore")
-		r.WriteMapElemValue()
+		r.WriteArrayElem()
 		r.EncodeFloat64(m.NormScore)
-		r.WriteMapEnd()
+		r.WriteArrayEnd()
 	}
 	r.WriteArrayEnd()
 }
+
+// candidateFields are the positions of a candidate's array: the fields
+// of NodeScoreMeta, and "" for any later one (skipped).
+var candidateFields = []string{"NodeID", "Scores", "NormScore", ""}
+
+// The codec's container types, as its generated code compares them.
+const (
+	valueTypeMap   = 9
+	valueTypeArray = 10
+)
 
 // maxScoreMetas bounds what a decode allocates up front: the length on
 // the wire is not trusted (placements keep five candidates).
@@ -149,7 +154,7 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 	}
 	n := r.ReadArrayStart()
 	metas := make([]NodeScoreMeta, 0, min(max(n, 0), maxScoreMetas))
-	scores := make(ScoreSet, 0, 2*cap(metas))
+	scores := make(ScoreSet, 0, cap(metas)) // one each is the usual: bin packing alone
 	// Scratch on the stack for the usual few candidates.
 	var presentBuf [maxScoreMetas]bool
 	var idBuf [maxScoreMetas * 40]byte
@@ -162,12 +167,10 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 		present = append(present, !r.TryDecodeAsNil())
 		if present[i] {
 			m := &metas[i]
-			fields := r.ReadMapStart()
-			for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
-				r.ReadMapElemKey()
-				key := r.DecodeStringAsBytes()
-				r.ReadMapElemValue()
-				switch string(key) {
+			// A candidate is an array (what this version writes) or a
+			// map keyed by field name (what earlier versions wrote).
+			field := func(name string) {
+				switch name {
 				case "NodeID":
 					ids = append(ids, r.DecodeStringAsBytes()...)
 				case "Scores":
@@ -178,12 +181,34 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 					z.DecSwallow()
 				}
 			}
-			r.ReadMapEnd()
+			switch r.ContainerType() {
+			case valueTypeArray:
+				fields := r.ReadArrayStart()
+				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
+					r.ReadArrayElem()
+					field(candidateFields[min(j, len(candidateFields)-1)])
+				}
+				r.ReadArrayEnd()
+			case valueTypeMap:
+				fields := r.ReadMapStart()
+				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
+					r.ReadMapElemKey()
+					key := r.DecodeStringAsBytes()
+					r.ReadMapElemValue()
+					field(string(key))
+				}
+				r.ReadMapEnd()
+			default:
+				panic(errors.New("a scored candidate must be an array or a map"))
+			}
 		}
 		idEnd = append(idEnd, len(ids))
 		scoreEnd = append(scoreEnd, len(scores))
 	}
 	r.ReadArrayEnd()
+	if cap(scores) > len(scores)+len(scores)/4 { // grown by doubling: kept, so trim
+		scores = slices.Clone(scores)
+	}
 	allIDs := string(ids)
 	out := make(ScoreMetas, len(metas))
 	idStart, scoreStart := 0, 0

@@ -59,10 +59,11 @@ func encodeWith(t *testing.T, v any) []byte {
 	return buf
 }
 
-// Raft log entries and snapshots written before Counts and ScoreMetas
-// decode as they did, and what this version writes reads back as the old
-// shape: the wire form did not change.
-func TestAllocMetricWireIsUnchanged(t *testing.T) {
+// Raft log entries and snapshots written before (maps keyed by field
+// name) decode as they did, and what this version writes (arrays) reads
+// back as the old shape, by position, as a server of the version before
+// reads it.
+func TestAllocMetricWire(t *testing.T) {
 	old := sampleOldMetric()
 	var got AllocMetric
 	if err := Decode(encodeWith(t, &old), &got); err != nil {
@@ -85,8 +86,15 @@ func TestAllocMetricWireIsUnchanged(t *testing.T) {
 		t.Fatalf("old entry decoded as\n%+v\nwant\n%+v", got, want)
 	}
 
+	mapForm, arrayForm := encodeWith(t, &old), encodeWith(t, &want)
+	if arrayForm[0] != 0x9c { // fixarray of 12
+		t.Fatalf("a metric is written as % x..., want an array of its 12 fields", arrayForm[:4])
+	}
+	if len(arrayForm) > len(mapForm)*3/4 {
+		t.Errorf("the array form is %d bytes, the map form %d: want it a quarter smaller or more", len(arrayForm), len(mapForm))
+	}
 	var back oldMetric
-	if err := codec.NewDecoderBytes(encodeWith(t, &want), MsgpackHandle).Decode(&back); err != nil {
+	if err := codec.NewDecoderBytes(arrayForm, MsgpackHandle).Decode(&back); err != nil {
 		t.Fatal(err)
 	}
 	old.ScoreMetaData[0].Extra = ""
@@ -106,6 +114,64 @@ func TestAllocMetricWireIsUnchanged(t *testing.T) {
 	var empty AllocMetric
 	if err := Decode(encodeWith(t, &AllocMetric{}), &empty); err != nil || !reflect.DeepEqual(empty, AllocMetric{}) {
 		t.Fatalf("empty metric decoded as %+v (%v)", empty, err)
+	}
+}
+
+// A later version may add fields at the end of a metric and of a
+// candidate: this one skips them.
+func TestAllocMetricFromALaterVersion(t *testing.T) {
+	type laterCandidate struct {
+		_struct   struct{} `codec:",toarray"`
+		NodeID    string
+		Scores    map[string]float64
+		NormScore float64
+		Later     []string
+	}
+	type laterMetric struct {
+		_struct            struct{} `codec:",toarray"`
+		NodesEvaluated     int
+		NodesFiltered      int
+		NodesInPool        int
+		NodesAvailable     map[string]int
+		ClassFiltered      map[string]int
+		ConstraintFiltered map[string]int
+		NodesExhausted     int
+		ClassExhausted     map[string]int
+		DimensionExhausted map[string]int
+		ScoreMetaData      []*laterCandidate
+		AllocationTime     int64
+		CoalescedFailures  int
+		Later              map[string]string
+	}
+	later := laterMetric{NodesEvaluated: 3, NodesAvailable: map[string]int{"dc1": 3}, CoalescedFailures: 2,
+		ScoreMetaData: []*laterCandidate{{NodeID: "n1", Scores: map[string]float64{"binpack": 0.5}, NormScore: 0.5, Later: []string{"x"}}},
+		Later:         map[string]string{"k": "v"}}
+	var got AllocMetric
+	if err := Decode(encodeWith(t, &later), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := AllocMetric{NodesEvaluated: 3, NodesAvailable: Counts{"dc1": 3}, CoalescedFailures: 2,
+		ScoreMetaData: ScoreMetas{{NodeID: "n1", Scores: ScoreSet{{ScoreBinPack, 0.5}}, NormScore: 0.5}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+}
+
+// The wire form of AllocMetric is positional: a field added anywhere but
+// at the end, or a field reordered or removed, would make every raft
+// entry and snapshot written before decode into the wrong fields.
+func TestAllocMetricFieldOrder(t *testing.T) {
+	wire := []string{"NodesEvaluated", "NodesFiltered", "NodesInPool", "NodesAvailable", "ClassFiltered",
+		"ConstraintFiltered", "NodesExhausted", "ClassExhausted", "DimensionExhausted", "ScoreMetaData",
+		"AllocationTime", "CoalescedFailures"}
+	var fields []string
+	for f := range reflect.TypeFor[AllocMetric]().Fields() {
+		if f.Name != "_struct" {
+			fields = append(fields, f.Name)
+		}
+	}
+	if len(fields) < len(wire) || !reflect.DeepEqual(fields[:len(wire)], wire) {
+		t.Fatalf("AllocMetric's fields are %v; the wire has %v in that order: add new fields after them", fields, wire)
 	}
 }
 
@@ -145,7 +211,7 @@ func TestDecodedScoreMetasAreCompact(t *testing.T) {
 	m := &AllocMetric{NodesAvailable: Counts{"dc1": 10}}
 	for _, id := range []string{"node-a", "node-b", "node-c", "node-d", "node-e"} {
 		m.ScoreMetaData = append(m.ScoreMetaData, &NodeScoreMeta{NodeID: id, NormScore: 0.5,
-			Scores: ScoreSet{{ScoreBinPack, 0.5}, {ScoreAntiAffinity, -0.25}}})
+			Scores: ScoreSet{{ScoreBinPack, 0.5}}}) // the usual: bin packing alone
 	}
 	buf := encodeWith(t, m)
 	var out AllocMetric

@@ -23963,7 +23963,7 @@ func (x *AllocMetric) CodecEncodeSelf(e *codec1978.Encoder) {
 			yysep2 := !z.EncBinary()
 			yy2arr2 := z.EncBasicHandle().StructToArray
 			_, _ = yysep2, yy2arr2
-			const yyr2 bool = false // struct tag has 'toArray'
+			const yyr2 bool = true // struct tag has 'toArray'
 			if yyr2 || yy2arr2 {
 				r.WriteArrayStart(12)
 			} else {
