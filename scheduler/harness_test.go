@@ -35,6 +35,9 @@ type harness struct {
 	// refuse lists nodes whose part of the next plans is refused, each
 	// as many times as its count (-1: always).
 	refuse map[string]int
+	// untracked hides the store's log of usage writes from the scheduler,
+	// which then reads every node's usage row for each evaluation.
+	untracked bool
 	// drop records nothing and applies nothing (benchmarks).
 	drop    bool
 	dropped *structs.Plan // the last dropped plan
@@ -45,6 +48,20 @@ func newHarness(t testing.TB) *harness {
 }
 
 func (h *harness) next() uint64 { h.index++; return h.index }
+
+// snapshot is the state an evaluation sees.
+func (h *harness) snapshot() State {
+	if h.untracked {
+		return untrackedSnapshot{h.store.Snapshot()}
+	}
+	return h.store.Snapshot()
+}
+
+// untrackedSnapshot is a snapshot that does not know what usage rows
+// were written since an earlier one.
+type untrackedSnapshot struct{ *state.Snapshot }
+
+func (untrackedSnapshot) UsageSince(uint64) ([][]*structs.NodeUsage, bool) { return nil, false }
 
 // SubmitPlan implements Planner: it applies the plan minus refused nodes.
 func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error) {
@@ -89,7 +106,7 @@ func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error
 	res.AllocIndex = h.index
 	if len(refused) > 0 {
 		res.RefreshIndex = h.index
-		return res, h.store.Snapshot(), nil
+		return res, h.snapshot(), nil
 	}
 	return res, nil, nil
 }
@@ -162,7 +179,7 @@ func (h *harness) process(job *structs.Job, trigger string) *structs.Evaluation 
 	if err := h.store.UpsertEvals(h.next(), []*structs.Evaluation{e}); err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := New(job.Type, Config{State: h.store.Snapshot(), Planner: h, Now: h.now, Seed: h.seed, Algorithm: h.algo, Nodes: h.nodes})
+	s, err := New(job.Type, Config{State: h.snapshot(), Planner: h, Now: h.now, Seed: h.seed, Algorithm: h.algo, Nodes: h.nodes})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -39,7 +39,8 @@ const nodeCacheSets = 64
 // what placement reads of every node kept by position, so that the
 // scheduler's hot loop reads a few dense slices instead of chasing each
 // node's pointers and hashing its ID and class. All of it is shared by
-// the evaluations that use the set: read only.
+// the evaluations that use the set: read only, but for the usage rows
+// kept under usageMu.
 type nodeSet struct {
 	nodes   []*structs.Node // sorted by ID
 	inPool  int             // nodes in the pool, ready or not
@@ -50,6 +51,12 @@ type nodeSet struct {
 	class   []int32
 	classes int
 	caps    []capacity // what each node offers allocations
+
+	// usageRows are the usage rows of the nodes, by position, as of the
+	// latest usage log position seen (usageSeq); see usageFrom.
+	usageMu   sync.Mutex
+	usageRows []*structs.NodeUsage
+	usageSeq  uint64
 }
 
 // capacity is a node's resources less what it reserves.

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -236,6 +237,71 @@ func TestNodeSetClassesAndCapacity(t *testing.T) {
 	for _, a := range live {
 		if a.NodeID != "node-00001" && a.NodeID != "node-00004" {
 			t.Fatalf("placed on %s, which is not in rack r1", a.NodeID)
+		}
+	}
+}
+
+// The usage rows an evaluation reads in bulk are kept with the node set
+// and brought up to date from the store's log of usage writes for the
+// next one. The placements must be exactly those made reading every row
+// each time, through placements, stops and a node left full.
+func TestBulkUsageFollowsTheStore(t *testing.T) {
+	run := func(untracked bool) ([]string, *harness) {
+		h := newHarness(t)
+		h.untracked = untracked
+		for i := range 40 {
+			h.addNodes(testNode(i, 4))
+		}
+		var placed []string
+		jobs := map[string]*structs.Job{}
+		for j := range 8 {
+			job := testJob(fmt.Sprintf("job-%d", j), structs.JobTypeService, 12)
+			job.TaskGroups[0].Tasks[0].Resources = &structs.Resources{CPU: 3000, MemoryMB: 4000}
+			jobs[job.ID] = h.addJob(job)
+			h.process(jobs[job.ID], structs.EvalTriggerJobRegister)
+			if j == 4 {
+				stop := jobs["job-1"].Copy()
+				stop.Stop = true
+				h.process(h.addJob(stop), structs.EvalTriggerJobDeregister)
+			}
+		}
+		for j := range 8 {
+			for _, a := range h.liveAllocs(jobs[fmt.Sprintf("job-%d", j)]) {
+				placed = append(placed, a.Name+" on "+a.NodeID)
+			}
+		}
+		slices.Sort(placed)
+		return placed, h
+	}
+	tracked, h := run(false)
+	fresh, _ := run(true)
+	if !slices.Equal(tracked, fresh) {
+		t.Fatalf("placed with kept usage rows:\n%v\nreading every row each time:\n%v", tracked, fresh)
+	}
+
+	snap := h.store.Snapshot()
+	set, err := h.nodes.nodesFor(snap, "default", []string{"dc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.usageRows == nil || set.usageSeq == 0 {
+		t.Fatal("no usage rows kept with the node set: the evaluations read the table every time")
+	}
+	rows, ok := set.usageFrom(snap)
+	if !ok {
+		t.Fatal("the kept rows could not be brought up to the latest snapshot")
+	}
+	all, err := snap.NodeUsages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]*structs.NodeUsage, len(set.nodes))
+	for _, u := range all {
+		want[set.pos[u.NodeID]] = u
+	}
+	for k := range want {
+		if rows[k] != want[k] {
+			t.Fatalf("node %s: kept usage %+v, the store holds %+v", set.nodes[k].ID, rows[k], want[k])
 		}
 	}
 }

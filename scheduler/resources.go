@@ -139,12 +139,22 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	if n := len(c.order); count*limit*2 < n/bulkUsageFactor {
 		return nil
 	}
+	tracker, tracked := c.state.(usageTracker)
+	if tracked {
+		if rows, ok := c.set.usageFrom(tracker); ok {
+			c.baseAt = rows
+			return nil
+		}
+	}
 	rows, err := ul.NodeUsages()
 	if err != nil {
 		return fmt.Errorf("read node usage: %w", err)
 	}
 	nodes := c.set.nodes
 	c.baseAt = make([]*structs.NodeUsage, len(nodes))
+	if tracked {
+		defer c.set.keepUsage(tracker.UsageSeq(), c.baseAt)
+	}
 	k := 0
 	for _, row := range rows {
 		// Most nodes have a row: test for the match first, a cheaper
@@ -177,6 +187,61 @@ type usageReader interface {
 type usageLister interface {
 	usageReader
 	NodeUsages() ([]*structs.NodeUsage, error)
+}
+
+// usageTracker is an optional extension of a usageLister (a snapshot of
+// the state store): the usage rows written since an earlier snapshot, so
+// that the rows read in bulk for one evaluation are brought up to date
+// for the next instead of read again.
+type usageTracker interface {
+	usageLister
+	// UsageSeq is the snapshot's position in the store's log of usage
+	// writes.
+	UsageSeq() uint64
+	// UsageSince returns the rows written after position seq up to the
+	// snapshot, oldest first, or false when they are not known.
+	UsageSince(seq uint64) ([][]*structs.NodeUsage, bool)
+}
+
+// usageFrom returns the usage row of each node of the set (nil: none) as
+// of st, from the rows kept for an earlier snapshot and those written
+// since; false when there are none kept, or st is older than them, or st
+// does not know what was written since. The rows are shared: read only.
+func (s *nodeSet) usageFrom(st usageTracker) ([]*structs.NodeUsage, bool) {
+	s.usageMu.Lock()
+	kept, seq := s.usageRows, s.usageSeq
+	s.usageMu.Unlock()
+	now := st.UsageSeq()
+	if kept == nil || now < seq {
+		return nil, false
+	}
+	if now == seq {
+		return kept, true
+	}
+	written, ok := st.UsageSince(seq)
+	if !ok {
+		return nil, false
+	}
+	rows := slices.Clone(kept)
+	for _, batch := range written {
+		for _, u := range batch {
+			if k, ok := s.pos[u.NodeID]; ok {
+				rows[k] = u
+			}
+		}
+	}
+	s.keepUsage(now, rows)
+	return rows, true
+}
+
+// keepUsage keeps rows, the usage rows of the set at usage log position
+// seq, unless rows of a later position are kept already.
+func (s *nodeSet) keepUsage(seq uint64, rows []*structs.NodeUsage) {
+	s.usageMu.Lock()
+	defer s.usageMu.Unlock()
+	if s.usageRows == nil || seq > s.usageSeq {
+		s.usageRows, s.usageSeq = rows, seq
+	}
 }
 
 // forPorts calls fn with every host port an allocation holds, once each.

@@ -27,7 +27,8 @@ type Store struct {
 	reader
 	writer
 
-	names *names // shared strings, for write transactions
+	names    *names    // shared strings, for write transactions
+	usageLog *usageLog // the usage rows of the latest commits
 
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
@@ -39,6 +40,8 @@ type Store struct {
 // was read.
 type Snapshot struct {
 	reader
+	usageLog *usageLog
+	usageSeq uint64
 }
 
 // New returns an empty store.
@@ -48,7 +51,7 @@ func New() *Store {
 		// The schema is a constant of this package; this is a bug.
 		panic(fmt.Sprintf("state: invalid schema: %v", err))
 	}
-	s := &Store{reader: reader{db: db}, names: newNames(), abandonCh: make(chan struct{})}
+	s := &Store{reader: reader{db: db}, names: newNames(), usageLog: &usageLog{}, abandonCh: make(chan struct{})}
 	s.writer = writer{run: s.write}
 	return s
 }
@@ -122,7 +125,7 @@ func (b *Batch) Commit() error {
 			return err
 		}
 	}
-	b.t.Commit()
+	b.t.commit()
 	return nil
 }
 
@@ -149,8 +152,8 @@ func (b *Batch) NodeByID(id string) (*structs.Node, error) {
 // Snapshot returns a view of the latest state. It costs a few pointer
 // copies, whatever the size of the state.
 func (s *Store) Snapshot() *Snapshot {
-	db := s.db.Snapshot()
-	return &Snapshot{reader{db: db, tx: db.Txn(false)}}
+	db, seq := s.usageLog.snapshot(s.db)
+	return &Snapshot{reader: reader{db: db, tx: db.Txn(false)}, usageLog: s.usageLog, usageSeq: seq}
 }
 
 // Abandon marks the store as replaced: the FSM calls it on the old store
@@ -191,6 +194,10 @@ type txn struct {
 	// usage holds the transaction's own copies of the node usage rows it
 	// changed, written when it commits.
 	usage map[string]*structs.NodeUsage
+	// usageWritten are the usage rows flushUsage wrote, and usageLog the
+	// store's log that commit records them in.
+	usageWritten []*structs.NodeUsage
+	usageLog     *usageLog
 
 	// base reads the state as it was when the transaction started, and
 	// rows holds the rows the transaction wrote to the tables of overlaid,
@@ -265,7 +272,7 @@ func (t *txn) record(table string, obj any, deleted bool) error {
 // given (see txn.owned).
 func (s *Store) newTxn(owned bool) *txn {
 	tx := s.db.Txn(true) // holds the write lock: nothing commits before base is taken
-	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names, owned: owned}
+	return &txn{Txn: tx, base: s.db.Txn(false), names: s.names, owned: owned, usageLog: s.usageLog}
 }
 
 // startWrite resets what one write of the transaction settles on its own
@@ -280,6 +287,12 @@ func (t *txn) startWrite(index uint64) {
 // allocByID returns an allocation as the transaction sees it, or nil.
 func (t *txn) allocByID(id string) (*structs.Allocation, error) {
 	return byID[structs.Allocation](t, TableAllocs, id)
+}
+
+// commit commits the transaction, recording the usage rows it wrote.
+func (t *txn) commit() {
+	t.usageLog.commit(t.Txn, t.usageWritten)
+	t.usageWritten = nil
 }
 
 // flushDerived writes the derived rows the transaction changed: the
@@ -307,7 +320,7 @@ func (s *Store) write(index uint64, fn func(t *txn) error) error {
 	if err := t.flushDerived(); err != nil {
 		return err
 	}
-	t.Commit()
+	t.commit()
 	return nil
 }
 

@@ -79,6 +79,7 @@ func (t *txn) flushUsage() error {
 		if err := t.Insert(TableNodeUsage, u); err != nil {
 			return fmt.Errorf("update usage of node %s: %w", id, err)
 		}
+		t.usageWritten = append(t.usageWritten, u)
 	}
 	t.usage = nil
 	return nil
