@@ -57,11 +57,26 @@ func (h *harness) snapshot() State {
 	return h.store.Snapshot()
 }
 
-// untrackedSnapshot is a snapshot that does not know what usage rows
-// were written since an earlier one.
-type untrackedSnapshot struct{ *state.Snapshot }
+// untrackedSnapshot is a snapshot without the log of usage writes (not a
+// usageTracker): the scheduler reads every usage row each time.
+type untrackedSnapshot struct {
+	untrackedState
+}
 
-func (untrackedSnapshot) UsageSince(uint64) ([][]*structs.NodeUsage, bool) { return nil, false }
+// untrackedState is what the scheduler asks of a snapshot, less the
+// usage log.
+type untrackedState interface {
+	State
+	usageLister
+	NodesIndexer
+	evalLister
+	deploymentReader
+}
+
+var (
+	_ usageTracker   = (*state.Snapshot)(nil)
+	_ untrackedState = (*state.Snapshot)(nil)
+)
 
 // SubmitPlan implements Planner: it applies the plan minus refused nodes.
 func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error) {

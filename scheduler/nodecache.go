@@ -53,10 +53,12 @@ type nodeSet struct {
 	caps    []capacity // what each node offers allocations
 
 	// usageRows are the usage rows of the nodes, by position, as of the
-	// latest usage log position seen (usageSeq); see usageFrom.
+	// latest usage log position seen (usageSeq); see usageFrom. Positions
+	// of different stores never match, so rows of a store a restore
+	// replaced are never brought up to date from the new one's log.
 	usageMu   sync.Mutex
-	usageRows []*structs.NodeUsage
-	usageSeq  uint64
+	usageRows []*structs.NodeUsage // guarded by usageMu; read only once kept
+	usageSeq  uint64               // guarded by usageMu
 }
 
 // capacity is a node's resources less what it reserves.

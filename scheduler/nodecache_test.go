@@ -274,7 +274,10 @@ func TestBulkUsageFollowsTheStore(t *testing.T) {
 		return placed, h
 	}
 	tracked, h := run(false)
-	fresh, _ := run(true)
+	fresh, hf := run(true)
+	if set, _ := hf.nodes.nodesFor(hf.store.Snapshot(), "default", []string{"dc1"}); set.usageRows != nil {
+		t.Fatal("the run without the usage log kept usage rows")
+	}
 	if !slices.Equal(tracked, fresh) {
 		t.Fatalf("placed with kept usage rows:\n%v\nreading every row each time:\n%v", tracked, fresh)
 	}
@@ -297,7 +300,11 @@ func TestBulkUsageFollowsTheStore(t *testing.T) {
 	}
 	want := make([]*structs.NodeUsage, len(set.nodes))
 	for _, u := range all {
-		want[set.pos[u.NodeID]] = u
+		k, ok := set.pos[u.NodeID]
+		if !ok {
+			t.Fatalf("a usage row of node %s, which is not in the set", u.NodeID)
+		}
+		want[k] = u
 	}
 	for k := range want {
 		if rows[k] != want[k] {

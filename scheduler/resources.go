@@ -152,9 +152,6 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	}
 	nodes := c.set.nodes
 	c.baseAt = make([]*structs.NodeUsage, len(nodes))
-	if tracked {
-		defer c.set.keepUsage(tracker.UsageSeq(), c.baseAt)
-	}
 	k := 0
 	for _, row := range rows {
 		// Most nodes have a row: test for the match first, a cheaper
@@ -172,6 +169,9 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 		if k == len(nodes) {
 			break
 		}
+	}
+	if tracked {
+		c.set.keepUsage(tracker.UsageSeq(), c.baseAt)
 	}
 	return nil
 }

@@ -6,8 +6,9 @@ import (
 
 // names keeps one copy of the strings that allocations repeat, so that a
 // server holding a million allocations does not keep a million copies of
-// each node ID and job ID (each decoded from its own raft entry). It is used only inside write transactions, which memdb runs one
-// at a time, so it needs no lock of its own. It is best effort: a string
+// each node ID and job ID (each decoded from its own raft entry). It is
+// used only inside write transactions, which memdb runs one at a time,
+// so it needs no lock of its own. It is best effort: a string
 // it does not know is kept as given, and a write that aborts may leave a
 // name behind, which costs a few bytes and changes nothing else.
 type names struct {

@@ -31,7 +31,7 @@ func (r *Restore) Commit() error {
 		r.txn.Abort()
 		return fmt.Errorf("restore: %w", err)
 	}
-	r.txn.commit()
+	r.txn.Commit()
 	return nil
 }
 

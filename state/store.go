@@ -51,7 +51,7 @@ func New() *Store {
 		// The schema is a constant of this package; this is a bug.
 		panic(fmt.Sprintf("state: invalid schema: %v", err))
 	}
-	s := &Store{reader: reader{db: db}, names: newNames(), usageLog: &usageLog{}, abandonCh: make(chan struct{})}
+	s := &Store{reader: reader{db: db}, names: newNames(), usageLog: newUsageLog(), abandonCh: make(chan struct{})}
 	s.writer = writer{run: s.write}
 	return s
 }
@@ -125,7 +125,7 @@ func (b *Batch) Commit() error {
 			return err
 		}
 	}
-	b.t.commit()
+	b.t.Commit()
 	return nil
 }
 
@@ -150,7 +150,8 @@ func (b *Batch) NodeByID(id string) (*structs.Node, error) {
 }
 
 // Snapshot returns a view of the latest state. It costs a few pointer
-// copies, whatever the size of the state.
+// copies, whatever the size of the state, and waits for a commit that
+// wrote node usage rows to finish (see usageLog).
 func (s *Store) Snapshot() *Snapshot {
 	db, seq := s.usageLog.snapshot(s.db)
 	return &Snapshot{reader: reader{db: db, tx: db.Txn(false)}, usageLog: s.usageLog, usageSeq: seq}
@@ -289,8 +290,9 @@ func (t *txn) allocByID(id string) (*structs.Allocation, error) {
 	return byID[structs.Allocation](t, TableAllocs, id)
 }
 
-// commit commits the transaction, recording the usage rows it wrote.
-func (t *txn) commit() {
+// Commit commits the transaction, recording the usage rows it wrote in
+// the store's usage log. It shadows memdb's Commit, which would not.
+func (t *txn) Commit() {
 	t.usageLog.commit(t.Txn, t.usageWritten)
 	t.usageWritten = nil
 }
@@ -320,7 +322,7 @@ func (s *Store) write(index uint64, fn func(t *txn) error) error {
 	if err := t.flushDerived(); err != nil {
 		return err
 	}
-	t.commit()
+	t.Commit()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package state
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -17,10 +18,26 @@ import (
 // A commit's memdb transaction and its entry go in under the lock, and a
 // snapshot takes its memdb view and the log's position under it too, so
 // a snapshot's position counts exactly the commits its view holds.
+//
+// Positions are comparable only within one store: each log starts at its
+// own base, 2^32 apart, so that a position of another store (a snapshot
+// taken before a restore replaced the store) is never within reach of
+// since and never equal to one of this store.
+//
+// The lock is held while memdb commits, which includes closing the watch
+// channels of what changed: nothing in that path may take a snapshot of
+// this store (memdb's Txn.Defer callbacks included), or it deadlocks.
 type usageLog struct {
 	mu   sync.RWMutex
-	seq  uint64 // commits that wrote usage rows so far
-	rows [usageLogLen][]*structs.NodeUsage
+	seq  uint64                            // guarded by mu: the position after the latest commit
+	rows [usageLogLen][]*structs.NodeUsage // guarded by mu: rows[p % usageLogLen] is what the commit at position p wrote
+}
+
+// usageLogBases hands each new log its base position.
+var usageLogBases atomic.Uint64
+
+func newUsageLog() *usageLog {
+	return &usageLog{seq: usageLogBases.Add(1) << 32}
 }
 
 // usageLogLen is how many commits the log keeps: a reader further behind

@@ -18,7 +18,8 @@ import (
 
 // MsgpackHandle is the codec configuration of the raft log, snapshots and
 // RPC: structs encode as maps keyed by field name, so that fields can be
-// added without breaking old entries.
+// added without breaking old entries; AllocMetric alone is an array of
+// its fields, which only grows at the end (see its doc).
 var MsgpackHandle = func() *codec.MsgpackHandle {
 	h := &codec.MsgpackHandle{}
 	h.RawToString = true

@@ -1,8 +1,11 @@
 package structs
 
 import (
-	"errors"
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -11,29 +14,32 @@ import (
 // Every placement keeps its AllocMetric, so a server holding a million
 // allocations decodes and keeps a million of them; their small maps and
 // five scored candidates were a quarter of the objects a plan entry
-// decoded into. Counts and ScoreMetas keep the wire form (the msgpack
-// maps and arrays the generated codecs wrote before them) and decode
-// into fewer objects: counts equal to ones decoded recently are those
-// same maps, shared, and the scored candidates of one placement share
-// one array for themselves, one for their scores and one string for
-// their node IDs. A stored AllocMetric is read-only (Allocation.Copy
-// shares it); copy a Counts before changing it.
+// decoded into. Counts and ScoreMetas decode into fewer objects: counts
+// equal to ones decoded recently are those same maps, shared, and the
+// scored candidates of one placement share one array for themselves, one
+// for their scores and one string for their node IDs (a server's store
+// then points the IDs at its nodes' own: state.share). A stored
+// AllocMetric is read-only (Allocation.Copy shares it); copy a Counts
+// before changing it.
 
 // Counts counts nodes by name: by datacenter, class, constraint or
 // resource dimension.
 type Counts map[string]int
 
-// maxSharedCounts bounds the decoded Counts kept for sharing; when full,
-// the table starts over.
-const maxSharedCounts = 4096
-
-// maxSharedCountsBytes is the largest encoded Counts that is shared.
-const maxSharedCountsBytes = 512
+// Decoded Counts are shared through a table keyed by their content
+// (sorted, so that maps written in any order share). It holds at most
+// maxSharedCounts; when full it starts over. Counts of more than
+// maxSharedNames names, or of longer names, are not shared.
+const (
+	maxSharedCounts    = 4096
+	maxSharedNames     = 8
+	maxSharedNameBytes = 512
+)
 
 var sharedCounts = struct {
 	sync.Mutex
-	byWire map[string]Counts
-}{byWire: map[string]Counts{}}
+	byContent map[string]Counts // guarded by the mutex
+}{byContent: map[string]Counts{}}
 
 // CodecEncodeSelf writes the counts as a msgpack map in key order, so
 // that equal counts have one wire form.
@@ -43,7 +49,7 @@ func (c Counts) CodecEncodeSelf(e *codec.Encoder) {
 		r.EncodeNil()
 		return
 	}
-	var stack [8]string
+	var stack [maxSharedNames]string
 	keys := stack[:0]
 	for k := range c {
 		keys = append(keys, k)
@@ -59,6 +65,13 @@ func (c Counts) CodecEncodeSelf(e *codec.Encoder) {
 	r.WriteMapEnd()
 }
 
+// countEntry is one name and count of a Counts being decoded: the name
+// is names[start:end] of the decode's buffer.
+type countEntry struct {
+	start, end int
+	n          int
+}
+
 // CodecDecodeSelf reads a msgpack map of counts; counts equal to ones
 // decoded recently come back as the same map.
 func (c *Counts) CodecDecodeSelf(d *codec.Decoder) {
@@ -67,36 +80,56 @@ func (c *Counts) CodecDecodeSelf(d *codec.Decoder) {
 		*c = nil
 		return
 	}
-	wire := z.DecRaw()
-	if len(wire) > maxSharedCountsBytes {
-		*c = decodeCounts(d, wire)
+	// Read into buffers on the stack; the map is made only for counts
+	// not seen recently.
+	var namesBuf [maxSharedNameBytes]byte
+	var entriesBuf [maxSharedNames]countEntry
+	names, entries := namesBuf[:0], entriesBuf[:0]
+	n := r.ReadMapStart()
+	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
+		r.ReadMapElemKey()
+		start := len(names)
+		names = append(names, r.DecodeStringAsBytes()...)
+		r.ReadMapElemValue()
+		entries = append(entries, countEntry{start, len(names), int(z.C.IntV(r.DecodeInt64(), strconv.IntSize))})
+	}
+	r.ReadMapEnd()
+	build := func() Counts {
+		m := make(Counts, len(entries))
+		for _, e := range entries {
+			m[string(names[e.start:e.end])] = e.n
+		}
+		return m
+	}
+	if len(entries) > maxSharedNames || len(names) > maxSharedNameBytes {
+		*c = build()
 		return
 	}
+	slices.SortStableFunc(entries, func(a, b countEntry) int {
+		return bytes.Compare(names[a.start:a.end], names[b.start:b.end])
+	})
+	var contentBuf [maxSharedNameBytes + maxSharedNames*2*binary.MaxVarintLen64]byte
+	content := contentBuf[:0]
+	for _, e := range entries {
+		content = binary.AppendUvarint(content, uint64(e.end-e.start))
+		content = append(content, names[e.start:e.end]...)
+		content = binary.AppendVarint(content, int64(e.n))
+	}
 	sharedCounts.Lock()
-	shared, ok := sharedCounts.byWire[string(wire)]
+	shared, ok := sharedCounts.byContent[string(content)]
 	sharedCounts.Unlock()
 	if ok {
 		*c = shared
 		return
 	}
-	m := decodeCounts(d, wire)
+	m := build()
 	sharedCounts.Lock()
-	if len(sharedCounts.byWire) >= maxSharedCounts {
-		sharedCounts.byWire = map[string]Counts{}
+	if len(sharedCounts.byContent) >= maxSharedCounts {
+		sharedCounts.byContent = map[string]Counts{}
 	}
-	sharedCounts.byWire[string(wire)] = m
+	sharedCounts.byContent[string(content)] = m
 	sharedCounts.Unlock()
 	*c = m
-}
-
-// decodeCounts decodes the wire form of a Counts (a map[string]int)
-// that d read; a malformed one fails d's decode.
-func decodeCounts(d *codec.Decoder, wire []byte) Counts {
-	var m map[string]int
-	if err := Decode(wire, &m); err != nil {
-		panic(err) // the codec turns a panic in a Selfer into d's error
-	}
-	return m
 }
 
 // ScoreMetas is the scores of a placement's best candidates.
@@ -129,9 +162,29 @@ func (s ScoreMetas) CodecEncodeSelf(e *codec.Encoder) {
 	r.WriteArrayEnd()
 }
 
-// candidateFields are the positions of a candidate's array: the fields
-// of NodeScoreMeta, and "" for any later one (skipped).
-var candidateFields = []string{"NodeID", "Scores", "NormScore", ""}
+// candidateField is a field of NodeScoreMeta, numbered by its position
+// in a candidate's array; candidateUnknown is any later one (skipped).
+type candidateField int
+
+const (
+	candidateNodeID candidateField = iota
+	candidateScores
+	candidateNormScore
+	candidateUnknown
+)
+
+// candidateFieldNamed returns the field a candidate's map key names.
+func candidateFieldNamed(key []byte) candidateField {
+	switch string(key) {
+	case "NodeID":
+		return candidateNodeID
+	case "Scores":
+		return candidateScores
+	case "NormScore":
+		return candidateNormScore
+	}
+	return candidateUnknown
+}
 
 // The codec's container types, as its generated code compares them.
 const (
@@ -156,50 +209,59 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 	metas := make([]NodeScoreMeta, 0, min(max(n, 0), maxScoreMetas))
 	scores := make(ScoreSet, 0, cap(metas)) // one each is the usual: bin packing alone
 	// Scratch on the stack for the usual few candidates.
-	var presentBuf [maxScoreMetas]bool
+	var presentBuf, hasScoresBuf [maxScoreMetas]bool
 	var idBuf [maxScoreMetas * 40]byte
 	var idEndBuf, scoreEndBuf [maxScoreMetas]int
 	present := presentBuf[:0] // false for a nil candidate
+	hasScores := hasScoresBuf[:0]
 	ids, idEnd, scoreEnd := idBuf[:0], idEndBuf[:0], scoreEndBuf[:0]
 	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
 		r.ReadArrayElem()
 		metas = append(metas, NodeScoreMeta{})
 		present = append(present, !r.TryDecodeAsNil())
+		hasScores = append(hasScores, false)
 		if present[i] {
 			m := &metas[i]
 			// A candidate is an array (what this version writes) or a
 			// map keyed by field name (what earlier versions wrote).
-			field := func(name string) {
-				switch name {
-				case "NodeID":
-					ids = append(ids, r.DecodeStringAsBytes()...)
-				case "Scores":
-					scores = decodeScoresInto(r, scores)
-				case "NormScore":
-					m.NormScore = r.DecodeFloat64()
+			field := func(f candidateField) {
+				switch f {
+				case candidateNodeID:
+					if !r.TryDecodeAsNil() {
+						ids = append(ids, r.DecodeStringAsBytes()...)
+					}
+				case candidateScores:
+					if !r.TryDecodeAsNil() {
+						hasScores[i] = true
+						scores = decodeScoresInto(r, scores)
+					}
+				case candidateNormScore:
+					if !r.TryDecodeAsNil() {
+						m.NormScore = r.DecodeFloat64()
+					}
 				default:
 					z.DecSwallow()
 				}
 			}
-			switch r.ContainerType() {
+			switch ct := r.ContainerType(); ct {
 			case valueTypeArray:
 				fields := r.ReadArrayStart()
 				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
 					r.ReadArrayElem()
-					field(candidateFields[min(j, len(candidateFields)-1)])
+					field(candidateField(min(j, int(candidateUnknown))))
 				}
 				r.ReadArrayEnd()
 			case valueTypeMap:
 				fields := r.ReadMapStart()
 				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
 					r.ReadMapElemKey()
-					key := r.DecodeStringAsBytes()
+					f := candidateFieldNamed(r.DecodeStringAsBytes())
 					r.ReadMapElemValue()
-					field(string(key))
+					field(f)
 				}
 				r.ReadMapEnd()
 			default:
-				panic(errors.New("a scored candidate must be an array or a map"))
+				panic(fmt.Errorf("decode ScoreMetaData[%d]: want an array or a map, got codec value type %d", i, ct))
 			}
 		}
 		idEnd = append(idEnd, len(ids))
@@ -216,7 +278,7 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 		if present[i] {
 			m := &metas[i]
 			m.NodeID = allIDs[idStart:idEnd[i]]
-			if scoreEnd[i] > scoreStart {
+			if hasScores[i] { // an empty map stays empty, not nil
 				m.Scores = scores[scoreStart:scoreEnd[i]:scoreEnd[i]]
 				sortScores(m.Scores)
 			}
@@ -227,12 +289,11 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 	*s = out
 }
 
-// decodeScoresInto appends a msgpack map of scores (or nothing, for nil)
-// to into, with the program's own copy of known score names.
+// decodeScoresInto appends a msgpack map of scores to into, with the
+// program's own copy of known score names. It is generic rather than
+// taking a mapReader: the codec's helper is a struct, and boxing it in an
+// interface would allocate on every call.
 func decodeScoresInto[R mapReader](r R, into ScoreSet) ScoreSet {
-	if r.TryDecodeAsNil() {
-		return into
-	}
 	n := r.ReadMapStart()
 	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
 		r.ReadMapElemKey()
@@ -250,7 +311,6 @@ func decodeScoresInto[R mapReader](r R, into ScoreSet) ScoreSet {
 
 // mapReader is the part of the codec's decode helper that reads maps.
 type mapReader interface {
-	TryDecodeAsNil() bool
 	ReadMapStart() int
 	CheckBreak() bool
 	ReadMapElemKey()
