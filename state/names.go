@@ -36,8 +36,8 @@ func (n *names) node(id string) string {
 // those of the allocation shared before it (the placements of one plan
 // come in a row), its evaluation and deployment IDs and its allocated
 // resources when they hold no ports. When the transaction owns its objects
-// it does the same inside their placement metrics: node IDs, score names,
-// and small count maps equal to one kept already (countMap).
+// it does the same for the node IDs of their placement metrics (decoding
+// already shares their count maps and score names: structs.Counts).
 func (t *txn) share(a *structs.Allocation) {
 	if j := a.Job; j != nil {
 		if a.Namespace == j.Namespace {
