@@ -336,9 +336,16 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string, pending [
 	}
 	newOnes := false
 	for _, id := range order {
-		stored, err := snap.AllocByID(nil, id)
-		if err != nil {
-			return false, "", err
+		// A placement of this plan, not in flight, that was never stored
+		// (no CreateIndex: the scheduler made it) cannot be in the store,
+		// so it is not looked up: at a million allocations the lookups
+		// were a third of this check. Were one stored after all, its
+		// stored use would count twice: a refusal, never an overcommit.
+		var stored *structs.Allocation
+		if !isPlacing[id] || isPending[id] || final[id].CreateIndex != 0 {
+			if stored, err = snap.AllocByID(nil, id); err != nil {
+				return false, "", err
+			}
 		}
 		onNode := stored != nil && stored.NodeID == nodeID
 		if onNode && !stored.TerminalStatus() {

@@ -351,3 +351,37 @@ func keepAlive(t *testing.T, s *Server, n *structs.Node) {
 		_, _ = heartbeat(s, n)
 	})
 }
+
+// An allocation updated in place replaces its stored version on the node:
+// the check counts the update instead of the stored one, so it fits a
+// node that has no room for a second allocation. A placement that claims
+// to be new (no CreateIndex) while reusing a stored ID is counted on top
+// of the stored one: refused, never an overcommit.
+func TestInPlaceUpdateReplacesTheStoredAllocation(t *testing.T) {
+	s, n, job := planTestCluster(t)
+	first := &structs.Plan{EvalID: "e1", Job: job}
+	first.AppendAlloc(planTestAlloc(job, n, "a.web[0]", 600))
+	if r, err := s.applyPlan(first); err != nil || r.RefreshIndex != 0 {
+		t.Fatalf("first plan: %+v %v, want it committed", r, err)
+	}
+	stored := liveAllocs(t, s, "a")[0]
+
+	update := stored.Copy()
+	update.AllocatedResources = planTestAlloc(job, n, "", 700).AllocatedResources
+	inPlace := &structs.Plan{EvalID: "e2", Job: job}
+	inPlace.AppendAlloc(update)
+	if r, err := s.applyPlan(inPlace); err != nil || r.RefreshIndex != 0 || len(r.NodeAllocation[n.ID]) != 1 {
+		t.Fatalf("in-place update to 700 of 1,000 MHz: %+v %v, want it committed", r, err)
+	}
+
+	claimsNew := stored.Copy()
+	claimsNew.CreateIndex = 0
+	bogus := &structs.Plan{EvalID: "e3", Job: job}
+	bogus.AppendAlloc(claimsNew)
+	if r, err := s.applyPlan(bogus); err != nil || r.RefreshIndex == 0 {
+		t.Fatalf("a stored allocation placed again as new: %+v %v, want it refused", r, err)
+	}
+	if got := liveAllocs(t, s, "a"); len(got) != 1 || got[0].AllocatedResources.Tasks["server"].Cpu.CpuShares != 700 {
+		t.Fatalf("live allocations %v, want one of 700 MHz", got)
+	}
+}
