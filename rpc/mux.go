@@ -81,7 +81,18 @@ func (l *Listener) Serve() error {
 			}
 			return fmt.Errorf("accept rpc connection: %w", err)
 		}
+		// Counted under mu, and not at all once Close began: an Add
+		// that races Close's Wait while nothing else is counted is a
+		// misuse of the WaitGroup (the race detector caught one when a
+		// connection arrived as a test server shut down).
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			conn.Close()
+			return nil
+		}
 		l.wg.Add(1)
+		l.mu.Unlock()
 		go func() {
 			defer l.wg.Done()
 			l.handleConn(conn)

@@ -166,3 +166,34 @@ func TestCallEndsWhenItsContextIsCancelled(t *testing.T) {
 		t.Fatal("call still waiting 3s after its context was cancelled")
 	}
 }
+
+// Closing a listener while connections arrive ends cleanly: Close waits
+// for every handler, and no connection is counted after it began waiting
+// (run under -race, a late count was a reported race).
+func TestCloseWhileConnectionsArrive(t *testing.T) {
+	for range 20 {
+		l, addr := serve(t, "127.0.0.1:0")
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					_, _ = c.Write([]byte{0xff})
+					c.Close()
+				}
+			}
+		}()
+		time.Sleep(time.Millisecond)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		<-done
+	}
+}
