@@ -63,7 +63,7 @@ func TestServerThatCannotReadTheLogIsNotMadeAVoter(t *testing.T) {
 	advertisedLogFeatures = old
 	t.Cleanup(s3.Shutdown)
 	l := c.leader()
-	// Seconds normally; the deadline is for a starved CI machine (10 s
+	// About a second normally; the deadline is for a starved CI machine (10 s
 	// ran out once while the VM gave the test run under one core).
 	testutil.WaitFor(t, 30*time.Second, "the older server alive in the leader's gossip", func() bool {
 		for _, m := range l.serf.Members() {
