@@ -38,14 +38,20 @@ func TestApplyRefOps(t *testing.T) {
 	}
 }
 
+// setRefChunkMax makes chunks of at most n IDs until the test ends.
+func setRefChunkMax(t *testing.T, n int) {
+	old := refChunkMax
+	refChunkMax = n
+	t.Cleanup(func() { refChunkMax = old })
+}
+
 // TestApplyRefChunks: a row's chunks, after any changes, hold exactly the
 // IDs a plain sorted set would, in chunks of 1 to refChunkMax IDs in
 // order; a write that changes nothing returns the row's own chunks, and
 // one that does copies only the chunks it changes.
 func TestApplyRefChunks(t *testing.T) {
-	defer func(m int) { refChunkMax = m }(refChunkMax)
 	for _, max := range []int{2, 8, 13, 64} { // 8 and up: small chunks merge
-		refChunkMax = max
+		setRefChunkMax(t, max)
 		for seed := range 20 {
 			rng := rand.New(rand.NewPCG(uint64(seed), uint64(max)))
 			model := map[string]bool{}

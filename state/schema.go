@@ -72,7 +72,10 @@ func (ix nsKey[T]) FromObject(obj any) (bool, []byte, error) {
 }
 
 func (nsKey[T]) FromArgs(args ...any) ([]byte, error) {
-	ns, id, err := nsKeyArgs(args, 2)
+	if len(args) != 2 {
+		return nil, fmt.Errorf("want a namespace and an ID, got %d arguments", len(args))
+	}
+	ns, id, err := nsKeyStrings(args)
 	if err != nil {
 		return nil, err
 	}
@@ -80,32 +83,32 @@ func (nsKey[T]) FromArgs(args ...any) ([]byte, error) {
 }
 
 func (nsKey[T]) PrefixFromArgs(args ...any) ([]byte, error) {
-	if len(args) == 0 {
-		return nil, nil
-	}
-	ns, id, err := nsKeyArgs(args, len(args))
-	if err != nil {
+	ns, id, err := nsKeyStrings(args)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if len(args) == 1 {
+	case len(args) == 0:
+		return nil, nil
+	case len(args) == 1:
 		return []byte(ns), nil
+	case len(args) == 2:
+		return nsKeyBytes(ns, id, false), nil
 	}
-	return nsKeyBytes(ns, id, false), nil
+	return nil, fmt.Errorf("want a namespace and an ID prefix, got %d arguments", len(args))
 }
 
-// nsKeyArgs reads want (1 or 2) string arguments: a namespace and an ID.
-func nsKeyArgs(args []any, want int) (ns, id string, err error) {
-	if len(args) != want || want > 2 {
-		return "", "", fmt.Errorf("want a namespace and an ID, got %d arguments", len(args))
+// nsKeyStrings returns the namespace and ID among args (each "" when
+// absent), which must be strings.
+func nsKeyStrings(args []any) (ns, id string, err error) {
+	ok := true
+	if len(args) > 0 {
+		ns, ok = args[0].(string)
 	}
-	ns, ok := args[0].(string)
+	if ok && len(args) > 1 {
+		id, ok = args[1].(string)
+	}
 	if !ok {
-		return "", "", fmt.Errorf("want a string namespace, got %T", args[0])
-	}
-	if want == 2 {
-		if id, ok = args[1].(string); !ok {
-			return "", "", fmt.Errorf("want a string ID, got %T", args[1])
-		}
+		return "", "", fmt.Errorf("want a string namespace and ID, got %T and %T", args[0], args[min(1, len(args)-1)])
 	}
 	return ns, id, nil
 }
@@ -232,17 +235,3 @@ type rowKeyer interface {
 	memdb.SingleIndexer
 	memdb.Indexer
 }
-
-// idIndexers holds each table's ID indexer.
-var idIndexers = func() map[string]rowKeyer {
-	m := map[string]rowKeyer{}
-	for name, t := range schema().Tables {
-		if ix, ok := t.Indexes[indexID].Indexer.(rowKeyer); ok {
-			m[name] = ix
-		}
-	}
-	return m
-}()
-
-// idIndexer returns the indexer of table's ID index.
-func idIndexer(table string) rowKeyer { return idIndexers[table] }

@@ -213,19 +213,32 @@ type txn struct {
 	rows map[string]map[string]any
 }
 
-// overlaid are the tables whose rows txn.rows records. Node usage rows
-// are not among them: a transaction edits its own copies (txn.usage).
-var overlaid = map[string]bool{TableJobs: true, TableJobSummary: true, TableEvals: true, TableNodes: true, TableDeployments: true,
-	TableAllocs: true, TableAllocRefs: true}
+// overlaid are the tables whose rows txn.rows records, each with the
+// indexer of its ID index (the key of a row, and of a lookup). Node usage
+// rows are not among them: a transaction edits its own copies
+// (txn.usage).
+var overlaid = func() map[string]rowKeyer {
+	tables := schema().Tables
+	m := map[string]rowKeyer{}
+	for _, name := range []string{TableJobs, TableJobSummary, TableEvals, TableNodes, TableDeployments, TableAllocs, TableAllocRefs} {
+		ix, ok := tables[name].Indexes[indexID].Indexer.(rowKeyer)
+		if !ok {
+			panic(fmt.Sprintf("state: the ID index of %s cannot key rows", name)) // a bug in the schema
+		}
+		m[name] = ix
+	}
+	return m
+}()
 
 // byID reads the row of table with the given ID index arguments as the
 // transaction sees it: what it wrote, else the state it started from.
 func byID[T any](t *txn, table string, args ...any) (*T, error) {
-	if !overlaid[table] {
+	ix, ok := overlaid[table]
+	if !ok {
 		return nil, fmt.Errorf("read %s by ID in a write: the transaction does not record its writes to it (a bug: please report it)", table)
 	}
 	if rows := t.rows[table]; rows != nil {
-		key, err := idIndexer(table).FromArgs(args...)
+		key, err := ix.FromArgs(args...)
 		if err != nil {
 			return nil, fmt.Errorf("read %s by %s: %w", table, indexID, err)
 		}
@@ -241,15 +254,14 @@ func byID[T any](t *txn, table string, args ...any) (*T, error) {
 
 // record notes in t.rows that obj was written to table (deleted: removed).
 func (t *txn) record(table string, obj any, deleted bool) error {
-	if !overlaid[table] {
+	ix, ok := overlaid[table]
+	if !ok {
 		return nil
 	}
-	ok, key, err := idIndexer(table).FromObject(obj)
+	// memdb has refused a row without an ID already: ok is true here.
+	_, key, err := ix.FromObject(obj)
 	if err != nil {
 		return fmt.Errorf("key of a row of %s: %w", table, err)
-	}
-	if !ok {
-		return fmt.Errorf("a row of %s without an ID was written (a bug: please report it)", table)
 	}
 	if t.rows == nil {
 		t.rows = map[string]map[string]any{}

@@ -157,8 +157,7 @@ func TestSummaryMatchesRecount(t *testing.T) {
 	keys := []structs.NamespacedID{{Namespace: "default", ID: "web"}, {Namespace: "default", ID: "api"}, {Namespace: "prod", ID: "web"}}
 	// Lists here hold tens of allocations: chunks of at most 8 split, and
 	// those of one merge.
-	defer func(m int) { refChunkMax = m }(refChunkMax)
-	refChunkMax = 8
+	setRefChunkMax(t, 8)
 
 	for seed := range 20 {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {

@@ -70,7 +70,7 @@ func (l *usageLog) snapshot(db *memdb.MemDB) (*memdb.MemDB, uint64) {
 func (l *usageLog) since(from, upTo uint64) ([][]*structs.NodeUsage, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if from > upTo || upTo > l.seq || l.seq-from > usageLogLen {
+	if from > upTo || l.seq-from > usageLogLen { // upTo, a snapshot's position, is never past l.seq
 		return nil, false
 	}
 	out := make([][]*structs.NodeUsage, 0, upTo-from)
@@ -90,8 +90,5 @@ func (s *Snapshot) UsageSeq() uint64 { return s.usageSeq }
 // holds). It returns false when the store no longer knows them: read
 // NodeUsages instead.
 func (s *Snapshot) UsageSince(seq uint64) ([][]*structs.NodeUsage, bool) {
-	if s.usageLog == nil {
-		return nil, false
-	}
 	return s.usageLog.since(seq, s.usageSeq)
 }

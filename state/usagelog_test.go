@@ -27,6 +27,17 @@ func usageByNode(t *testing.T, s *Snapshot) map[string]*structs.NodeUsage {
 	return out
 }
 
+// withWritten brings rows up to date with the rows written since them
+// (UsageSince), as the scheduler does.
+func withWritten(rows map[string]*structs.NodeUsage, written [][]*structs.NodeUsage) map[string]*structs.NodeUsage {
+	for _, batch := range written {
+		for _, u := range batch {
+			rows[u.NodeID] = u
+		}
+	}
+	return rows
+}
+
 // The rows written since an earlier snapshot bring that snapshot's rows
 // up to a later one exactly, through single writes, batches and stops;
 // a snapshot cannot be brought back to an earlier one, nor from further
@@ -65,12 +76,7 @@ func TestUsageSince(t *testing.T) {
 		if !ok {
 			t.Fatalf("from position %d: the log does not know", from.UsageSeq())
 		}
-		got := usageByNode(t, from)
-		for _, batch := range written {
-			for _, u := range batch {
-				got[u.NodeID] = u
-			}
-		}
+		got := withWritten(usageByNode(t, from), written)
 		want := usageByNode(t, s2)
 		if len(got) != len(want) {
 			t.Fatalf("from position %d: %d rows, want %d", from.UsageSeq(), len(got), len(want))
@@ -171,12 +177,7 @@ func TestUsageLogUnderConcurrentCommits(t *testing.T) {
 			prev = cur // fell more than the log keeps behind
 			continue
 		}
-		got := usageByNode(t, prev)
-		for _, batch := range written {
-			for _, u := range batch {
-				got[u.NodeID] = u
-			}
-		}
+		got := withWritten(usageByNode(t, prev), written)
 		for id, u := range usageByNode(t, cur) {
 			if got[id] != u {
 				t.Fatalf("position %d to %d: node %s usage %+v, the later snapshot holds %+v", prev.UsageSeq(), cur.UsageSeq(), id, got[id], u)
