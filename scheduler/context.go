@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -134,7 +133,7 @@ func (c *planCtx) loadNodes() error {
 	}
 	c.set = set
 	c.inPool = set.inPool
-	c.dcAvail = maps.Clone(set.dcAvail)
+	c.dcAvail = set.dcAvail // read only, as the set
 	c.order = make([]int32, len(set.nodes))
 	for k := range c.order {
 		c.order[k] = int32(k)

@@ -52,31 +52,21 @@ func (h *harness) next() uint64 { h.index++; return h.index }
 // snapshot is the state an evaluation sees.
 func (h *harness) snapshot() State {
 	if h.untracked {
-		return untrackedSnapshot{h.store.Snapshot()}
+		return untrackedSnapshot{Snapshot: h.store.Snapshot()}
 	}
 	return h.store.Snapshot()
 }
 
 // untrackedSnapshot is a snapshot without the log of usage writes (not a
-// usageTracker): the scheduler reads every usage row each time.
+// usageTracker): the scheduler reads every usage row each time. Its field
+// UsageSince hides the snapshot's method of that name; everything else
+// the scheduler may ask of a snapshot stays.
 type untrackedSnapshot struct {
-	untrackedState
+	*state.Snapshot
+	UsageSince struct{}
 }
 
-// untrackedState is what the scheduler asks of a snapshot, less the
-// usage log.
-type untrackedState interface {
-	State
-	usageLister
-	NodesIndexer
-	evalLister
-	deploymentReader
-}
-
-var (
-	_ usageTracker   = (*state.Snapshot)(nil)
-	_ untrackedState = (*state.Snapshot)(nil)
-)
+var _ usageTracker = (*state.Snapshot)(nil)
 
 // SubmitPlan implements Planner: it applies the plan minus refused nodes.
 func (h *harness) SubmitPlan(p *structs.Plan) (*structs.PlanResult, State, error) {

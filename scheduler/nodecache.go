@@ -44,7 +44,7 @@ const nodeCacheSets = 64
 type nodeSet struct {
 	nodes   []*structs.Node // sorted by ID
 	inPool  int             // nodes in the pool, ready or not
-	dcAvail map[string]int  // ready nodes by datacenter
+	dcAvail structs.Counts  // ready nodes by datacenter
 	pos     map[string]int32
 	// class numbers each node's computed class (-1: none), from 0 to
 	// classes-1, so that feasibility by class is a slice lookup.

@@ -120,9 +120,8 @@ func (u *nodeUsage) release(a *structs.Allocation) {
 const bulkUsageFactor = 8
 
 // readUsageInBulk fills c.baseAt with the usage row of each candidate
-// node, by a merge of the rows with c.set's nodes (both in ID order), when
-// the job places enough to visit many nodes. It is done once per attempt;
-// without a usage lister it does nothing.
+// node (c.set.usage) when the job places enough to visit many nodes. It
+// is done once per attempt; without a usage lister it does nothing.
 func (c *planCtx) readUsageInBulk(limit int) error {
 	if c.bulkTried {
 		return nil
@@ -139,26 +138,39 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 	if n := len(c.order); count*limit*2 < n/bulkUsageFactor {
 		return nil
 	}
-	tracker, tracked := c.state.(usageTracker)
+	rows, err := c.set.usage(ul)
+	if err != nil {
+		return err
+	}
+	c.baseAt = rows
+	return nil
+}
+
+// usage returns the usage row of each node of the set, by position (nil:
+// none), as of st: from the rows kept for an earlier snapshot and those
+// written since when st can tell them (usageFrom), else by a merge of
+// every row with the set's nodes (both in ID order), which it keeps for
+// the next evaluation when st has a usage log. The rows are shared: read
+// only.
+func (s *nodeSet) usage(st usageLister) ([]*structs.NodeUsage, error) {
+	tracker, tracked := st.(usageTracker)
 	if tracked {
-		if rows, ok := c.set.usageFrom(tracker); ok {
-			c.baseAt = rows
-			return nil
+		if rows, ok := s.usageFrom(tracker); ok {
+			return rows, nil
 		}
 	}
-	rows, err := ul.NodeUsages()
+	rows, err := st.NodeUsages()
 	if err != nil {
-		return fmt.Errorf("read node usage: %w", err)
+		return nil, fmt.Errorf("read node usage: %w", err)
 	}
-	nodes := c.set.nodes
-	c.baseAt = make([]*structs.NodeUsage, len(nodes))
+	out := make([]*structs.NodeUsage, len(s.nodes))
 	k := 0
 	for _, row := range rows {
 		// Most nodes have a row: test for the match first, a cheaper
 		// comparison than the order (the IDs often share their bytes).
-		for k < len(nodes) {
-			if id := nodes[k].ID; id == row.NodeID {
-				c.baseAt[k] = row
+		for k < len(s.nodes) {
+			if id := s.nodes[k].ID; id == row.NodeID {
+				out[k] = row
 				k++
 				break
 			} else if id > row.NodeID {
@@ -166,14 +178,14 @@ func (c *planCtx) readUsageInBulk(limit int) error {
 			}
 			k++
 		}
-		if k == len(nodes) {
+		if k == len(s.nodes) {
 			break
 		}
 	}
 	if tracked {
-		c.set.keepUsage(tracker.UsageSeq(), c.baseAt)
+		s.keepUsage(tracker.UsageSeq(), out)
 	}
-	return nil
+	return out, nil
 }
 
 // usageReader is an optional extension of State: the usage of a node's
