@@ -86,7 +86,7 @@ func (c *Counts) CodecDecodeSelf(d *codec.Decoder) {
 	var entriesBuf [maxSharedNames]countEntry
 	names, entries := namesBuf[:0], entriesBuf[:0]
 	n := r.ReadMapStart()
-	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
+	for i := 0; more(r, n, i); i++ {
 		r.ReadMapElemKey()
 		start := len(names)
 		names = append(names, r.DecodeStringAsBytes()...)
@@ -215,7 +215,7 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 	present := presentBuf[:0] // false for a nil candidate
 	hasScores := hasScoresBuf[:0]
 	ids, idEnd, scoreEnd := idBuf[:0], idEndBuf[:0], scoreEndBuf[:0]
-	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
+	for i := 0; more(r, n, i); i++ {
 		r.ReadArrayElem()
 		metas = append(metas, NodeScoreMeta{})
 		present = append(present, !r.TryDecodeAsNil())
@@ -246,14 +246,14 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 			switch ct := r.ContainerType(); ct {
 			case valueTypeArray:
 				fields := r.ReadArrayStart()
-				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
+				for j := 0; more(r, fields, j); j++ {
 					r.ReadArrayElem()
 					field(candidateField(min(j, int(candidateUnknown))))
 				}
 				r.ReadArrayEnd()
 			case valueTypeMap:
 				fields := r.ReadMapStart()
-				for j := 0; (fields >= 0 && j < fields) || (fields < 0 && !r.CheckBreak()); j++ {
+				for j := 0; more(r, fields, j); j++ {
 					r.ReadMapElemKey()
 					f := candidateFieldNamed(r.DecodeStringAsBytes())
 					r.ReadMapElemValue()
@@ -261,7 +261,7 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 				}
 				r.ReadMapEnd()
 			default:
-				panic(fmt.Errorf("decode ScoreMetaData[%d]: want an array or a map, got codec value type %d", i, ct))
+				panic(fmt.Errorf("decode ScoreMetaData[%d]: want an array or a map, got %v", i, ct))
 			}
 		}
 		idEnd = append(idEnd, len(ids))
@@ -295,7 +295,7 @@ func (s *ScoreMetas) CodecDecodeSelf(d *codec.Decoder) {
 // interface would allocate on every call.
 func decodeScoresInto[R mapReader](r R, into ScoreSet) ScoreSet {
 	n := r.ReadMapStart()
-	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
+	for i := 0; more(r, n, i); i++ {
 		r.ReadMapElemKey()
 		name := r.DecodeStringAsBytes()
 		canon, ok := canonical[string(name)]
@@ -307,6 +307,15 @@ func decodeScoresInto[R mapReader](r R, into ScoreSet) ScoreSet {
 	}
 	r.ReadMapEnd()
 	return into
+}
+
+// more reports whether a container of n entries (-1: of a length not
+// given, ended by a break) has an entry at i.
+func more[R interface{ CheckBreak() bool }](r R, n, i int) bool {
+	if n >= 0 {
+		return i < n
+	}
+	return !r.CheckBreak()
 }
 
 // mapReader is the part of the codec's decode helper that reads maps.

@@ -135,17 +135,9 @@ func (s *ScoreSet) CodecDecodeSelf(d *codec.Decoder) {
 		*s = nil
 		return
 	}
-	n := r.ReadMapStart()
-	// The length on the wire is not trusted for the allocation: a message
-	// could claim billions of entries. Placements record five or fewer.
-	out := make(ScoreSet, 0, min(max(n, 0), 8))
-	for i := 0; (n >= 0 && i < n) || (n < 0 && !r.CheckBreak()); i++ {
-		r.ReadMapElemKey()
-		name := r.DecodeString()
-		r.ReadMapElemValue()
-		out = append(out, Score{Name: name, Value: r.DecodeFloat64()})
-	}
-	r.ReadMapEnd()
+	// Grown as entries come, not sized by the length on the wire: a
+	// message could claim billions of entries.
+	out := decodeScoresInto(r, make(ScoreSet, 0, 2))
 	sortScores(out)
 	*s = out
 }
