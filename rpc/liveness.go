@@ -44,14 +44,9 @@ func (l *Listener) serveLiveness(conn net.Conn) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(LivenessKeepAlive)
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		conn.Close()
+	if !l.admit(conn, func() { l.held[conn] = struct{}{} }) {
 		return
 	}
-	l.held[conn] = struct{}{}
-	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
 		delete(l.held, conn)

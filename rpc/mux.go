@@ -81,18 +81,13 @@ func (l *Listener) Serve() error {
 			}
 			return fmt.Errorf("accept rpc connection: %w", err)
 		}
-		// Counted under mu, and not at all once Close began: an Add
-		// that races Close's Wait while nothing else is counted is a
-		// misuse of the WaitGroup (the race detector caught one when a
-		// connection arrived as a test server shut down).
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			conn.Close()
+		// Counted only while open: an Add that races Close's Wait while
+		// nothing else is counted is a misuse of the WaitGroup (the race
+		// detector caught one when a connection arrived as a test server
+		// shut down).
+		if !l.admit(conn, func() { l.wg.Add(1) }) {
 			return nil
 		}
-		l.wg.Add(1)
-		l.mu.Unlock()
 		go func() {
 			defer l.wg.Done()
 			l.handleConn(conn)
@@ -130,14 +125,9 @@ func (l *Listener) serveMultiplex(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		sess.Close()
+	if !l.admit(sess, func() { l.sessions[sess] = struct{}{} }) {
 		return
 	}
-	l.sessions[sess] = struct{}{}
-	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
 		delete(l.sessions, sess)
@@ -155,6 +145,20 @@ func (l *Listener) serveMultiplex(conn net.Conn) {
 			l.server.ServeCodec(msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle))
 		}()
 	}
+}
+
+// admit runs register under mu while the listener is open and reports
+// true; once Close began it closes c instead and reports false, so that
+// Close finds everything it must close or wait for.
+func (l *Listener) admit(c io.Closer, register func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return false
+	}
+	register()
+	return true
 }
 
 // Close stops accepting, closes every session and waits for handlers.

@@ -175,9 +175,10 @@ func TestCloseWhileConnectionsArrive(t *testing.T) {
 		l, addr := serve(t, "127.0.0.1:0")
 		stop := make(chan struct{})
 		done := make(chan struct{})
+		dialed := make(chan struct{})
 		go func() {
 			defer close(done)
-			for {
+			for first := true; ; {
 				select {
 				case <-stop:
 					return
@@ -186,10 +187,18 @@ func TestCloseWhileConnectionsArrive(t *testing.T) {
 				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 					_, _ = c.Write([]byte{0xff})
 					c.Close()
+					if first {
+						first = false
+						close(dialed)
+					}
 				}
 			}
 		}()
-		time.Sleep(time.Millisecond)
+		select {
+		case <-dialed: // connections are arriving
+		case <-time.After(5 * time.Second):
+			t.Fatal("no connection to the listener in 5 s")
+		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
