@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -245,4 +246,14 @@ func every(t *testing.T, interval time.Duration, fn func()) (stop func()) {
 		}
 	}()
 	return stop
+}
+
+// inRaftConfig reports whether server id is in s's raft configuration.
+func inRaftConfig(t *testing.T, s *Server, id string) bool {
+	t.Helper()
+	fut := s.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(fut.Configuration().Servers, func(srv raft.Server) bool { return string(srv.ID) == id })
 }

@@ -138,28 +138,11 @@ func TestPlacementFailureIsExplained(t *testing.T) {
 // snapshot that each fit alone but not together: the second is refused
 // for that node and told to refresh.
 func TestPlanApplierRefusesOvercommit(t *testing.T) {
-	c := newTestCluster(t, 1)
-	s := c.leader()
-	n := testNode()
-	n.NodeResources.Cpu.CpuShares = 1000
-	var nr structs.NodeUpdateResponse
-	if err := s.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n}, &nr); err != nil {
-		t.Fatal(err)
-	}
-	idle := testJob("a")
-	idle.TaskGroups[0].Count = 0 // the workers place nothing; the test's plans do
-	register(t, s, idle)
-	job, _ := s.State().JobByID(nil, "default", "a")
-	alloc := func(name string) *structs.Allocation {
-		return &structs.Allocation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "a", Job: job, TaskGroup: "web",
-			Name: name, NodeID: n.ID, DesiredStatus: structs.AllocDesiredStatusRun, ClientStatus: structs.AllocClientStatusPending,
-			AllocatedResources: &structs.AllocatedResources{Tasks: map[string]*structs.AllocatedTaskResources{
-				"server": {Cpu: structs.AllocatedCpuResources{CpuShares: 600}, Memory: structs.AllocatedMemoryResources{MemoryMB: 100}}}}}
-	}
+	s, n, job := planTestCluster(t)
 	first := &structs.Plan{EvalID: "e1", Job: job}
-	first.AppendAlloc(alloc("a.web[0]"))
+	first.AppendAlloc(planTestAlloc(job, n, "a.web[0]", 600))
 	second := &structs.Plan{EvalID: "e2", Job: job}
-	second.AppendAlloc(alloc("a.web[1]"))
+	second.AppendAlloc(planTestAlloc(job, n, "a.web[1]", 600))
 
 	r1, err := s.applyPlan(first)
 	if err != nil || r1.RefreshIndex != 0 || len(r1.NodeAllocation[n.ID]) != 1 {

@@ -324,7 +324,8 @@ func (s *Server) leaveRaft() {
 	case structs.IsErr(err, structs.ErrNotFound):
 		// Already removed: the leader acted on the gossip leave.
 	default:
-		s.logger.Warn("could not ask the leader to remove this server from raft; it will once gossip tells it this server left",
+		s.logger.Warn("could not ask the leader to remove this server from raft; it will once gossip tells it this server left"+
+			" (if it stays a voter, remove it with: skiff operator raft remove-peer -peer-id "+s.nodeID+")",
 			"error", err)
 	}
 }
