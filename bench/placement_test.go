@@ -124,7 +124,7 @@ func placementJob(id string, r placementRun) *structs.Job {
 	j := &structs.Job{
 		ID: id, Datacenters: []string{"dc-1", "dc-2"},
 		TaskGroups: []*structs.TaskGroup{{
-			Name: "web", Count: r.count,
+			Name: placementGroup, Count: r.count,
 			Tasks: []*structs.Task{{
 				Name: "app", Driver: "containerd",
 				Config:    map[string]any{"image": "nginx:1.27"},
@@ -145,19 +145,23 @@ func placementJob(id string, r placementRun) *structs.Job {
 	return j
 }
 
+// placementGroup is the name of the one group of every job of a run.
+const placementGroup = "web"
+
 // placedCount sums the live allocations of every job summary (starting
 // or running: placed and not lost), and separately the lost ones, which
-// a node that missed its heartbeat leaves behind.
+// a node that missed its heartbeat leaves behind. Every job has the one
+// group placementJob gives it, looked up by name: starting an iteration
+// over the summary's map was half of the sampler's CPU at 10,000 jobs.
 func placedCount(st *state.Store) (live, lost int) {
 	sums, err := st.Snapshot().JobSummaries(nil)
 	if err != nil {
 		return 0, 0
 	}
 	for _, s := range sums {
-		for _, g := range s.Summary {
-			live += g.Starting + g.Running
-			lost += g.Lost
-		}
+		g := s.Summary[placementGroup]
+		live += g.Starting + g.Running
+		lost += g.Lost
 	}
 	return live, lost
 }

@@ -86,6 +86,7 @@ type nodeUsage struct {
 	base     map[int]int
 	fromBase bool
 	released []*structs.Allocation
+	loaded   bool // read (perNode.usage)
 }
 
 func (u *nodeUsage) add(a *structs.Allocation) {
@@ -274,40 +275,34 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 	if u := c.usage[n.ID]; u != nil {
 		return u, nil
 	}
-	u, err := c.readUsage(n, -1)
-	if err == nil {
-		c.usage[n.ID] = u
+	u := &nodeUsage{}
+	if err := c.readUsage(u, n, -1); err != nil {
+		return nil, err
 	}
-	return u, err
+	c.usage[n.ID] = u
+	return u, nil
 }
 
 // usageOf returns the usage of the node at position k of c.set, reading
 // it once.
 func (c *planCtx) usageOf(k int32) (*nodeUsage, error) {
-	if u := c.usageAt[k]; u != nil {
-		return u, nil
-	}
-	u, err := c.readUsage(c.set.nodes[k], k)
-	if err == nil {
-		c.usageAt[k] = u
-	}
-	return u, err
+	return c.nodes.usage(k, func(u *nodeUsage) error { return c.readUsage(u, c.set.nodes[k], k) })
 }
 
 // loadedUsage returns the usage of a node this attempt has read, or nil.
 func (c *planCtx) loadedUsage(nodeID string) *nodeUsage {
-	if c.set != nil {
+	if c.set != nil && c.nodes != nil {
 		if k, ok := c.set.pos[nodeID]; ok {
-			return c.usageAt[k]
+			return c.nodes.loadedAt(k)
 		}
 	}
 	return c.usage[nodeID]
 }
 
-// readUsage reads the usage of node n (at position k of c.set, or -1)
-// less what the plan stops there: from the rows read in bulk when there
-// are some, else from the state.
-func (c *planCtx) readUsage(n *structs.Node, k int32) (*nodeUsage, error) {
+// readUsage reads into u, which is empty, the usage of node n (at position
+// k of c.set, or -1) less what the plan stops there: from the rows read in
+// bulk when there are some, else from the state.
+func (c *planCtx) readUsage(u *nodeUsage, n *structs.Node, k int32) error {
 	if ur, ok := c.state.(usageReader); ok {
 		var nu *structs.NodeUsage
 		if k >= 0 && c.baseAt != nil {
@@ -317,26 +312,25 @@ func (c *planCtx) readUsage(n *structs.Node, k int32) (*nodeUsage, error) {
 		} else {
 			var err error
 			if nu, err = ur.NodeUsage(n.ID); err != nil {
-				return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
+				return fmt.Errorf("read usage of node %s: %w", n.ID, err)
 			}
 		}
-		u := &nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
+		*u = nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
 		for _, a := range c.stoppedOn[n.ID] {
 			u.release(a)
 		}
-		return u, nil
+		return nil
 	}
 	allocs, err := c.state.AllocsByNode(nil, n.ID)
 	if err != nil {
-		return nil, fmt.Errorf("read allocations of node %s: %w", n.ID, err)
+		return fmt.Errorf("read allocations of node %s: %w", n.ID, err)
 	}
-	u := &nodeUsage{}
 	for _, a := range allocs {
 		if !a.TerminalStatus() && !c.stopped[a.ID] {
 			u.add(a)
 		}
 	}
-	return u, nil
+	return nil
 }
 
 // fit checks whether a fits on n given u; it returns the exhausted
