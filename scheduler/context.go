@@ -54,10 +54,10 @@ type planCtx struct {
 	stopped map[string]bool          // alloc IDs the plan stops
 	// stoppedOn are the live allocations the plan stops, by node.
 	stoppedOn map[string][]*structs.Allocation
-	// nodes holds order and the usage of the nodes of set by position,
-	// read lazily (nodes.usage); usage, by node ID, that of other nodes.
-	// baseAt, by position, holds usage rows read in bulk (nil: not read).
-	nodes     *perNode
+	// usageAt is the usage of the nodes of set, by position, filled
+	// lazily; usage, by node ID, that of other nodes. baseAt, by position,
+	// holds usage rows read in bulk (nil: not read).
+	usageAt   []*nodeUsage
 	usage     map[string]*nodeUsage
 	baseAt    []*structs.NodeUsage
 	bulkTried bool
@@ -134,22 +134,13 @@ func (c *planCtx) loadNodes() error {
 	c.set = set
 	c.inPool = set.inPool
 	c.dcAvail = set.dcAvail // read only, as the set
-	c.nodes = getPerNode(len(set.nodes))
-	c.order = c.nodes.order
+	c.order = make([]int32, len(set.nodes))
 	for k := range c.order {
 		c.order[k] = int32(k)
 	}
 	c.rng.Shuffle(len(c.order), func(i, j int) { c.order[i], c.order[j] = c.order[j], c.order[i] })
+	c.usageAt = make([]*nodeUsage, len(c.order))
 	return nil
-}
-
-// release returns the attempt's per-node buffers for a later attempt to
-// reuse. c reads no node usage after it.
-func (c *planCtx) release() {
-	if c != nil && c.nodes != nil {
-		c.nodes.put()
-		c.nodes, c.order = nil, nil
-	}
 }
 
 // stop adds a stop of a to the plan and forgets a on its node.

@@ -214,7 +214,7 @@ func (c *planCtx) selectNode(g *groupChecks, a *ask, m *structs.AllocMetric, pen
 			incr(&m.ConstraintFiltered, reason)
 			continue
 		}
-		u := c.nodes.loadedAt(k)
+		u := c.usageAt[k]
 		if u == nil {
 			if err := c.readUsageInBulk(limit); err != nil {
 				return nil, err

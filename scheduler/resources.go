@@ -86,7 +86,6 @@ type nodeUsage struct {
 	base     map[int]int
 	fromBase bool
 	released []*structs.Allocation
-	loaded   bool // read (perNode.usage)
 }
 
 func (u *nodeUsage) add(a *structs.Allocation) {
@@ -275,34 +274,40 @@ func (c *planCtx) nodeUsage(n *structs.Node) (*nodeUsage, error) {
 	if u := c.usage[n.ID]; u != nil {
 		return u, nil
 	}
-	u := &nodeUsage{}
-	if err := c.readUsage(u, n, -1); err != nil {
-		return nil, err
+	u, err := c.readUsage(n, -1)
+	if err == nil {
+		c.usage[n.ID] = u
 	}
-	c.usage[n.ID] = u
-	return u, nil
+	return u, err
 }
 
 // usageOf returns the usage of the node at position k of c.set, reading
 // it once.
 func (c *planCtx) usageOf(k int32) (*nodeUsage, error) {
-	return c.nodes.usage(k, func(u *nodeUsage) error { return c.readUsage(u, c.set.nodes[k], k) })
+	if u := c.usageAt[k]; u != nil {
+		return u, nil
+	}
+	u, err := c.readUsage(c.set.nodes[k], k)
+	if err == nil {
+		c.usageAt[k] = u
+	}
+	return u, err
 }
 
 // loadedUsage returns the usage of a node this attempt has read, or nil.
 func (c *planCtx) loadedUsage(nodeID string) *nodeUsage {
-	if c.set != nil && c.nodes != nil {
+	if c.set != nil {
 		if k, ok := c.set.pos[nodeID]; ok {
-			return c.nodes.loadedAt(k)
+			return c.usageAt[k]
 		}
 	}
 	return c.usage[nodeID]
 }
 
-// readUsage reads into u, which is empty, the usage of node n (at position
-// k of c.set, or -1) less what the plan stops there: from the rows read in
-// bulk when there are some, else from the state.
-func (c *planCtx) readUsage(u *nodeUsage, n *structs.Node, k int32) error {
+// readUsage reads the usage of node n (at position k of c.set, or -1)
+// less what the plan stops there: from the rows read in bulk when there
+// are some, else from the state.
+func (c *planCtx) readUsage(n *structs.Node, k int32) (*nodeUsage, error) {
 	if ur, ok := c.state.(usageReader); ok {
 		var nu *structs.NodeUsage
 		if k >= 0 && c.baseAt != nil {
@@ -312,25 +317,26 @@ func (c *planCtx) readUsage(u *nodeUsage, n *structs.Node, k int32) error {
 		} else {
 			var err error
 			if nu, err = ur.NodeUsage(n.ID); err != nil {
-				return fmt.Errorf("read usage of node %s: %w", n.ID, err)
+				return nil, fmt.Errorf("read usage of node %s: %w", n.ID, err)
 			}
 		}
-		*u = nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
+		u := &nodeUsage{cpu: nu.CPU, mem: nu.MemoryMB, disk: nu.DiskMB, base: nu.Ports, fromBase: true}
 		for _, a := range c.stoppedOn[n.ID] {
 			u.release(a)
 		}
-		return nil
+		return u, nil
 	}
 	allocs, err := c.state.AllocsByNode(nil, n.ID)
 	if err != nil {
-		return fmt.Errorf("read allocations of node %s: %w", n.ID, err)
+		return nil, fmt.Errorf("read allocations of node %s: %w", n.ID, err)
 	}
+	u := &nodeUsage{}
 	for _, a := range allocs {
 		if !a.TerminalStatus() && !c.stopped[a.ID] {
 			u.add(a)
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // fit checks whether a fits on n given u; it returns the exhausted

@@ -137,11 +137,9 @@ func (s *scheduler) Process(eval *structs.Evaluation) error {
 	log := s.cfg.Logger.With("eval_id", eval.ID, "job_id", eval.JobID)
 	st := s.cfg.State
 	var c *planCtx
-	defer func() { c.release() }()
 	attempt := 0
 	for {
 		var err error
-		c.release()
 		c, err = s.compute(st, eval, attempt)
 		if err != nil {
 			return fmt.Errorf("evaluation %s: %w", eval.ID, err)
