@@ -259,11 +259,7 @@ func reportRunning(t *testing.T, s *Server, n *structs.Node) {
 // allocations to the other node one at a time (max_parallel 1, each
 // replacement healthy for min_healthy_time before the next leaves), its
 // system allocation last, then ends the drain with the node ineligible.
-// The nodes' TTL is long (steadyNodes): under -race on a loaded machine a
-// node missed a 300 ms heartbeat mid-drain and was marked down, and its
-// allocations lost, which is not what this test is about.
 func TestDrainMigratesAtMigratePace(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n1, n2 := smallNode("n1"), smallNode("n2")

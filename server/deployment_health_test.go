@@ -49,7 +49,6 @@ func allocIDs(as []*structs.Allocation) []string {
 // let the next allocation roll, an unhealthy one fails it, and a client's
 // later report does not undo a verdict.
 func TestManualAllocHealth(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := smallNode("n1")

@@ -64,7 +64,6 @@ func latestDeployment(t *testing.T, s *Server) *structs.Deployment {
 // allocations are unhealthy, so its deployment fails and auto_revert
 // registers version 1's spec again, which rolls back.
 func TestDeploymentRollsAndRevertsThroughRaft(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := smallNode("n1")
@@ -125,7 +124,6 @@ func TestDeploymentRollsAndRevertsThroughRaft(t *testing.T) {
 // TestDeploymentCancelledByNewerVersion: registering a new version while
 // a deployment runs cancels it.
 func TestDeploymentCancelledByNewerVersion(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := smallNode("n1")
@@ -149,7 +147,6 @@ func TestDeploymentCancelledByNewerVersion(t *testing.T) {
 // successful deployment; without auto_promote it waits, running, with
 // the canary healthy and the old allocations untouched.
 func TestCanaryAutoPromote(t *testing.T) {
-	steadyNodes(t)
 	for _, auto := range []bool{true, false} {
 		t.Run(fmt.Sprint("auto_promote=", auto), func(t *testing.T) {
 			c := newTestCluster(t, 1)
@@ -203,7 +200,6 @@ func TestCanaryAutoPromote(t *testing.T) {
 // healthy canaries nobody promotes still ends, at its progress deadline,
 // and says why.
 func TestUnpromotedCanariesFailAtProgressDeadline(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := smallNode("n1")
@@ -236,7 +232,6 @@ func TestUnpromotedCanariesFailAtProgressDeadline(t *testing.T) {
 // the progress deadline it fails saying what it waited for, and
 // auto_revert rolls back.
 func TestBlockedDeploymentEnds(t *testing.T) {
-	steadyNodes(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := smallNode("n1")

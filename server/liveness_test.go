@@ -63,7 +63,6 @@ func holdLiveness(t *testing.T, addr string, n *structs.Node, gen uint64) (cance
 // marked down within the reconnect grace; one that moved its connection to
 // another server first is not.
 func TestLivenessConnectionEndMarksNodeDownFast(t *testing.T) {
-	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 3)
 	leader := c.leader()
 	var followers []*Server
@@ -123,7 +122,6 @@ func TestLivenessConnectionEndMarksNodeDownFast(t *testing.T) {
 // TestLivenessReconnectWithinGraceKeepsNodeReady: a client whose
 // connection breaks and that opens a new one within the grace stays ready.
 func TestLivenessReconnectWithinGraceKeepsNodeReady(t *testing.T) {
-	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := testNode()
@@ -146,6 +144,7 @@ func TestLivenessReconnectWithinGraceKeepsNodeReady(t *testing.T) {
 // marked disconnected at its TTL, and down once lost_after has passed;
 // its allocation is unknown in between, then lost.
 func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
+	shortNodeTTL(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := testNode()
@@ -196,7 +195,6 @@ func TestSilentNodeWithDisconnectBlockIsDisconnectedThenDown(t *testing.T) {
 // plus the failover grace; a node whose connection is held by a
 // surviving server stays ready.
 func TestNewLeaderLearnsLivenessFromServers(t *testing.T) {
-	steadyNodes(t) // the liveness connection, not the TTL, must do it
 	c := newTestCluster(t, 3)
 	leader := c.leader()
 	var follower *Server

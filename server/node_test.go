@@ -34,6 +34,7 @@ func heartbeat(s *Server, n *structs.Node) (*structs.NodeUpdateResponse, error) 
 }
 
 func TestNodeHeartbeatKeepsReadyAndSilenceMarksDown(t *testing.T) {
+	shortNodeTTL(t)
 	c := newTestCluster(t, 1)
 	s := c.leader()
 	n := testNode()
@@ -100,6 +101,7 @@ func TestNodeSecretsAreChecked(t *testing.T) {
 // TestNewLeaderGivesClientsGrace: after a leader change, nodes that keep
 // heartbeating (through followers, forwarded) are never marked down.
 func TestNewLeaderGivesClientsGrace(t *testing.T) {
+	shortNodeTTL(t)
 	c := newTestCluster(t, 3)
 	f := c.follower()
 	n := testNode()
