@@ -175,9 +175,9 @@ func startServer(t *testing.T) *server.Server {
 	// Heartbeats every half second, but a node is marked down only after
 	// 30 s without one: no test here is about a node going down. With a
 	// grace of 2 s, TestClientRunsReportsAndReattaches saw 0 or 1 of its 2
-	// tasks running in 3-5 of 12 runs on a VM with 36% steal (also before
-	// session 10's changes), most likely a client starved of its
-	// heartbeats long enough for its allocations to be marked lost.
+	// tasks running in 3-5 of 12 runs on a VM with 36% steal, most likely
+	// a client starved of its heartbeats long enough for its allocations
+	// to be marked lost.
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace = 500*time.Millisecond, 30*time.Second
 	cfg.Logger = hclog.NewNullLogger()
 	s, err := server.New(cfg)
