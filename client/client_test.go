@@ -172,13 +172,14 @@ func startServer(t *testing.T) *server.Server {
 	cfg := server.DefaultConfig()
 	cfg.NodeName, cfg.DataDir, cfg.RPCListener = "s1", t.TempDir(), ln
 	cfg.SerfBindAddr, cfg.BootstrapExpect, cfg.GossipProfile = "127.0.0.1", 1, "local"
-	// Heartbeats every half second, but a node is marked down only after
-	// 30 s without one: no test here is about a node going down. With a
-	// grace of 2 s, TestClientRunsReportsAndReattaches saw 0 or 1 of its 2
-	// tasks running in 3-5 of 12 runs on a VM with 36% steal, most likely
-	// a client starved of its heartbeats long enough for its allocations
-	// to be marked lost.
-	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace = 500*time.Millisecond, 30*time.Second
+	// No test here is about a node going down, so a node goes down only
+	// after 10 s without a heartbeat (the server's default TTL) or 15 s
+	// after its liveness connection ends (a client restart). With a TTL of
+	// 0.5 s and the default 2 s reconnect grace,
+	// TestClientRunsReportsAndReattaches saw 0 or 1 of its 2 tasks running
+	// in 3-5 of 12 runs on a VM with 36% steal, most likely a starved
+	// client's allocations marked lost.
+	cfg.MinHeartbeatTTL, cfg.NodeReconnectGrace = 10*time.Second, 15*time.Second
 	cfg.Logger = hclog.NewNullLogger()
 	s, err := server.New(cfg)
 	if err != nil {
