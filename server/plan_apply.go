@@ -339,8 +339,8 @@ func nodeFits(snap *state.Snapshot, plan *structs.Plan, nodeID string, pending [
 		// A placement of this plan, not in flight, that was never stored
 		// (no CreateIndex: the scheduler made it) cannot be in the store,
 		// so it is not looked up: at a million allocations the lookups
-		// were a third of this check. Were one stored after all, its
-		// stored use would count twice: a refusal, never an overcommit.
+		// were a third of this check. Were one stored after all, its use
+		// would count twice: at worst a refusal, never an overcommit.
 		var stored *structs.Allocation
 		if !isPlacing[id] || isPending[id] || final[id].CreateIndex != 0 {
 			if stored, err = snap.AllocByID(nil, id); err != nil {

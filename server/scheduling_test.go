@@ -339,7 +339,8 @@ func keepAlive(t *testing.T, s *Server, n *structs.Node) {
 // the check counts the update instead of the stored one, so it fits a
 // node that has no room for a second allocation. A placement that claims
 // to be new (no CreateIndex) while reusing a stored ID is counted on top
-// of the stored one: refused, never an overcommit.
+// of the stored one: refused here, where the node cannot hold both; never
+// an overcommit.
 func TestInPlaceUpdateReplacesTheStoredAllocation(t *testing.T) {
 	s, n, job := planTestCluster(t)
 	first := &structs.Plan{EvalID: "e1", Job: job}

@@ -37,7 +37,8 @@ func (n *names) node(id string) string {
 // come in a row), its evaluation and deployment IDs and its allocated
 // resources when they hold no ports. When the transaction owns its objects
 // it does the same for the node IDs of their placement metrics (decoding
-// already shares their count maps and score names: structs.Counts).
+// already shares their count maps, structs.Counts, and their score names,
+// by the table of known names in structs/scores.go).
 func (t *txn) share(a *structs.Allocation) {
 	if j := a.Job; j != nil {
 		if a.Namespace == j.Namespace {
