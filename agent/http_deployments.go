@@ -185,7 +185,7 @@ type jobRevertBody struct {
 
 func (a *Agent) jobRevert(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body jobRevertBody
-	raw, err := a.readJSON(w, r, &body)
+	_, warnings, err := a.readJSONWarn(w, r, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +196,6 @@ func (a *Agent) jobRevert(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var doc any
-	_ = json.Unmarshal(raw, &doc)
-	warnings := unknownFields(doc, body)
 	for _, f := range []struct{ name, v string }{{"ConsulToken", body.ConsulToken}, {"VaultToken", body.VaultToken}} {
 		if f.v != "" {
 			warnings = append(warnings, f.name)

@@ -474,16 +474,11 @@ func (a *Agent) allocRestart(w http.ResponseWriter, r *http.Request) (any, error
 // readTaskOpBody decodes the JSON body of signal and restart into out; an
 // empty body leaves out zero. It returns the fields out has no place for.
 func (a *Agent) readTaskOpBody(w http.ResponseWriter, r *http.Request, out any) ([]string, error) {
-	raw, err := a.readJSON(w, r, out)
+	_, warnings, err := a.readJSONWarn(w, r, out)
 	if errors.Is(err, errEmptyBody) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	var doc any
-	_ = json.Unmarshal(raw, &doc)
-	return unknownFields(doc, out), nil
+	return warnings, err
 }
 
 // taskOpReply is the answer to signal and restart: an empty object, as

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/skiffhq/skiff/jobspec"
@@ -27,7 +28,7 @@ type jobRegisterBody struct {
 
 func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body jobRegisterBody
-	raw, err := a.readJSON(w, r, &body)
+	raw, warnings, err := a.readJSONWarn(w, r, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -37,10 +38,7 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error)
 	if id := r.PathValue("id"); id != "" && id != body.Job.ID {
 		return nil, badRequest("job ID in the path (%q) does not match the job's ID (%q)", id, body.Job.ID)
 	}
-	var doc any // the body once more, generically: for what typed decoding cannot tell
-	_ = json.Unmarshal(raw, &doc)
-	warnings := unknownFields(doc, body)
-	defaultGroupCounts(doc, body.Job)
+	defaultGroupCounts(raw, body.Job)
 
 	args := structs.JobRegisterRequest{
 		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
@@ -61,15 +59,25 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (any, error)
 	return reply, nil
 }
 
-// defaultGroupCounts sets Count to 1 for groups whose JSON left Count out
-// or null, as Nomad's API does; an explicit 0 stays 0.
-func defaultGroupCounts(doc any, job *structs.Job) {
+// defaultGroupCounts sets Count to 1 for groups whose JSON (raw, the
+// request body that decoded into job) left Count out or null, as Nomad's
+// API does; an explicit 0 stays 0. Only a group decoded with Count 0 can
+// be one, so raw is read again only when there is such a group.
+func defaultGroupCounts(raw []byte, job *structs.Job) {
+	if !slices.ContainsFunc(job.TaskGroups, func(tg *structs.TaskGroup) bool { return tg != nil && tg.Count == 0 }) {
+		return
+	}
+	var doc any
+	_ = json.Unmarshal(raw, &doc) // valid: it decoded into job
 	top, _ := doc.(map[string]any)
 	jobDoc, _ := lookupFold(top, "Job").(map[string]any)
 	groups, _ := lookupFold(jobDoc, "TaskGroups").([]any)
 	for i, g := range groups {
 		if i >= len(job.TaskGroups) {
 			break
+		}
+		if job.TaskGroups[i] == nil {
+			continue // a null group: validation names it
 		}
 		gm, _ := g.(map[string]any)
 		if lookupFold(gm, "Count") == nil {
@@ -212,7 +220,7 @@ type jobPlanBody struct {
 // update, and why anything would not be placed.
 func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body jobPlanBody
-	raw, err := a.readJSON(w, r, &body)
+	raw, warnings, err := a.readJSONWarn(w, r, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -222,10 +230,7 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (any, error) {
 	if id := r.PathValue("id"); id != body.Job.ID {
 		return nil, badRequest("job ID in the path (%q) does not match the job's ID (%q)", id, body.Job.ID)
 	}
-	var doc any
-	_ = json.Unmarshal(raw, &doc)
-	warnings := unknownFields(doc, body)
-	defaultGroupCounts(doc, body.Job)
+	defaultGroupCounts(raw, body.Job)
 	args := structs.JobPlanRequest{Job: body.Job, Diff: body.Diff}
 	parseWrite(r, &args.WriteRequest)
 	if body.Namespace != "" && args.Namespace == "" {

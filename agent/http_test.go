@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,6 +185,8 @@ func TestBadRequests(t *testing.T) {
 		{"remove unknown peer", "DELETE", "/v1/operator/raft/peer?id=nope", nil, 404, `raft peer "nope" not found`},
 		{"plan without a job", "PUT", "/v1/job/web/plan", strings.NewReader(`{}`), 400, `request has no "Job" object`},
 		{"another region", "GET", "/v1/jobs?region=mars", nil, 400, `region "mars" is not this cluster's region "global"`},
+		{"data after the object", "PUT", "/v1/jobs", strings.NewReader(`{"Job": {"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}}]}]}} {}`), 400, "after top-level value"},
+		{"a null group", "PUT", "/v1/jobs", strings.NewReader(`{"Job": {"ID": "x", "TaskGroups": [null, {"Name": "g", "Count": 0, "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}, "Templates": [null]}]}]}}`), 400, "at TaskGroups[0], TaskGroups[1].Tasks[0].Templates[0]: remove it"},
 		{"job of another region", "PUT", "/v1/jobs", strings.NewReader(`{"Job": {"ID": "x", "Region": "mars", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "a"}}]}]}}`), 400, `the job's region "mars"`},
 	}
 	for _, c := range cases {
@@ -257,6 +260,30 @@ func TestUnknownFieldsWarnAndCountDefaults(t *testing.T) {
 	}
 	if job.TaskGroups[0].Count != 1 || job.TaskGroups[1].Count != 0 {
 		t.Fatalf("counts = %d, %d; want 1 for a group without Count and 0 where 0 was sent", job.TaskGroups[0].Count, job.TaskGroups[1].Count)
+	}
+
+	// A body with no unknown field is decoded once, strictly: the same
+	// defaults, and no warning.
+	body = `{"Job": {"ID": "s", "TaskGroups": [
+	  {"Name": "a", "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "busybox", "args": ["-c", "true"]}}]},
+	  {"Name": "b", "Count": 0, "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "busybox"}}]},
+	  {"Name": "c", "Count": null, "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "busybox"}}]},
+	  {"Name": "d", "Count": 3, "Tasks": [{"Name": "t", "Driver": "containerd", "Config": {"image": "busybox"}}]}]}}`
+	resp, out = do(t, "PUT", addr+"/v1/jobs", strings.NewReader(body))
+	if resp.StatusCode != 200 || strings.Contains(out, "ignored") {
+		t.Fatalf("register without unknown fields: %d %s, want 200 without a warning", resp.StatusCode, out)
+	}
+	_, out = do(t, "GET", addr+"/v1/job/s", nil)
+	job = structs.Job{}
+	if err := json.Unmarshal([]byte(out), &job); err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	for _, tg := range job.TaskGroups {
+		counts = append(counts, tg.Count)
+	}
+	if !slices.Equal(counts, []int{1, 0, 1, 3}) {
+		t.Fatalf("counts = %v, want [1 0 1 3] (absent 1, 0 kept, null 1, 3 kept)", counts)
 	}
 }
 

@@ -126,6 +126,9 @@ func (j *Job) prepare(job *structs.Job, namespace string) error {
 	if namespace != "" && job.Namespace == "" {
 		job.Namespace = namespace
 	}
+	if nulls := structs.NullEntries(job); len(nulls) > 0 {
+		return fmt.Errorf("%w: the job holds null where a block belongs, at %s: remove it or give it a value", ErrBadRequest, strings.Join(nulls, ", "))
+	}
 	job.Canonicalize()
 	if err := job.Validate(); err != nil {
 		return err
