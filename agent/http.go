@@ -59,8 +59,21 @@ func (a *Agent) wrap(h handlerFunc) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		_, pretty := r.URL.Query()["pretty"]
+		if raw, ok := out.(rawJSON); ok {
+			if pretty {
+				var buf bytes.Buffer
+				_ = json.Indent(&buf, raw, "", "    ") // raw is valid JSON
+				raw = buf.Bytes()
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+			if _, err := w.Write(raw); err != nil {
+				a.logger.Warn("write http response", "path", r.URL.Path, "error", err)
+			}
+			return
+		}
 		enc := json.NewEncoder(w)
-		if _, ok := r.URL.Query()["pretty"]; ok {
+		if pretty {
 			enc.SetIndent("", "    ")
 		}
 		if err := enc.Encode(out); err != nil {

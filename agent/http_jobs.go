@@ -141,7 +141,7 @@ func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := a.read(w, r, "Job.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	return reply.Jobs, nil
+	return rawJSON(append(appendJobList(make([]byte, 0, 512*len(reply.Jobs)+3), reply.Jobs), '\n')), nil
 }
 
 func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (any, error) {

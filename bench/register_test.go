@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/skiffhq/skiff/agent"
 	"github.com/skiffhq/skiff/fsm"
+	"github.com/skiffhq/skiff/server"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -113,17 +114,7 @@ func run(b *testing.B, c int, op func(i int) error) {
 
 func registerHTTP(client *http.Client, url, id string) error {
 	body, _ := json.Marshal(map[string]any{"Job": benchJob(id)})
-	req, _ := http.NewRequestWithContext(context.Background(), "PUT", url, bytes.NewReader(body))
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("%d: %s", resp.StatusCode, msg)
-	}
-	return nil
+	return put(client, url, body)
 }
 
 // BenchmarkFsync is the disk's floor: one 4 KiB write plus fsync.
@@ -189,6 +180,137 @@ func BenchmarkGetUnderLoad(b *testing.B) {
 			wg.Wait()
 		})
 	}
+}
+
+// listJobs is how many jobs BenchmarkListUnderLoad lists.
+const listJobs = 10_000
+
+// BenchmarkListUnderLoad is S9's second figure: GET /v1/jobs of 10,000
+// jobs (linearizable, through the leader) while 64 writers register jobs,
+// next to the same list idle. The writers register updates of 64 jobs of
+// their own (a changed Meta value each time), so every write is a new
+// job version committed through raft, as in S1, while the list keeps
+// its length.
+func BenchmarkListUnderLoad(b *testing.B) {
+	for _, writers := range []int{0, 64} {
+		b.Run(fmt.Sprintf("writers=%d/jobs=%d", writers, listJobs), func(b *testing.B) {
+			agents := startSkiff(b, 3)
+			leader := leaderOf(agents)
+			base := "http://" + leader.HTTPAddr()
+			client := httpClient()
+			preload(b, leader.Server(), listJobs-writers)
+			settle(b, leader.Server().Raft())
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					url := base + "/v1/jobs"
+					for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
+						body, _ := json.Marshal(map[string]any{"Job": benchJobVersion(fmt.Sprintf("load-%d", w), i)})
+						_ = put(client, url, body)
+					}
+				}()
+			}
+			if writers > 0 {
+				time.Sleep(300 * time.Millisecond) // let the load build up
+			}
+			// A list is timed until its last byte arrives; the last one
+			// is decoded afterwards, to check it.
+			var last []byte
+			run(b, 1, func(int) error {
+				var err error
+				last, err = getBody(client, base+"/v1/jobs")
+				return err
+			})
+			stop()
+			wg.Wait()
+			var jobs []json.RawMessage
+			if err := json.Unmarshal(last, &jobs); err != nil || len(jobs) != listJobs {
+				b.Errorf("the last list held %d jobs (%v), want %d", len(jobs), err, listJobs)
+			}
+		})
+	}
+}
+
+// preload registers n jobs through the leader's RPC, 32 at a time.
+func preload(tb testing.TB, srv *server.Server, n int) {
+	tb.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				var reply structs.JobRegisterResponse
+				if err := srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: benchJob(fmt.Sprintf("job-%06d", i))}, &reply); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		tb.Fatalf("preload %d jobs: %v", n, err)
+	}
+}
+
+// settle waits until r's last index has not moved for a second (the
+// servers' workers have finished with the preloaded jobs' evaluations),
+// for at most two minutes.
+func settle(tb testing.TB, r *raft.Raft) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	last, since := r.LastIndex(), time.Now()
+	for time.Since(since) < time.Second {
+		if time.Now().After(deadline) {
+			tb.Fatalf("raft still writing after two minutes (index %d)", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if i := r.LastIndex(); i != last {
+			last, since = i, time.Now()
+		}
+	}
+}
+
+// benchJobVersion is benchJob with a Meta value that differs for each
+// version, so that registering it again is an update.
+func benchJobVersion(id string, version int) *structs.Job {
+	j := benchJob(id)
+	j.Meta = map[string]string{"version": fmt.Sprint(version)}
+	return j
+}
+
+func put(client *http.Client, url string, body []byte) error {
+	req, _ := http.NewRequestWithContext(context.Background(), "PUT", url, bytes.NewReader(body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%d: %s", resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// getBody returns the body of a GET that must answer 200.
+func getBody(client *http.Client, url string) ([]byte, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %d %.200s", url, resp.StatusCode, body)
+	}
+	return body, err
 }
 
 func getJob(client *http.Client, url string) error {

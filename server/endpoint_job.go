@@ -208,15 +208,24 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 		return err
 	}
 	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
-		jobs, err := snap.JobsByIDPrefix(ws, namespaceOf(args.Namespace), args.Prefix)
+		ns := namespaceOf(args.Namespace)
+		jobs, err := snap.JobsByIDPrefix(ws, ns, args.Prefix)
 		if err != nil {
 			return 0, err
 		}
+		sums, err := snap.JobSummariesByIDPrefix(ws, ns, args.Prefix)
+		if err != nil {
+			return 0, err
+		}
+		// Both are sorted by namespace, then job ID: walk them together.
 		out := make([]*structs.JobListStub, 0, len(jobs))
 		for _, job := range jobs {
-			sum, err := snap.JobSummaryByID(ws, job.Namespace, job.ID)
-			if err != nil {
-				return 0, err
+			for len(sums) > 0 && (sums[0].Namespace < job.Namespace || sums[0].Namespace == job.Namespace && sums[0].JobID < job.ID) {
+				sums = sums[1:] // a summary without its job
+			}
+			var sum *structs.JobSummary
+			if len(sums) > 0 && sums[0].Namespace == job.Namespace && sums[0].JobID == job.ID {
+				sum, sums = sums[0], sums[1:]
 			}
 			out = append(out, job.Stub(sum))
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -429,5 +430,45 @@ func TestRecoverFromPeersJSON(t *testing.T) {
 	register(t, s, testJob("after-recovery"))
 	if _, err := os.Stat(filepath.Join(dir, "raft", "peers.json")); !os.IsNotExist(err) {
 		t.Errorf("peers.json still there after recovery (%v); it must be applied once", err)
+	}
+}
+
+func TestJobListGivesEachJobItsSummary(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	for _, j := range []struct{ ns, id string }{{"default", "web"}, {"default", "web-2"}, {"default", "api"}, {"prod", "web"}, {"prod", "db"}} {
+		job := testJob(j.id)
+		job.Namespace = j.ns
+		var reply structs.JobRegisterResponse
+		if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply); err != nil {
+			t.Fatalf("register %s/%s: %v", j.ns, j.id, err)
+		}
+	}
+	for _, tc := range []struct {
+		ns, prefix string
+		want       []string
+	}{
+		{"default", "", []string{"default/api", "default/web", "default/web-2"}},
+		{"default", "web", []string{"default/web", "default/web-2"}},
+		{"prod", "", []string{"prod/db", "prod/web"}},
+		{"*", "", []string{"default/api", "default/web", "default/web-2", "prod/db", "prod/web"}},
+		{"*", "web", []string{"default/web", "default/web-2", "prod/web"}},
+	} {
+		var reply structs.JobListResponse
+		args := &structs.JobListRequest{}
+		args.Namespace, args.Prefix = tc.ns, tc.prefix
+		if err := s.RPC("Job.List", args, &reply); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, stub := range reply.Jobs {
+			got = append(got, stub.Namespace+"/"+stub.ID)
+			if sum := stub.JobSummary; sum == nil || sum.Namespace != stub.Namespace || sum.JobID != stub.ID {
+				t.Errorf("namespace %q prefix %q: job %s/%s has summary %+v, want its own", tc.ns, tc.prefix, stub.Namespace, stub.ID, sum)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("namespace %q prefix %q: jobs %v, want %v", tc.ns, tc.prefix, got, tc.want)
+		}
 	}
 }
