@@ -292,10 +292,10 @@ func (a *Agent) readJSON(w http.ResponseWriter, r *http.Request, out any) ([]byt
 // readJSONWarn is readJSON that also returns the fields of the body out
 // has no place for and that carry a value (unknownFields), for a warning.
 // Most bodies have none, so it first decodes strictly, rejecting unknown
-// fields; only when that fails does it decode as readJSON does and walk
-// the body a second time, generically, to name them. (Decoding every body
-// twice was a tenth of the server's CPU in the job registration
-// benchmark.)
+// fields: one decode. Only when that fails does it decode again as
+// readJSON does (the same errors) and a third time, generically, to name
+// them. (Decoding every body twice was a tenth of the server's CPU in the
+// job registration benchmark.)
 func (a *Agent) readJSONWarn(w http.ResponseWriter, r *http.Request, out any) (raw []byte, warnings []string, err error) {
 	body, err := a.readBody(w, r)
 	if err != nil {

@@ -144,8 +144,15 @@ func (j *Job) validate(v *validator) {
 	if j.Name == "" {
 		v.add("name", "name is empty")
 	}
-	if j.Namespace == "" {
+	switch {
+	case j.Namespace == "":
 		v.add("namespace", "namespace is empty")
+	case j.Namespace == "*":
+		v.add("namespace", `namespace "*" stands for every namespace in queries; give the job a namespace of its own`)
+	case !validID.MatchString(j.Namespace):
+		// The state store keys jobs by namespace, NUL, ID: a NUL in a
+		// namespace would make those keys ambiguous.
+		v.add("namespace", "namespace %q may not contain spaces, slashes or the characters ?#%%\\", j.Namespace)
 	}
 	if j.Region == "" {
 		v.add("region", "region is empty")
