@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -209,10 +210,28 @@ func (a *raftApplying) wait() (uint64, any, error) {
 // appended, so it was certainly not applied and may be sent again.
 var errNotApplied = errors.New("not the leader any more; entry not applied")
 
+// recoverEndpoint turns a panic in an endpoint into an error for its
+// caller, logged with its stack. net/rpc runs each call in a goroutine of
+// its own, without a recover: a bug that one request reaches (a null
+// where a block belongs once did) would otherwise take the whole server
+// down, the leader included. Every write (write) and read
+// (blockingQuery) endpoint that takes what a user sent goes through it.
+// The FSM does not: a panic there must stop the server, whose state could
+// otherwise diverge.
+func (s *Server) recoverEndpoint(method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.logger.Error("endpoint panicked: a bug, please report it with this log", "method", method, "panic", r, "stack", string(debug.Stack()))
+	*err = fmt.Errorf("%s failed with an internal error (a bug, logged by the server with its details): %v", method, r)
+}
+
 // write routes a write to the leader and runs apply there. When this
 // server loses leadership before its entry was appended, the write goes to
 // the new leader instead of failing, within RPCHoldTimeout.
-func (s *Server) write(method string, args structs.RPCInfo, reply any, apply func() error) error {
+func (s *Server) write(method string, args structs.RPCInfo, reply any, apply func() error) (err error) {
+	defer s.recoverEndpoint(method, &err)
 	deadline := time.Now().Add(s.config.RPCHoldTimeout)
 	for {
 		if done, err := s.forward(method, args, args, reply); done {
@@ -240,7 +259,8 @@ type queryFn func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error)
 // blockingQuery runs fn and, when the caller asked for changes past
 // MinQueryIndex, waits for one (or MaxQueryTime) before answering. It
 // fills in meta.
-func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) error {
+func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) (err error) {
+	defer s.recoverEndpoint("query", &err)
 	wait := opts.MaxQueryTime
 	if wait <= 0 {
 		wait = defaultQueryTime
@@ -260,7 +280,6 @@ func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMe
 	// (with its result), not this context (with an error).
 	ctx, cancel := s.callerContext(opts.Context(), wait+time.Minute)
 	defer cancel()
-	var err error
 	for {
 		st := s.fsm.State()
 		err = st.Block(ctx, opts.MinQueryIndex, time.Until(deadline), run)

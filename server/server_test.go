@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-memdb"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 	skiffrpc "github.com/skiffhq/skiff/rpc"
+	"github.com/skiffhq/skiff/state"
 	"github.com/skiffhq/skiff/structs"
 )
 
@@ -470,5 +472,34 @@ func TestJobListGivesEachJobItsSummary(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("namespace %q prefix %q: jobs %v, want %v", tc.ns, tc.prefix, got, tc.want)
 		}
+	}
+}
+
+func TestEndpointPanicIsAnErrorNotACrash(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.leader()
+	var reply structs.GenericResponse
+	err := s.write("Test.Panic", &structs.GenericRequest{}, &reply, func() error {
+		var job *structs.Job
+		_ = job.TaskGroups // a nil dereference, as a bug would make
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "Test.Panic failed with an internal error") {
+		t.Fatalf("write that panicked: err = %v", err)
+	}
+	var meta structs.QueryMeta
+	err = s.blockingQuery(&structs.QueryOptions{}, &meta, func(memdb.WatchSet, *state.Snapshot) (uint64, error) {
+		panic("a bug in a read")
+	})
+	if err == nil || !strings.Contains(err.Error(), "a bug in a read") {
+		t.Fatalf("query that panicked: err = %v", err)
+	}
+	// The server still answers.
+	if j := getJob(t, s, "missing", false); j != nil {
+		t.Fatal("a job appeared")
+	}
+	var regReply structs.JobRegisterResponse
+	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: testJob("after")}, &regReply); err != nil {
+		t.Fatalf("register after the panics: %v", err)
 	}
 }
