@@ -3,6 +3,7 @@ package agent
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/skiffhq/skiff/structs"
@@ -22,19 +23,25 @@ func appendJobList(b []byte, stubs []*structs.JobListStub) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	var keys []string
+	var sc listScratch
 	for i, s := range stubs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJobStub(b, s, &keys)
+		b = appendJobStub(b, s, &sc)
 	}
 	return append(b, ']')
 }
 
-// appendJobStub appends one stub; keys is scratch space for sorting map
-// keys.
-func appendJobStub(b []byte, s *structs.JobListStub, keys *[]string) []byte {
+// listScratch is space for sorting a stub's map entries, reused for
+// every stub of a list.
+type listScratch struct {
+	meta   []mapEntry[string]
+	groups []mapEntry[structs.TaskGroupSummary]
+}
+
+// appendJobStub appends one stub.
+func appendJobStub(b []byte, s *structs.JobListStub, sc *listScratch) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
@@ -52,26 +59,26 @@ func appendJobStub(b []byte, s *structs.JobListStub, keys *[]string) []byte {
 	b = strconv.AppendBool(append(b, `,"Stop":`...), s.Stop)
 	b = appendStringField(b, `,"Status":`, s.Status)
 	b = appendStringField(b, `,"StatusDescription":`, s.StatusDescription)
-	b = appendJobSummary(append(b, `,"JobSummary":`...), s.JobSummary, keys)
+	b = appendJobSummary(append(b, `,"JobSummary":`...), s.JobSummary, sc)
 	b = strconv.AppendUint(append(b, `,"CreateIndex":`...), s.CreateIndex, 10)
 	b = strconv.AppendUint(append(b, `,"ModifyIndex":`...), s.ModifyIndex, 10)
 	b = strconv.AppendUint(append(b, `,"JobModifyIndex":`...), s.JobModifyIndex, 10)
 	b = strconv.AppendInt(append(b, `,"SubmitTime":`...), s.SubmitTime, 10)
 	if len(s.Meta) > 0 { // omitempty
 		b = append(b, `,"Meta":{`...)
-		for i, k := range sortedKeys(keys, s.Meta) {
+		for i, e := range sortedEntries(&sc.meta, s.Meta) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
-			b = appendJSONString(append(b, ':'), s.Meta[k])
+			b = appendJSONString(b, e.key)
+			b = appendJSONString(append(b, ':'), e.value)
 		}
 		b = append(b, '}')
 	}
 	return append(b, '}')
 }
 
-func appendJobSummary(b []byte, s *structs.JobSummary, keys *[]string) []byte {
+func appendJobSummary(b []byte, s *structs.JobSummary, sc *listScratch) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
@@ -82,12 +89,12 @@ func appendJobSummary(b []byte, s *structs.JobSummary, keys *[]string) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '{')
-		for i, k := range sortedKeys(keys, s.Summary) {
+		for i, e := range sortedEntries(&sc.groups, s.Summary) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			g := s.Summary[k]
-			b = appendJSONString(b, k)
+			g := &e.value
+			b = appendJSONString(b, e.key)
 			b = strconv.AppendInt(append(b, `:{"Queued":`...), int64(g.Queued), 10)
 			b = strconv.AppendInt(append(b, `,"Complete":`...), int64(g.Complete), 10)
 			b = strconv.AppendInt(append(b, `,"Failed":`...), int64(g.Failed), 10)
@@ -122,17 +129,26 @@ func appendStrings(b []byte, ss []string) []byte {
 	return append(b, ']')
 }
 
-// sortedKeys returns m's keys in the order encoding/json writes them, in
-// scratch's array when it is large enough (a list reuses one for all its
-// maps).
-func sortedKeys[V any](scratch *[]string, m map[string]V) []string {
-	keys := (*scratch)[:0]
-	for k := range m {
-		keys = append(keys, k)
+// mapEntry is a key and its value.
+type mapEntry[V any] struct {
+	key   string
+	value V
+}
+
+// sortedEntries returns m's entries in the order encoding/json writes
+// them (by key), in scratch's array when it is large enough. One pass
+// over the map: a lookup per key after sorting the keys cost as much
+// again on a list's cold maps.
+func sortedEntries[V any](scratch *[]mapEntry[V], m map[string]V) []mapEntry[V] {
+	entries := (*scratch)[:0]
+	for k, v := range m {
+		entries = append(entries, mapEntry[V]{k, v})
 	}
-	slices.Sort(keys)
-	*scratch = keys
-	return keys
+	if len(entries) > 1 {
+		slices.SortFunc(entries, func(a, b mapEntry[V]) int { return strings.Compare(a.key, b.key) })
+	}
+	*scratch = entries
+	return entries
 }
 
 // appendJSONString appends s as a JSON string the way encoding/json

@@ -46,7 +46,7 @@ func TestJobListJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendJobStub(nil, s, new([]string)); !bytes.Equal(got, want) {
+		if got := appendJobStub(nil, s, new(listScratch)); !bytes.Equal(got, want) {
 			t.Fatalf("stub %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
