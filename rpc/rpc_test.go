@@ -17,11 +17,17 @@ type Echo struct{}
 
 type EchoArgs struct{ Msg string }
 
-// release unblocks Echo.Slow.
-var release = make(chan struct{})
+// slow holds Echo.Slow's calls: each sends on entered as it arrives and
+// waits for release to be closed. A test that calls Echo.Slow makes both
+// before it starts its server.
+var slow struct{ entered, release chan struct{} }
 
 func (Echo) Slow(args *EchoArgs, reply *string) error {
-	<-release
+	select {
+	case slow.entered <- struct{}{}:
+	default:
+	}
+	<-slow.release
 	*reply = "late"
 	return nil
 }
@@ -144,8 +150,9 @@ func TestRaftConnectionsReachTheRaftLayer(t *testing.T) {
 }
 
 func TestCallEndsWhenItsContextIsCancelled(t *testing.T) {
+	slow.entered, slow.release = make(chan struct{}, 1), make(chan struct{})
 	l, addr := serve(t, "127.0.0.1:0")
-	defer func() { close(release); l.Close() }()
+	defer func() { close(slow.release); l.Close() }()
 	p := NewPool(time.Second)
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,7 +161,11 @@ func TestCallEndsWhenItsContextIsCancelled(t *testing.T) {
 		var reply string
 		done <- p.Call(ctx, addr, "Echo.Slow", &EchoArgs{}, &reply)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-slow.entered: // the call is in flight on the server
+	case <-time.After(10 * time.Second):
+		t.Fatal("Echo.Slow was not called within 10s")
+	}
 	cancel()
 	select {
 	case err := <-done:
