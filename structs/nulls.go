@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // NullEntries returns the paths (as "TaskGroups[0].Tasks[1]") of the nil
@@ -33,17 +34,14 @@ func (w *nullWalk) walk(v reflect.Value) {
 			w.walk(v.Elem())
 		}
 	case reflect.Struct:
-		t := v.Type()
-		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && mayHoldPointers(f.Type) {
-				sep := "."
-				if len(w.path) == 0 {
-					sep = ""
-				}
-				w.path = append(w.path, sep, f.Name)
-				w.walk(v.Field(i))
-				w.path = w.path[:len(w.path)-2]
+		for _, f := range pointerFields(v.Type()) {
+			sep := "."
+			if len(w.path) == 0 {
+				sep = ""
 			}
+			w.path = append(w.path, sep, f.name)
+			w.walk(v.Field(f.index))
+			w.path = w.path[:len(w.path)-2]
 		}
 	case reflect.Slice, reflect.Array:
 		if !mayHoldPointers(v.Type().Elem()) {
@@ -74,6 +72,32 @@ func (w *nullWalk) entry(e reflect.Value, key string) {
 		w.walk(e)
 	}
 	w.path = w.path[:len(w.path)-3]
+}
+
+// structField is an exported field of a struct that may hold a nil
+// pointer entry.
+type structField struct {
+	index int
+	name  string
+}
+
+// fieldCache holds pointerFields' answer for each struct type.
+var fieldCache sync.Map // reflect.Type -> []structField
+
+// pointerFields returns the exported fields of struct type t that may
+// hold a nil pointer entry (the rest need no visit).
+func pointerFields(t reflect.Type) []structField {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]structField)
+	}
+	var fs []structField
+	for i := range t.NumField() {
+		if f := t.Field(i); f.IsExported() && mayHoldPointers(f.Type) {
+			fs = append(fs, structField{i, f.Name})
+		}
+	}
+	fieldCache.Store(t, fs)
+	return fs
 }
 
 // mayHoldPointers reports whether a value of type t can hold a nil
