@@ -194,6 +194,25 @@ func (a *agentProc) kill() {
 	}
 }
 
+// stop sends SIGTERM and waits for the process to exit by itself (a
+// server finishes what raft is writing, e.g. a log compaction); after 20 s
+// it kills it and fails the test.
+func (a *agentProc) stop() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		a.t.Errorf("%s did not exit within 20s of SIGTERM", a.name)
+		a.kill()
+	}
+}
+
 // running reports whether the process is alive; safe to call while
 // another goroutine restarts it.
 func (a *agentProc) running() bool {
