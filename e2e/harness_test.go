@@ -178,18 +178,36 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (a *agentProc) kill() {
+// signal sends sig to the agent's process group.
+func (a *agentProc) signal(sig syscall.Signal) {
 	a.mu.Lock()
-	cmd, exited := a.cmd, a.exited
-	a.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
+	defer a.mu.Unlock()
+	if a.cmd != nil && a.cmd.Process != nil {
+		_ = syscall.Kill(-a.cmd.Process.Pid, sig)
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// signalAndWait sends sig to the agent's process group and reports
+// whether the process exited within timeout (true when none runs).
+func (a *agentProc) signalAndWait(sig syscall.Signal, timeout time.Duration) bool {
+	a.mu.Lock()
+	exited := a.exited
+	a.mu.Unlock()
+	if exited == nil {
+		return true
+	}
+	a.signal(sig)
 	select {
 	case <-exited:
-	case <-time.After(10 * time.Second):
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (a *agentProc) kill() {
+	if !a.signalAndWait(syscall.SIGKILL, 10*time.Second) {
 		a.t.Errorf("%s did not exit after SIGKILL", a.name)
 	}
 }
@@ -198,16 +216,7 @@ func (a *agentProc) kill() {
 // server finishes what raft is writing, e.g. a log compaction); after 20 s
 // it kills it and fails the test.
 func (a *agentProc) stop() {
-	a.mu.Lock()
-	cmd, exited := a.cmd, a.exited
-	a.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
+	if !a.signalAndWait(syscall.SIGTERM, 20*time.Second) {
 		a.t.Errorf("%s did not exit within 20s of SIGTERM", a.name)
 		a.kill()
 	}

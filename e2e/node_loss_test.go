@@ -339,15 +339,6 @@ job "crash" {
 	}
 }
 
-// signal sends sig to the agent's process group.
-func (a *agentProc) signal(sig syscall.Signal) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd != nil && a.cmd.Process != nil {
-		_ = syscall.Kill(-a.cmd.Process.Pid, sig)
-	}
-}
-
 // TestDisconnectedClientReturnsToOneCopy: a client agent that freezes
 // (SIGSTOP: its connections stay up, its heartbeats stop) runs an
 // allocation of a group with disconnect { lost_after = "1m", reconcile =
