@@ -143,6 +143,7 @@ func BenchmarkFsync(b *testing.B) {
 
 // BenchmarkGetUnderLoad is S9: single-job GET (linearizable, through the
 // leader) while 64 writers register jobs, next to the same GET idle.
+// writes/s is the writers' rate meanwhile.
 func BenchmarkGetUnderLoad(b *testing.B) {
 	for _, bc := range []struct {
 		writers int
@@ -161,23 +162,14 @@ func BenchmarkGetUnderLoad(b *testing.B) {
 			if err := registerHTTP(client, base+"/v1/jobs", "probe"); err != nil {
 				b.Fatal(err)
 			}
-			ctx, stop := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
-						_ = registerHTTP(client, base+"/v1/jobs", fmt.Sprintf("load-%d-%d", w, i))
-					}
-				}()
-			}
-			if writers > 0 {
-				time.Sleep(300 * time.Millisecond) // let the load build up
-			}
-			run(b, 1, func(int) error { return getJob(client, base+"/v1/job/probe"+bc.query) })
-			stop()
-			wg.Wait()
+			load := startWriters(client, base+"/v1/jobs", writers, func(w, i int) *structs.Job {
+				return benchJob(fmt.Sprintf("load-%d-%d", w, i))
+			})
+			run(b, 1, func(int) error {
+				_, err := getBody(client, base+"/v1/job/probe"+bc.query)
+				return err
+			})
+			load.finish(b)
 		})
 	}
 }
@@ -207,52 +199,79 @@ func BenchmarkListUnderLoad(b *testing.B) {
 				return benchJob(fmt.Sprintf("job-%06d", i))
 			})
 			settle(b, leader.Server().Raft())
-			ctx, stop := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			var writes, failures atomic.Int64
-			var failure atomic.Value
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					url := base + "/v1/jobs"
-					for i := 1; i < 1_000_000 && ctx.Err() == nil; i++ {
-						body, _ := json.Marshal(map[string]any{"Job": benchJobVersion(fmt.Sprintf("load-%d", w), i)})
-						if err := put(client, url, body); err != nil {
-							failures.Add(1)
-							failure.Store(err)
-							continue
-						}
-						writes.Add(1)
-					}
-				}()
-			}
-			if writers > 0 {
-				time.Sleep(300 * time.Millisecond) // let the load build up
-			}
+			load := startWriters(client, base+"/v1/jobs", writers, func(w, i int) *structs.Job {
+				return benchJobVersion(fmt.Sprintf("load-%d", w), i+1)
+			})
 			// A list is timed until its last byte arrives; the last one
 			// is decoded afterwards, to check it.
 			var last []byte
-			w0, t0 := writes.Load(), time.Now()
 			run(b, 1, func(int) error {
 				var err error
 				last, err = getBody(client, base+"/v1/jobs")
 				return err
 			})
-			b.ReportMetric(float64(writes.Load()-w0)/time.Since(t0).Seconds(), "writes/s")
-			stop()
-			wg.Wait()
-			if n := failures.Load(); n > 0 {
-				b.Errorf("%d writes failed, the last: %v", n, failure.Load())
-			}
-			if writers > 0 && writes.Load() == w0 {
-				b.Error("no write succeeded while the lists ran")
-			}
+			load.finish(b)
 			var jobs []json.RawMessage
 			if err := json.Unmarshal(last, &jobs); err != nil || len(jobs) != listJobs {
 				b.Errorf("the last list held %d jobs (%v), want %d", len(jobs), err, listJobs)
 			}
 		})
+	}
+}
+
+// loadWriters is the write load of the read benchmarks (S9): goroutines
+// that each register jobs through HTTP, one after another, until
+// finish.
+type loadWriters struct {
+	n                int
+	stop             context.CancelFunc
+	wg               sync.WaitGroup
+	writes, failures atomic.Int64
+	failure          atomic.Value // the last error
+	start            time.Time
+	startWrites      int64
+}
+
+// startWriters starts n writers, writer w registering job(w, 0), job(w,
+// 1), ... at url, and (when n > 0) lets the load build up for 300 ms.
+func startWriters(client *http.Client, url string, n int, job func(w, i int) *structs.Job) *loadWriters {
+	ctx, stop := context.WithCancel(context.Background())
+	l := &loadWriters{n: n, stop: stop}
+	for w := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
+				body, _ := json.Marshal(map[string]any{"Job": job(w, i)})
+				if err := put(client, url, body); err != nil {
+					l.failures.Add(1)
+					l.failure.Store(err)
+					continue
+				}
+				l.writes.Add(1)
+			}
+		}()
+	}
+	if n > 0 {
+		time.Sleep(300 * time.Millisecond) // let the load build up
+	}
+	l.start, l.startWrites = time.Now(), l.writes.Load()
+	return l
+}
+
+// finish stops the writers and waits for them. It reports their rate
+// since the load built up (writes/s) and fails b if a write failed or,
+// with writers, none succeeded.
+func (l *loadWriters) finish(b *testing.B) {
+	writes, elapsed := l.writes.Load()-l.startWrites, time.Since(l.start)
+	l.stop()
+	l.wg.Wait()
+	b.ReportMetric(float64(writes)/elapsed.Seconds(), "writes/s")
+	if n := l.failures.Load(); n > 0 {
+		b.Errorf("%d writes failed, the last: %v", n, l.failure.Load())
+	}
+	if l.n > 0 && writes == 0 {
+		b.Error("no write succeeded while the reads ran")
 	}
 }
 
@@ -335,19 +354,6 @@ func getBody(client *http.Client, url string) ([]byte, error) {
 		err = fmt.Errorf("GET %s: %d %.200s", url, resp.StatusCode, body)
 	}
 	return body, err
-}
-
-func getJob(client *http.Client, url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
-	}
-	return nil
 }
 
 var _ = agent.DefaultHTTPPort
