@@ -82,12 +82,17 @@ func (r reader) JobByID(ws memdb.WatchSet, namespace, id string) (*structs.Job, 
 // JobsByIDPrefix returns the jobs of namespace ("*" for every namespace)
 // whose ID starts with prefix, sorted by namespace, then ID.
 func (r reader) JobsByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Job, error) {
+	return listByJobPrefix(ws, r.txn(), TableJobs, namespace, prefix, func(j *structs.Job) string { return j.ID })
+}
+
+// listByJobPrefix lists the rows of table, keyed by namespace and job ID
+// (nsKey), of namespace ("*" for every namespace) whose job ID starts with
+// prefix, sorted by namespace, then job ID.
+func listByJobPrefix[T any](ws memdb.WatchSet, tx *memdb.Txn, table, namespace, prefix string, jobID func(*T) string) ([]*T, error) {
 	if namespace == AllNamespaces {
-		return list(ws, r.txn(), TableJobs, indexID, func(j *structs.Job) bool {
-			return strings.HasPrefix(j.ID, prefix)
-		})
+		return list(ws, tx, table, indexID, func(v *T) bool { return strings.HasPrefix(jobID(v), prefix) })
 	}
-	return list[structs.Job](ws, r.txn(), TableJobs, indexID+"_prefix", nil, namespace, prefix)
+	return list[T](ws, tx, table, indexID+"_prefix", nil, namespace, prefix)
 }
 
 // Jobs returns every job, sorted by namespace, then ID.
@@ -137,12 +142,7 @@ func (r reader) JobSummaryByID(ws memdb.WatchSet, namespace, id string) (*struct
 // the table, and one watch, where a lookup per job costs a microsecond
 // and a watch channel each.
 func (r reader) JobSummariesByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.JobSummary, error) {
-	if namespace == AllNamespaces {
-		return list(ws, r.txn(), TableJobSummary, indexID, func(s *structs.JobSummary) bool {
-			return strings.HasPrefix(s.JobID, prefix)
-		})
-	}
-	return list[structs.JobSummary](ws, r.txn(), TableJobSummary, indexID+"_prefix", nil, namespace, prefix)
+	return listByJobPrefix(ws, r.txn(), TableJobSummary, namespace, prefix, func(s *structs.JobSummary) string { return s.JobID })
 }
 
 // JobSummaries returns the summary of every job.
