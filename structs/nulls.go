@@ -54,10 +54,17 @@ func (w *nullWalk) walk(v reflect.Value) {
 		if !mayHoldPointers(v.Type().Elem()) {
 			return
 		}
-		keys := v.MapKeys()
-		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(keyString(a), keyString(b)) })
-		for _, k := range keys {
-			w.entry(v.MapIndex(k), keyString(k))
+		type keyed struct {
+			key string // as the path shows it
+			v   reflect.Value
+		}
+		entries := make([]keyed, 0, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			entries = append(entries, keyed{keyString(it.Key()), it.Value()})
+		}
+		slices.SortFunc(entries, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+		for _, e := range entries {
+			w.entry(e.v, e.key)
 		}
 	}
 }

@@ -116,6 +116,9 @@ func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// idCharsRule says what validID refuses, for job IDs and namespaces.
+const idCharsRule = `may not contain spaces, NUL bytes, slashes or the characters ?#%\`
+
 var (
 	validID      = regexp.MustCompile(`^[^\s\x00/?#%\\]+$`)
 	validTaskSvc = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.\-${}]*[a-zA-Z0-9}])?$`)
@@ -139,7 +142,7 @@ func (j *Job) validate(v *validator) {
 	case len(j.ID) > MaxJobIDLength:
 		v.add("id", "job ID is %d characters long; the limit is %d", len(j.ID), MaxJobIDLength)
 	case !validID.MatchString(j.ID):
-		v.add("id", "job ID %q may not contain spaces, slashes or the characters ?#%%\\", j.ID)
+		v.add("id", "job ID %q %s", j.ID, idCharsRule)
 	}
 	if j.Name == "" {
 		v.add("name", "name is empty")
@@ -152,7 +155,7 @@ func (j *Job) validate(v *validator) {
 	case !validID.MatchString(j.Namespace):
 		// The state store keys jobs by namespace, NUL, ID: a NUL in a
 		// namespace would make those keys ambiguous.
-		v.add("namespace", "namespace %q may not contain spaces, slashes or the characters ?#%%\\", j.Namespace)
+		v.add("namespace", "namespace %q %s", j.Namespace, idCharsRule)
 	}
 	if j.Region == "" {
 		v.add("region", "region is empty")
