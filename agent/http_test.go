@@ -392,3 +392,43 @@ server {
 			sc.MaxHeartbeatsPerSecond, sc.NodeReconnectGrace, sc.HeartbeatGrace, sc.NoReadLease)
 	}
 }
+
+// BenchmarkDecodeJobBody compares the decode of a job registration body
+// (the S1 benchmark's job, as skiff job run sends it) the way readJSONWarn
+// does it (strict, once) with the way it was done before (typed, then
+// generically for the unknown fields).
+func BenchmarkDecodeJobBody(b *testing.B) {
+	job := &structs.Job{ID: "job-000123", Datacenters: []string{"dc1"}, TaskGroups: []*structs.TaskGroup{{
+		Name: "web", Count: 3,
+		Networks: []*structs.NetworkResource{{DynamicPorts: []structs.Port{{Label: "http", To: 8080}}}},
+		Tasks: []*structs.Task{{Name: "server", Driver: "containerd",
+			Config:    map[string]any{"image": "registry.example.com/web:1.4.2", "args": []any{"-listen", ":8080"}},
+			Env:       map[string]string{"MODE": "production"},
+			Resources: &structs.Resources{CPU: 500, MemoryMB: 256}}},
+	}}}
+	body, _ := json.Marshal(map[string]any{"Job": job})
+	b.Run("impl=typed-and-generic", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out jobRegisterBody
+			if err := json.Unmarshal(body, &out); err != nil {
+				b.Fatal(err)
+			}
+			var doc any
+			_ = json.Unmarshal(body, &doc)
+			if w := unknownFields(doc, out); len(w) > 0 {
+				b.Fatal(w)
+			}
+		}
+	})
+	b.Run("impl=strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out jobRegisterBody
+			if !decodeStrict(body, &out) {
+				b.Fatal("strict decode failed")
+			}
+			defaultGroupCounts(body, out.Job)
+		}
+	})
+}
