@@ -21,6 +21,15 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
+// TestMain gives this process the garbage collector settings a server
+// agent runs with (agent.SetServerGC), which every benchmark here shares,
+// the raw baselines included. GOGC or GOMEMLIMIT in the environment
+// override them, as they do for the agent.
+func TestMain(m *testing.M) {
+	fmt.Fprintln(os.Stderr, "bench: "+agent.SetServerGC())
+	os.Exit(m.Run())
+}
+
 // The raft timing both Skiff and the raw baseline use (server defaults).
 var timing = func() *server.Config { return server.DefaultConfig() }()
 

@@ -15,7 +15,8 @@ const noopType = structs.NoopRequestType
 type Operator struct{ srv *Server }
 
 // RaftGetConfiguration returns the raft configuration as the leader sees it.
-func (o *Operator) RaftGetConfiguration(args *structs.GenericRequest, reply *structs.RaftConfigurationResponse) error {
+func (o *Operator) RaftGetConfiguration(args *structs.GenericRequest, reply *structs.RaftConfigurationResponse) (err error) {
+	defer o.srv.recoverEndpoint("Operator.RaftGetConfiguration", &err)
 	if done, err := o.srv.forward("Operator.RaftGetConfiguration", args, args, reply); done {
 		return err
 	}
@@ -44,7 +45,8 @@ func (o *Operator) RaftGetConfiguration(args *structs.GenericRequest, reply *str
 
 // RaftRemovePeer removes a server from the raft configuration by ID or
 // address. The leader refuses to remove itself: transfer leadership first.
-func (o *Operator) RaftRemovePeer(args *structs.RaftPeerRequest, reply *structs.GenericResponse) error {
+func (o *Operator) RaftRemovePeer(args *structs.RaftPeerRequest, reply *structs.GenericResponse) (err error) {
+	defer o.srv.recoverEndpoint("Operator.RaftRemovePeer", &err)
 	if done, err := o.srv.forward("Operator.RaftRemovePeer", args, args, reply); done {
 		return err
 	}
@@ -74,7 +76,8 @@ func (o *Operator) RaftRemovePeer(args *structs.RaftPeerRequest, reply *structs.
 
 // SnapshotSave returns a snapshot file of the cluster state, taken on
 // the leader.
-func (o *Operator) SnapshotSave(args *structs.GenericRequest, reply *structs.SnapshotResponse) error {
+func (o *Operator) SnapshotSave(args *structs.GenericRequest, reply *structs.SnapshotResponse) (err error) {
+	defer o.srv.recoverEndpoint("Operator.SnapshotSave", &err)
 	if done, err := o.srv.forward("Operator.SnapshotSave", args, args, reply); done {
 		return err
 	}
@@ -90,7 +93,8 @@ func (o *Operator) SnapshotSave(args *structs.GenericRequest, reply *structs.Sna
 }
 
 // SnapshotRestore replaces the cluster state with a snapshot file.
-func (o *Operator) SnapshotRestore(args *structs.SnapshotRestoreRequest, reply *structs.GenericResponse) error {
+func (o *Operator) SnapshotRestore(args *structs.SnapshotRestoreRequest, reply *structs.GenericResponse) (err error) {
+	defer o.srv.recoverEndpoint("Operator.SnapshotRestore", &err)
 	if done, err := o.srv.forward("Operator.SnapshotRestore", args, args, reply); done {
 		return err
 	}

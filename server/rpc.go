@@ -214,8 +214,8 @@ var errNotApplied = errors.New("not the leader any more; entry not applied")
 // caller, logged with its stack. net/rpc runs each call in a goroutine of
 // its own, without a recover: a bug that one request reaches (a null
 // where a block belongs once did) would otherwise take the whole server
-// down, the leader included. Every write (write) and read
-// (blockingQuery) endpoint that takes what a user sent goes through it.
+// down, the leader included. Every write (write), read (blockingQuery)
+// and operator endpoint goes through it.
 // The FSM does not: a panic there must stop the server, whose state could
 // otherwise diverge.
 func (s *Server) recoverEndpoint(method string, err *error) {
