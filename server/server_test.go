@@ -494,6 +494,12 @@ func TestEndpointPanicIsAnErrorNotACrash(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a bug in a read") {
 		t.Fatalf("query that panicked: err = %v", err)
 	}
+	// Operator endpoints too (a nil request cannot come through net/rpc;
+	// here it stands for a bug).
+	err = (&Operator{srv: s}).SnapshotRestore(nil, &structs.GenericResponse{})
+	if err == nil || !strings.Contains(err.Error(), "Operator.SnapshotRestore failed with an internal error") {
+		t.Fatalf("operator call that panicked: err = %v", err)
+	}
 	// The server still answers.
 	if j := getJob(t, s, "missing", false); j != nil {
 		t.Fatal("a job appeared")
