@@ -44,11 +44,9 @@ type planCtx struct {
 	// visits set.nodes[order[i]] for i from offset on, where the next
 	// placement starts looking. usageAt, baseAt, set.caps and a group's
 	// feasibility cache are by position in set; spread counts by i.
-	set     *nodeSet
-	order   []int32
-	offset  int
-	inPool  int
-	dcAvail structs.Counts
+	set    *nodeSet
+	order  []int32
+	offset int
 
 	nodeOf  map[string]*structs.Node // node lookups, nil for gone nodes
 	stopped map[string]bool          // alloc IDs the plan stops
@@ -132,8 +130,6 @@ func (c *planCtx) loadNodes() error {
 		return err
 	}
 	c.set = set
-	c.inPool = set.inPool
-	c.dcAvail = set.dcAvail // read only, as the set
 	c.order = make([]int32, len(set.nodes))
 	for k := range c.order {
 		c.order[k] = int32(k)

@@ -353,9 +353,13 @@ func (c *planCtx) placeAll(places []placement) error {
 
 // newMetric returns a metric with the node counts of the attempt.
 func (c *planCtx) newMetric() *structs.AllocMetric {
-	m := &structs.AllocMetric{NodesInPool: c.inPool}
-	if len(c.dcAvail) > 0 {
-		m.NodesAvailable = c.dcAvail // read-only from here on: shared by the plan's metrics
+	m := &structs.AllocMetric{}
+	if c.set == nil { // the nodes were not read: nothing to place
+		return m
+	}
+	m.NodesInPool = c.set.inPool
+	if len(c.set.dcAvail) > 0 {
+		m.NodesAvailable = c.set.dcAvail // read-only, as the set: shared by the plan's metrics
 	}
 	return m
 }
