@@ -128,6 +128,7 @@ func checkGolden(t *testing.T, name, got string) {
 const (
 	evalID1   = "5f2c1a3b-8d0e-4c6a-9b1f-0a1b2c3d4e5f"
 	evalID2   = "5f2c1a3c-1111-4222-8333-444455556666"
+	evalID3   = "7b3e9d10-2222-4333-8444-555566667777"
 	allocID1  = "a1b2c3d4-0000-4000-8000-000000000001"
 	allocID2  = "a1b2c3d5-0000-4000-8000-000000000002"
 	nodeID1   = "9e8d7c6b-0000-4000-8000-00000000000a"
@@ -162,7 +163,12 @@ func fixtureEvals() []*structs.Evaluation {
 				NodesEvaluated: 2, NodesExhausted: 1, DimensionExhausted: map[string]int{"memory": 1},
 				ConstraintFiltered: map[string]int{"${attr.kernel.name} = linux": 1},
 			}},
-			QueuedAllocations: map[string]int{"cache": 1}},
+			QueuedAllocations: map[string]int{"cache": 1}, BlockedEval: evalID3},
+		// The scheduler writes a blocked evaluation with the one that
+		// failed to place: it is the newest, with no failures of its own.
+		{ID: evalID3, Namespace: "default", JobID: "web", Priority: 50, Type: "service", TriggeredBy: structs.EvalTriggerQueuedAllocs,
+			Status: structs.EvalStatusBlocked, CreateIndex: 46, PreviousEval: evalID2, CreateTime: nanos(fixedNow.Add(-140 * time.Second)),
+			ModifyTime: nanos(fixedNow.Add(-140 * time.Second))},
 	}
 }
 

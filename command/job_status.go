@@ -191,10 +191,10 @@ func (c *JobStatusCommand) printJob(st *jobStatus, verbose bool) {
 				strconv.FormatBool(len(e.FailedTGAllocs) > 0), agoUnixNano(e.CreateTime, now))
 		}
 		t.flush()
-		if latest := evals[0]; len(latest.FailedTGAllocs) > 0 {
-			fmt.Fprintln(w, "\nPlacement Failure")
-			printPlacementFailures(w, latest, "")
-		}
+	}
+	if failed := standingFailure(st.Evaluations); failed != nil {
+		fmt.Fprintln(w, "\nPlacement Failure")
+		printPlacementFailures(w, failed, "")
 	}
 
 	fmt.Fprintln(w, "\nAllocations")
@@ -208,6 +208,33 @@ func (c *JobStatusCommand) printJob(st *jobStatus, verbose bool) {
 			a.DesiredStatus, a.ClientStatus, agoUnixNano(a.CreateTime, now), agoUnixNano(a.ModifyTime, now))
 	}
 	t.flush()
+}
+
+// standingFailure returns the evaluation (of evals, newest first) whose
+// failed placements still stand, or nil: the newest one, when it failed
+// to place; else, while a blocked evaluation waits for capacity, the
+// newest that failed. The scheduler writes the blocked evaluation with
+// the one that failed, so the blocked one is the newest, and has no
+// failures of its own.
+func standingFailure(evals []*structs.Evaluation) *structs.Evaluation {
+	if len(evals) == 0 {
+		return nil
+	}
+	if len(evals[0].FailedTGAllocs) > 0 {
+		return evals[0]
+	}
+	var blocked bool
+	var failed *structs.Evaluation
+	for _, e := range evals {
+		blocked = blocked || e.Status == structs.EvalStatusBlocked
+		if failed == nil && len(e.FailedTGAllocs) > 0 {
+			failed = e
+		}
+	}
+	if !blocked {
+		return nil
+	}
+	return failed
 }
 
 // jobStatusLabel shows a stopped job that still has allocations as
