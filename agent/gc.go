@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -59,7 +61,8 @@ func serverGC(getenv func(string) string, machine, cgroup int64) (s gcSettings, 
 // runs a server; benchmarks call it so that they measure what the binary
 // runs.
 func SetServerGC() string {
-	s, ok := serverGC(os.Getenv, memTotal("/proc/meminfo"), cgroupLimit("/sys/fs/cgroup/memory.max"))
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	s, ok := serverGC(os.Getenv, fileBytes("/proc/meminfo", parseMemTotal), cgroupMemoryLimit("/sys/fs/cgroup", self))
 	if !ok {
 		if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 			return fmt.Sprintf("garbage collector: GOGC=%q GOMEMLIMIT=%q from the environment", os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
@@ -74,16 +77,18 @@ func SetServerGC() string {
 
 func gib(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }
 
-// memTotal returns MemTotal from a /proc/meminfo file in bytes, 0 when it
-// cannot be read.
-func memTotal(path string) int64 {
+// fileBytes returns what parse finds in the file at path, in bytes: 0
+// when the file cannot be read.
+func fileBytes(path string, parse func([]byte) int64) int64 {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
-	return parseMemTotal(data)
+	return parse(data)
 }
 
+// parseMemTotal returns MemTotal of a /proc/meminfo file in bytes, 0 when
+// it has none.
 func parseMemTotal(data []byte) int64 {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -97,16 +102,32 @@ func parseMemTotal(data []byte) int64 {
 	return 0
 }
 
-// cgroupLimit returns a cgroup v2 memory.max in bytes, 0 when there is no
-// limit ("max") or it cannot be read.
-func cgroupLimit(path string) int64 {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
+// cgroupMemoryLimit returns the lowest cgroup v2 memory.max (in bytes)
+// of this process's cgroup and its parents, under root (the cgroup2 mount)
+// and from self (the contents of /proc/self/cgroup); 0 when there is none.
+// Under systemd a unit's MemoryMax= is its own cgroup's memory.max; in a
+// container, the container's cgroup is the root of what it sees.
+func cgroupMemoryLimit(root string, self []byte) int64 {
+	dir := "/"
+	for _, line := range strings.Split(string(self), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok && strings.HasPrefix(p, "/") {
+			dir = path.Clean(p)
+		}
 	}
-	return parseCgroupLimit(data)
+	var lowest int64
+	for {
+		if n := fileBytes(filepath.Join(root, dir, "memory.max"), parseCgroupLimit); n > 0 && (lowest == 0 || n < lowest) {
+			lowest = n
+		}
+		if dir == "/" {
+			return lowest
+		}
+		dir = path.Dir(dir)
+	}
 }
 
+// parseCgroupLimit returns a cgroup v2 memory.max in bytes, 0 when there
+// is no limit ("max").
 func parseCgroupLimit(data []byte) int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil || n <= 0 {

@@ -1,6 +1,10 @@
 package agent
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestServerGCSettings(t *testing.T) {
 	const gib = int64(1) << 30
@@ -46,5 +50,35 @@ func TestParseMemoryFiles(t *testing.T) {
 		if got := parseCgroupLimit([]byte(in)); got != want {
 			t.Errorf("parseCgroupLimit(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+func TestCgroupMemoryLimit(t *testing.T) {
+	root := t.TempDir()
+	write := func(dir, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dir, "memory.max"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("system.slice", "8589934592\n")             // 8 GiB on the slice
+	write("system.slice/skiff.service", "max\n")      // none on the unit
+	write("system.slice/other.service", "1073741824") // not ours
+	self := []byte("0::/system.slice/skiff.service\n")
+	if got, want := cgroupMemoryLimit(root, self), int64(8)<<30; got != want {
+		t.Errorf("limit from a parent = %d, want %d", got, want)
+	}
+	write("system.slice/skiff.service", "2147483648\n")
+	if got, want := cgroupMemoryLimit(root, self), int64(2)<<30; got != want {
+		t.Errorf("the unit's own, lower limit = %d, want %d", got, want)
+	}
+	if got := cgroupMemoryLimit(root, []byte("0::/elsewhere\n")); got != 0 {
+		t.Errorf("a cgroup with no limit up to the root = %d, want 0", got)
+	}
+	if got := cgroupMemoryLimit(filepath.Join(root, "missing"), self); got != 0 {
+		t.Errorf("no cgroup2 mount = %d, want 0", got)
 	}
 }
