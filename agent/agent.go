@@ -61,17 +61,13 @@ func Run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
-	gcNote := ""
-	if cfg.serverEnabled() {
-		gcNote = SetServerGC()
-	}
 	a, err := Start(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error starting agent: %v\n", err)
 		return 1
 	}
-	if gcNote != "" {
-		a.logger.Info(gcNote)
+	if a.server != nil {
+		SetServerGC(a.logger)
 	}
 	started := "HTTP API on http://" + a.HTTPAddr()
 	if a.server != nil {

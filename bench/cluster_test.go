@@ -26,7 +26,7 @@ import (
 // the raw baselines included. GOGC or GOMEMLIMIT in the environment
 // override them, as they do for the agent.
 func TestMain(m *testing.M) {
-	fmt.Fprintln(os.Stderr, "bench: "+agent.SetServerGC())
+	agent.SetServerGC(hclog.New(&hclog.LoggerOptions{Name: "bench", Output: os.Stderr}))
 	os.Exit(m.Run())
 }
 

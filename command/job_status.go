@@ -211,30 +211,24 @@ func (c *JobStatusCommand) printJob(st *jobStatus, verbose bool) {
 }
 
 // standingFailure returns the evaluation (of evals, newest first) whose
-// failed placements still stand, or nil: the newest one, when it failed
-// to place; else, while a blocked evaluation waits for capacity, the
-// newest that failed. The scheduler writes the blocked evaluation with
-// the one that failed, so the blocked one is the newest, and has no
-// failures of its own.
+// failed placements still stand, or nil: the newest evaluation the
+// scheduler finished, if it failed to place. Blocked, pending and
+// canceled evaluations are passed over: the scheduler writes a blocked
+// evaluation with the one that failed, so the blocked one is newer and has
+// no failures of its own; and a blocked one stays blocked after a newer
+// version of the job placed everything.
 func standingFailure(evals []*structs.Evaluation) *structs.Evaluation {
-	if len(evals) == 0 {
-		return nil
-	}
-	if len(evals[0].FailedTGAllocs) > 0 {
-		return evals[0]
-	}
-	var blocked bool
-	var failed *structs.Evaluation
 	for _, e := range evals {
-		blocked = blocked || e.Status == structs.EvalStatusBlocked
-		if failed == nil && len(e.FailedTGAllocs) > 0 {
-			failed = e
+		switch e.Status {
+		case structs.EvalStatusBlocked, structs.EvalStatusPending, structs.EvalStatusCanceled:
+			continue
 		}
-	}
-	if !blocked {
+		if len(e.FailedTGAllocs) > 0 {
+			return e
+		}
 		return nil
 	}
-	return failed
+	return nil
 }
 
 // jobStatusLabel shows a stopped job that still has allocations as

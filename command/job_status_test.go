@@ -20,8 +20,11 @@ func TestStandingFailure(t *testing.T) {
 		{"none", nil, ""},
 		{"the newest failed", []*structs.Evaluation{failed("b"), ok("a", structs.EvalStatusComplete)}, "b"},
 		{"blocked after a failure", []*structs.Evaluation{ok("c", structs.EvalStatusBlocked), failed("b"), failed("a")}, "b"},
-		{"placed since: nothing blocked", []*structs.Evaluation{ok("c", structs.EvalStatusComplete), failed("b")}, ""},
+		{"a pending one is not finished", []*structs.Evaluation{ok("d", structs.EvalStatusPending), ok("c", structs.EvalStatusBlocked), failed("b")}, "b"},
+		{"placed since", []*structs.Evaluation{ok("c", structs.EvalStatusComplete), failed("b")}, ""},
+		{"placed by a newer version, an old one still blocked", []*structs.Evaluation{ok("c", structs.EvalStatusComplete), ok("b", structs.EvalStatusBlocked), failed("a")}, ""},
 		{"blocked, no failure recorded", []*structs.Evaluation{ok("b", structs.EvalStatusBlocked), ok("a", structs.EvalStatusComplete)}, ""},
+		{"only blocked", []*structs.Evaluation{ok("a", structs.EvalStatusBlocked)}, ""},
 	} {
 		got := ""
 		if e := standingFailure(tc.evals); e != nil {

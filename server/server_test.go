@@ -494,11 +494,18 @@ func TestEndpointPanicIsAnErrorNotACrash(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a bug in a read") {
 		t.Fatalf("query that panicked: err = %v", err)
 	}
-	// Operator endpoints too (a nil request cannot come through net/rpc;
-	// here it stands for a bug).
-	err = (&Operator{srv: s}).SnapshotRestore(nil, &structs.GenericResponse{})
-	if err == nil || !strings.Contains(err.Error(), "Operator.SnapshotRestore failed with an internal error") {
-		t.Fatalf("operator call that panicked: err = %v", err)
+	// Operator endpoints too (a nil request or reply cannot come through
+	// net/rpc; here it stands for a bug).
+	op := &Operator{srv: s}
+	for method, call := range map[string]func() error{
+		"RaftGetConfiguration": func() error { return op.RaftGetConfiguration(&structs.GenericRequest{}, nil) },
+		"RaftRemovePeer":       func() error { return op.RaftRemovePeer(nil, &structs.GenericResponse{}) },
+		"SnapshotSave":         func() error { return op.SnapshotSave(&structs.GenericRequest{}, nil) },
+		"SnapshotRestore":      func() error { return op.SnapshotRestore(nil, &structs.GenericResponse{}) },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "Operator."+method+" failed with an internal error") {
+			t.Errorf("Operator.%s that panicked: err = %v", method, err)
+		}
 	}
 	// The server still answers.
 	if j := getJob(t, s, "missing", false); j != nil {
