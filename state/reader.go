@@ -215,7 +215,7 @@ func sameIncarnation(a *structs.Allocation, job *structs.Job) bool {
 
 // AllocsByNode returns the allocations placed on a node, sorted by ID.
 func (r reader) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error) {
-	return allocsIn(ws, r.txn(), refKey{'n', "", nodeID}, nil)
+	return allocsIn(ws, r.txn(), nodeRef(nodeID), nil)
 }
 
 // AllocsByEval returns the allocations an evaluation placed or changed,

@@ -12,8 +12,17 @@ import (
 
 // TableAllocRefs finds allocations by job, by node and by deployment. It
 // holds one row per job, node or deployment with allocations: their IDs,
-// sorted. It is derived from the allocations table: written with every
-// allocation change, rebuilt on restore, never snapshotted.
+// sorted; and one per registered node, empty while it has none. It is
+// derived from the allocations table (and the nodes table): written with
+// every allocation change, rebuilt on restore, never snapshotted.
+//
+// A registered node's row exists even when empty because a client's pull
+// (Node.GetClientAllocs) watches it: go-memdb's watch on a missing key is
+// the channel of the nearest radix node above it, which fires when any
+// nearby row changes. With 5,000 simulated nodes reporting their
+// allocations (S3, clients=report), 984,060 of the 1,074,538 runs of
+// blocking queries woke for another node's placement and found nothing
+// new; with a row per node, none of 95,510 did.
 //
 // It replaces memdb secondary indexes on the allocations table, which cost
 // an index entry of about 600 bytes per allocation and per index (a radix
@@ -58,6 +67,8 @@ type refKey struct {
 
 func jobRef(namespace, jobID string) refKey { return refKey{'j', namespace, jobID} }
 
+func nodeRef(nodeID string) refKey { return refKey{'n', "", nodeID} }
+
 // String is the row's key: the kind, the namespace (jobs) and the ID,
 // separated by NUL bytes, which IDs do not hold.
 func (k refKey) String() string {
@@ -87,7 +98,7 @@ func refsOf(a *structs.Allocation) [3]refKey {
 	}
 	keys[0] = jobRef(a.Namespace, a.JobID)
 	if a.NodeID != "" {
-		keys[1] = refKey{'n', "", a.NodeID}
+		keys[1] = nodeRef(a.NodeID)
 	}
 	if a.DeploymentID != "" {
 		keys[2] = refKey{'d', "", a.DeploymentID}
@@ -157,21 +168,74 @@ func (t *txn) flushRef(k refKey) error {
 	}
 	chunks := applyRefChunks(old, ops)
 	if len(chunks) == 0 {
-		if cur == nil {
-			return nil
+		keep, err := t.keepsEmptyRow(k)
+		if err != nil {
+			return err
 		}
-		// Not t.delete nor t.insert: a derived table has no entry in the
-		// index table, which snapshots hold.
-		if err := t.Delete(TableAllocRefs, cur); err != nil {
-			return fmt.Errorf("delete the list of allocations of %s: %w", k.describe(), err)
+		if !keep {
+			return t.deleteRefRow(k, cur)
 		}
-		return t.record(TableAllocRefs, cur, true)
 	}
-	row := &allocRefs{Key: key, Chunks: chunks}
+	return t.writeRefRow(k, &allocRefs{Key: key, Chunks: chunks})
+}
+
+// keepsEmptyRow says whether row k stays when it has no allocations: the
+// row of a registered node does.
+func (t *txn) keepsEmptyRow(k refKey) (bool, error) {
+	if k.kind != 'n' {
+		return false, nil
+	}
+	n, err := byID[structs.Node](t, TableNodes, k.id)
+	return n != nil, err
+}
+
+// writeRefRow writes row, the row of k. Not t.insert nor t.delete (in
+// deleteRefRow): a derived table has no entry in the index table, which
+// snapshots hold.
+func (t *txn) writeRefRow(k refKey, row *allocRefs) error {
 	if err := t.Insert(TableAllocRefs, row); err != nil {
 		return fmt.Errorf("write the list of allocations of %s: %w", k.describe(), err)
 	}
 	return t.record(TableAllocRefs, row, false)
+}
+
+// deleteRefRow deletes cur, the row of k, if there is one.
+func (t *txn) deleteRefRow(k refKey, cur *allocRefs) error {
+	if cur == nil {
+		return nil
+	}
+	if err := t.Delete(TableAllocRefs, cur); err != nil {
+		return fmt.Errorf("delete the list of allocations of %s: %w", k.describe(), err)
+	}
+	return t.record(TableAllocRefs, cur, true)
+}
+
+// nodeRegistered gives a node that was just registered (or restored) its
+// row, empty, unless it has one or the transaction is about to write it.
+func (t *txn) nodeRegistered(nodeID string) error {
+	k := nodeRef(nodeID)
+	if _, pending := t.refs[k]; pending {
+		return nil
+	}
+	cur, err := t.refRow(k.String())
+	if err != nil || cur != nil {
+		return err
+	}
+	return t.writeRefRow(k, &allocRefs{Key: k.String()})
+}
+
+// nodeDeregistered deletes the row of a node that was just deleted, if it
+// is empty; one with allocations goes once they do (flushRef).
+func (t *txn) nodeDeregistered(nodeID string) error {
+	k := nodeRef(nodeID)
+	if _, pending := t.refs[k]; pending {
+		return nil
+	}
+	cur, err := t.refRow(k.String())
+	if err != nil || cur == nil || len(cur.Chunks) > 0 {
+		return err
+	}
+	return t.deleteRefRow(k, cur)
 }
 
 // refRow returns row key of TableAllocRefs as the transaction sees it.

@@ -2,9 +2,15 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/skiffhq/skiff/structs"
 )
 
 func TestApplyRefOps(t *testing.T) {
@@ -140,5 +146,94 @@ func checkChunks(t *testing.T, when string, before, after [][]string, ops []refO
 	}
 	if len(before) > 0 && (len(after) != len(before) || &after[0] != &before[0]) {
 		t.Fatalf("%s: no op changed the row, yet its chunks were copied", when)
+	}
+}
+
+// nodeRows returns the nodes that have a row of allocations, with the
+// allocations each lists.
+func nodeRows(t *testing.T, s *Store) map[string][]string {
+	t.Helper()
+	rows, err := list[allocRefs](nil, s.Snapshot().txn(), TableAllocRefs, indexID, nil)
+	must(t, err)
+	out := map[string][]string{}
+	for _, r := range rows {
+		if id, ok := strings.CutPrefix(r.Key, "n\x00"); ok {
+			out[id] = slices.Concat(r.Chunks...)
+		}
+	}
+	return out
+}
+
+// fired says whether a channel of ws is closed, without waiting.
+func fired(ws memdb.WatchSet) bool {
+	for ch := range ws {
+		select {
+		case <-ch:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// TestIdleNodeWatchesItsOwnRow: a registered node has its row of
+// allocations while it has none, so that a watch on its allocations (a
+// client's pull) fires for its own, not for another node's (go-memdb's
+// watch on a missing row fires for any row near it). The row goes with
+// the node, once the node's allocations have gone.
+func TestIdleNodeWatchesItsOwnRow(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	must(t, s.UpsertJob(1, job))
+	must(t, s.UpsertNode(2, testNode("a")))
+	must(t, s.UpsertNode(3, testNode("b")))
+	ws := memdb.NewWatchSet()
+	allocs, err := s.Snapshot().AllocsByNode(ws, "a")
+	must(t, err)
+	if len(allocs) != 0 || len(ws) == 0 {
+		t.Fatalf("node a: %d allocations, %d watches; want none and a watch", len(allocs), len(ws))
+	}
+	must(t, s.UpsertAllocs(4, []*structs.Allocation{testAlloc(job, "alloc-b", "b")}))
+	if fired(ws) {
+		t.Fatal("an allocation placed on node b woke a watch on node a's allocations")
+	}
+	must(t, s.UpsertAllocs(5, []*structs.Allocation{testAlloc(job, "alloc-a", "a")}))
+	if !fired(ws) {
+		t.Fatal("an allocation placed on node a did not wake a watch on its allocations")
+	}
+
+	must(t, s.DeleteEvals(6, nil, []string{"alloc-a"}))
+	if got, want := nodeRows(t, s), map[string][]string{"a": {}, "b": {"alloc-b"}}; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("after node a's allocation went: rows %v, want %v", got, want)
+	}
+	must(t, s.DeleteNodes(7, []string{"a"}))
+	must(t, s.DeleteNodes(8, []string{"b"}))
+	if got, want := nodeRows(t, s), map[string][]string{"b": {"alloc-b"}}; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("after both nodes were deleted: rows %v, want %v (b's until its allocation goes)", got, want)
+	}
+	must(t, s.DeleteEvals(9, nil, []string{"alloc-b"}))
+	if got := nodeRows(t, s); len(got) != 0 {
+		t.Fatalf("rows of deleted nodes without allocations: %v", got)
+	}
+}
+
+// TestRestoreGivesIdleNodesTheirRows: a restore derives a row for every
+// node, empty for one without allocations, whichever comes first in the
+// snapshot, a node or its allocations.
+func TestRestoreGivesIdleNodesTheirRows(t *testing.T) {
+	s := New()
+	job := testJob("default", "web")
+	r := s.Restore()
+	must(t, r.JobRestore(job))
+	must(t, r.AllocRestore(testAlloc(job, "alloc-b", "b")))
+	must(t, r.NodeRestore(testNode("a")))
+	must(t, r.NodeRestore(testNode("b")))
+	must(t, r.AllocRestore(testAlloc(job, "alloc-c", "c")))
+	must(t, r.NodeRestore(testNode("c")))
+	must(t, r.AllocRestore(testAlloc(job, "alloc-c2", "c")))
+	must(t, r.Commit())
+	want := map[string][]string{"a": {}, "b": {"alloc-b"}, "c": {"alloc-c", "alloc-c2"}}
+	if got := nodeRows(t, s); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("rows %v, want %v", got, want)
 	}
 }

@@ -81,7 +81,10 @@ func (r *Restore) AllocJobRefRestore(a *structs.Allocation, version uint64) erro
 // NodeRestore restores a node.
 func (r *Restore) NodeRestore(n *structs.Node) error {
 	r.txn.names.addNode(n)
-	return r.put(TableNodes, n)
+	if err := r.put(TableNodes, n); err != nil {
+		return err
+	}
+	return r.txn.nodeRegistered(n.ID)
 }
 
 // DeploymentRestore restores a deployment.

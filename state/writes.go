@@ -104,7 +104,7 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 			return fmt.Errorf("upsert node %q: %w", node.ID, err)
 		}
 		t.names.addNode(n)
-		return nil
+		return t.nodeRegistered(n.ID)
 	})
 }
 
@@ -122,6 +122,9 @@ func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
 			if err == nil {
 				err = t.delete(TableNodes, n)
 				t.names.dropNode(id)
+			}
+			if err == nil {
+				err = t.nodeDeregistered(id)
 			}
 			if err != nil {
 				return fmt.Errorf("delete node %q: %w", id, err)
