@@ -54,7 +54,9 @@
 // Allocations by job, node and deployment: the allocations table has only
 // its ID index. A derived table (TableAllocRefs, refs.go) holds one row per
 // job, node and deployment with the sorted IDs of its allocations (in
-// chunks, so that a write copies only the chunks it changes), written
+// chunks, so that a write copies only the chunks it changes), and an empty
+// one per registered node without allocations (so that a pull watches a
+// row of its own), written
 // once per transaction for every row whose allocations it changed: a memdb
 // index entry costs about 600 bytes, a row 16 bytes per allocation. The
 // node usage table (usage.go) is derived the same way. Neither is in raft
