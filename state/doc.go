@@ -56,7 +56,7 @@
 // job, node and deployment with the sorted IDs of its allocations (in
 // chunks, so that a write copies only the chunks it changes), and an empty
 // one per registered node without allocations (so that a pull watches a
-// row of its own), written
+// row of its own, about 600 bytes), written when the node registers and
 // once per transaction for every row whose allocations it changed: a memdb
 // index entry costs about 600 bytes, a row 16 bytes per allocation. The
 // node usage table (usage.go) is derived the same way. Neither is in raft

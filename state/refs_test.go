@@ -197,21 +197,31 @@ func TestIdleNodeWatchesItsOwnRow(t *testing.T) {
 	if fired(ws) {
 		t.Fatal("an allocation placed on node b woke a watch on node a's allocations")
 	}
-	must(t, s.UpsertAllocs(5, []*structs.Allocation{testAlloc(job, "alloc-a", "a")}))
+	must(t, s.UpsertNode(5, testNode("a"))) // a client registering again, after a restart
+	if fired(ws) {
+		t.Fatal("node a registering again woke a watch on its allocations")
+	}
+	must(t, s.UpsertAllocs(6, []*structs.Allocation{testAlloc(job, "alloc-a", "a")}))
 	if !fired(ws) {
 		t.Fatal("an allocation placed on node a did not wake a watch on its allocations")
 	}
 
-	must(t, s.DeleteEvals(6, nil, []string{"alloc-a"}))
+	must(t, s.DeleteEvals(7, nil, []string{"alloc-a"}))
 	if got, want := nodeRows(t, s), map[string][]string{"a": {}, "b": {"alloc-b"}}; !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("after node a's allocation went: rows %v, want %v", got, want)
 	}
-	must(t, s.DeleteNodes(7, []string{"a"}))
-	must(t, s.DeleteNodes(8, []string{"b"}))
+	ws = memdb.NewWatchSet()
+	_, err = s.Snapshot().AllocsByNode(ws, "a")
+	must(t, err)
+	must(t, s.DeleteNodes(8, []string{"a"}))
+	if !fired(ws) {
+		t.Fatal("deleting node a did not wake a watch on its allocations")
+	}
+	must(t, s.DeleteNodes(9, []string{"b"}))
 	if got, want := nodeRows(t, s), map[string][]string{"b": {"alloc-b"}}; !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("after both nodes were deleted: rows %v, want %v (b's until its allocation goes)", got, want)
 	}
-	must(t, s.DeleteEvals(9, nil, []string{"alloc-b"}))
+	must(t, s.DeleteEvals(10, nil, []string{"alloc-b"}))
 	if got := nodeRows(t, s); len(got) != 0 {
 		t.Fatalf("rows of deleted nodes without allocations: %v", got)
 	}
