@@ -134,13 +134,18 @@ func pruneCommits(cs []*planCommit) []*planCommit {
 
 // finishCommit waits for the commit of a verified plan handed to raft
 // (err: it could not be) and answers its worker.
+//
+// It closes c.done before it answers: a worker's next plan must not find
+// this one still in flight (verifyPlan would count it as pending, and a
+// placement that reuses one of its IDs would then be verified differently
+// depending on the timing).
 func (s *Server) finishCommit(c *planCommit, p *pendingPlan, a *raftApplying, err error) {
-	defer close(c.done)
 	var index uint64
 	if err == nil {
 		index, _, err = a.wait()
 	}
 	if err != nil {
+		close(c.done)
 		p.result <- planOutcome{nil, fmt.Errorf("commit plan of evaluation %s: %w", c.req.EvalID, err)}
 		return
 	}
@@ -156,6 +161,7 @@ func (s *Server) finishCommit(c *planCommit, p *pendingPlan, a *raftApplying, er
 			s.unblockNode(c.snap, id, index)
 		}
 	}
+	close(c.done)
 	p.result <- planOutcome{c.result, nil}
 }
 
