@@ -24,7 +24,7 @@ const (
 
 // AllNamespaces, passed as the namespace of a prefix lookup, matches every
 // namespace.
-const AllNamespaces = "*"
+const AllNamespaces = structs.AllNamespaces
 
 // JobTrackedVersions is how many versions of a job the job_version table
 // keeps; older ones are dropped as new ones are written.

@@ -30,6 +30,10 @@ const (
 	MaxJobIDLength = 128
 )
 
+// AllNamespaces, given as the namespace of a query, stands for every
+// namespace; no job may have it as its own.
+const AllNamespaces = "*"
+
 // Job is the unit users submit: one or more task groups and how to run them.
 type Job struct {
 	Region      string

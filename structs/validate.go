@@ -150,8 +150,8 @@ func (j *Job) validate(v *validator) {
 	switch {
 	case j.Namespace == "":
 		v.add("namespace", "namespace is empty")
-	case j.Namespace == "*":
-		v.add("namespace", `namespace "*" stands for every namespace in queries; give the job a namespace of its own`)
+	case j.Namespace == AllNamespaces:
+		v.add("namespace", "namespace %q stands for every namespace in queries; give the job a namespace of its own", AllNamespaces)
 	case !validID.MatchString(j.Namespace):
 		// The state store keys jobs by namespace, NUL, ID: a NUL in a
 		// namespace would make those keys ambiguous.
