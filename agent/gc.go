@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -156,21 +157,12 @@ func cgroupMemoryLimit(root string, self []byte) (limit int64, known bool) {
 		case id == "0" && controllers == "":
 			known = true
 			walk(root, "memory.max", dir)
-		case hasController(controllers, "memory"):
+		case slices.Contains(strings.Split(controllers, ","), "memory"):
 			known = true
 			walk(filepath.Join(root, "memory"), "memory.limit_in_bytes", dir)
 		}
 	}
 	return lowest, known
-}
-
-func hasController(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 // parseCgroupLimit returns a cgroup memory limit in bytes, 0 when there
