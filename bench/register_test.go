@@ -120,8 +120,11 @@ func run(b *testing.B, c int, op func(i int) error) {
 }
 
 // registerBody is the body of PUT /v1/jobs that registers benchJob(id).
-func registerBody(id string) []byte {
-	body, _ := json.Marshal(map[string]any{"Job": benchJob(id)})
+func registerBody(id string) []byte { return jobBody(benchJob(id)) }
+
+// jobBody is the body of PUT /v1/jobs that registers job.
+func jobBody(job *structs.Job) []byte {
+	body, _ := json.Marshal(map[string]any{"Job": job})
 	return body
 }
 
@@ -250,8 +253,7 @@ func startWriters(client *http.Client, url string, n int, job func(w, i int) *st
 		go func() {
 			defer l.wg.Done()
 			for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
-				body, _ := json.Marshal(map[string]any{"Job": job(w, i)})
-				if err := put(client, url, body); err != nil {
+				if err := put(client, url, jobBody(job(w, i))); err != nil {
 					l.failures.Add(1)
 					l.failure.Store(err)
 					continue
