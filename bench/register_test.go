@@ -41,7 +41,9 @@ func BenchmarkRegister(b *testing.B) {
 			for i := range bodies {
 				bodies[i] = registerBody(fmt.Sprintf("job-%d-%06d", c, i))
 			}
+			report := writesPerEntry(b, leaderOf(agents).Server())
 			run(b, c, func(i int) error { return put(client, url, bodies[i]) })
+			report()
 			if now := leaderOf(agents).Server().Raft().Stats()["term"]; now != term {
 				b.Errorf("raft term moved from %s to %s under load: a spurious election", term, now)
 			}
@@ -49,10 +51,12 @@ func BenchmarkRegister(b *testing.B) {
 		b.Run(fmt.Sprintf("impl=skiff-inproc/clients=%d", c), func(b *testing.B) {
 			agents := startSkiff(b, 3)
 			srv := leaderOf(agents).Server()
+			report := writesPerEntry(b, srv)
 			run(b, c, func(i int) error {
 				var reply structs.JobRegisterResponse
 				return srv.RPC("Job.Register", &structs.JobRegisterRequest{Job: benchJob(fmt.Sprintf("job-%d-%06d", c, i))}, &reply)
 			})
+			report()
 		})
 		b.Run(fmt.Sprintf("impl=raw-raft-skiff-fsm/clients=%d", c), func(b *testing.B) {
 			rc := startRawFSM(b, 3, func() raft.FSM { return fsm.New(hclog.NewNullLogger()) })
@@ -117,6 +121,18 @@ func run(b *testing.B, c int, op func(i int) error) {
 		all = append(all, l...)
 	}
 	all.report(b, elapsed)
+}
+
+// writesPerEntry starts counting the raft entries srv's writes go out in;
+// call the function it returns after the run to report how many writes an
+// entry carried on average (group commit, server/batch.go).
+func writesPerEntry(b *testing.B, srv *server.Server) func() {
+	e0, w0 := srv.WriteBatches()
+	return func() {
+		if e, w := srv.WriteBatches(); e > e0 {
+			b.ReportMetric(float64(w-w0)/float64(e-e0), "writes/entry")
+		}
+	}
 }
 
 // registerBody is the body of PUT /v1/jobs that registers benchJob(id).

@@ -17,6 +17,13 @@
 //	                   that it reads them (server/features.go); a damaged one
 //	                   stops the server like a body that does not decode.
 //
+//	batch entry:      [structs.BatchEntryType] ([uvarint length][plain entry])+
+//	                   several writes the leader committed together (group
+//	                   commit, server/batch.go), written once every server
+//	                   gossips that it reads them; may itself be compressed.
+//	                   Each entry inside is applied at the batch's raft index,
+//	                   as if alone, and answered in order (BatchResults).
+//
 //	snapshot:        "SKIFFSNP" [version byte]
 //	                 ([record type byte][msgpack record])*
 //	                 [endRecord][msgpack count of records]

@@ -37,74 +37,141 @@ func New(logger hclog.Logger) *FSM {
 func (f *FSM) State() *state.Store { return f.state.Load() }
 
 // Apply applies one committed entry. It returns nil or an error for the
-// caller of raft.Apply; it panics on an entry it must not skip but cannot
-// decode, because skipping it would make this server diverge.
+// caller of raft.Apply (a BatchResults for a batch entry); it panics on an
+// entry it must not skip but cannot decode, because skipping it would make
+// this server diverge.
 func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
+// BatchResults is the FSM's answer to a batch entry
+// (structs.BatchEntryType): the answer to each of its entries, in order.
+type BatchResults []any
+
+// command is one write of the log: a plain entry, or one entry of a batch
+// entry.
+type command struct {
+	log   int // the entry's position in the logs applied
+	sub   int // its position in its batch entry; -1 if not in one
+	index uint64
+	apply applier
+	body  []byte
+}
+
 // ApplyBatch applies committed entries in one store transaction (raft
-// calls it with what has been committed since the last call). Each entry is
-// applied as if alone, so the state is the same however raft batched them.
-// If an entry fails, its partial writes must not stay (applied alone, they
-// would not), so the batch is dropped and each entry is applied in its own
-// transaction instead.
+// calls it with what has been committed since the last call). Each
+// command (a plain entry, or one entry of a batch entry) is applied as if
+// alone, so the state is the same however raft or the leader batched them.
+// If a command fails, its partial writes must not stay (applied alone,
+// they would not), so the transaction is dropped and each command is
+// applied in its own transaction instead.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
-	results, ok := f.applyLogs(logs)
-	if ok || len(logs) == 1 {
+	results := make([]any, len(logs))
+	cmds, release := f.commands(logs, results)
+	defer release()
+	answer := func(c command, r any) {
+		if c.sub < 0 {
+			results[c.log] = r
+		} else {
+			results[c.log].(BatchResults)[c.sub] = r
+		}
+	}
+	if f.applyCommands(cmds, answer) || len(cmds) == 1 {
 		return results
 	}
-	for i := range logs {
-		r, _ := f.applyLogs(logs[i : i+1])
-		results[i] = r[0]
+	for _, c := range cmds {
+		f.applyCommands([]command{c}, answer)
 	}
 	return results
 }
 
-// applyLogs applies logs in one batch and commits it, or aborts it and
-// reports false when an entry failed.
-func (f *FSM) applyLogs(logs []*raft.Log) ([]any, bool) {
+// applyCommands applies cmds in one transaction and commits it, or aborts
+// it and reports false when a command failed. A failed commit is the
+// answer to each command.
+func (f *FSM) applyCommands(cmds []command, answer func(command, any)) bool {
+	if len(cmds) == 0 {
+		return true
+	}
 	b := f.State().Batch()
-	results := make([]any, len(logs))
-	for i, l := range logs {
-		if l.Type != raft.LogCommand {
-			continue
-		}
-		res := f.applyOne(b, l)
-		results[i] = res
+	for _, c := range cmds {
+		res := c.apply(b, c.index, c.body)
+		answer(c, res)
 		if err, isErr := res.(error); isErr && err != nil {
 			b.Abort()
-			return results, false
+			return false
 		}
 	}
 	if err := b.Commit(); err != nil {
-		return results, false
+		for _, c := range cmds {
+			answer(c, err)
+		}
+		return false
 	}
-	return results, true
+	return true
 }
 
-func (f *FSM) applyOne(b *state.Batch, l *raft.Log) any {
-	if len(l.Data) == 0 {
-		return nil
+// commands decodes logs into the commands they hold, and sets the answer
+// of each batch entry to a BatchResults of its size. Call release once the
+// commands are applied.
+func (f *FSM) commands(logs []*raft.Log, results []any) (cmds []command, release func()) {
+	var releases []func()
+	release = func() {
+		for _, r := range releases {
+			r()
+		}
 	}
-	t, body, release, err := structs.DecodeEntry(l.Data)
-	if err != nil {
-		panic(fmt.Errorf("raft log entry %d: %w; this server's raft log is damaged: move the raft directory of its "+
-			"data_dir aside and restart it so that it copies the state from the leader (in a multi-server cluster), "+
-			"or restore a saved snapshot with \"skiff operator snapshot restore\"", l.Index, err))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand || len(l.Data) == 0 {
+			continue
+		}
+		t, body, rel, err := structs.DecodeEntry(l.Data)
+		if err != nil {
+			panic(damaged(l.Index, err))
+		}
+		releases = append(releases, rel)
+		if t != structs.BatchEntryType {
+			if c, ok := f.command(l.Index, t, body); ok {
+				c.log, c.sub = i, -1
+				cmds = append(cmds, c)
+			}
+			continue
+		}
+		entries, err := structs.SplitBatch(body)
+		if err != nil {
+			panic(damaged(l.Index, err))
+		}
+		results[i] = make(BatchResults, len(entries))
+		for j, e := range entries {
+			if c, ok := f.command(l.Index, structs.MessageType(e[0]), e[1:]); ok {
+				c.log, c.sub = i, j
+				cmds = append(cmds, c)
+			}
+		}
 	}
-	defer release()
+	return cmds, release
+}
+
+// command returns the command of an entry of type t, or false for an
+// ignorable entry of a type this server does not know.
+func (f *FSM) command(index uint64, t structs.MessageType, body []byte) (command, bool) {
 	ignorable := t&structs.IgnoreUnknownTypeFlag != 0
 	t &^= structs.IgnoreUnknownTypeFlag
 	apply, ok := appliers[t]
 	if !ok {
 		if ignorable {
-			f.logger.Warn("skipping log entry of unknown ignorable type", "type", t, "index", l.Index)
-			return nil
+			f.logger.Warn("skipping log entry of unknown ignorable type", "type", t, "index", index)
+			return command{}, false
 		}
-		panic(fmt.Errorf("raft log entry %d has unknown type %d; this server is older than the cluster's log: upgrade it", l.Index, t))
+		panic(fmt.Errorf("raft log entry %d has unknown type %d; this server is older than the cluster's log: upgrade it", index, t))
 	}
-	return apply(b, l.Index, body)
+	return command{index: index, apply: apply, body: body}, true
+}
+
+// damaged is the panic of an entry that does not decode.
+func damaged(index uint64, err error) error {
+	return fmt.Errorf("raft log entry %d: %w; this server's raft log is damaged: move the raft directory of its "+
+		"data_dir aside and restart it so that it copies the state from the leader (in a multi-server cluster), "+
+		"or restore a saved snapshot with \"skiff operator snapshot restore\"", index, err)
 }
 
 // applier applies the body of one entry through a batch. It owns what it

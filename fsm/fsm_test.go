@@ -346,14 +346,100 @@ func TestBatchEqualsOneByOne(t *testing.T) {
 			}
 		}
 	}
-	failed := 0
-	for _, r := range singleRes {
-		if isErr(r) {
-			failed++
+	wantOneFailure(t, singleRes)
+}
+
+// TestBatchEntryEqualsItsEntriesAlone: a batch entry (the leader's group
+// commit) ends in the state its entries make applied one at a time at the
+// batch's index, answers each entry in order, and keeps a failed entry
+// from undoing the others; also when raft hands the FSM several batch
+// entries and plain entries at once.
+func TestBatchEntryEqualsItsEntriesAlone(t *testing.T) {
+	var entries [][]byte
+	add := func(mt structs.MessageType, msg any) {
+		buf, err := structs.Encode(mt, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, buf)
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("j%d", i%7)
+		add(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob(id, 1+i%3), SubmitTime: int64(i),
+			Eval: &structs.Evaluation{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Namespace: "default", JobID: id, Status: "pending", Type: "service", Priority: 50}})
+		if i%5 == 4 {
+			add(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: id, WriteRequest: structs.WriteRequest{Namespace: "default"}})
+		}
+		if i == 11 { // fails: no such job
+			add(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "missing", WriteRequest: structs.WriteRequest{Namespace: "default"}})
 		}
 	}
-	if failed != 1 {
-		t.Fatalf("%d entries failed, want exactly the deregister of the missing job", failed)
+	// Entries go in batches of up to 4 (the last plain), at indexes 1, 2, ...
+	alone := New(hclog.NewNullLogger())
+	var want []any
+	var logs []*raft.Log
+	for i := 0; i < len(entries); i += 4 {
+		group := entries[i:min(i+4, len(entries))]
+		index := uint64(len(logs) + 1)
+		for _, e := range group {
+			want = append(want, alone.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: e}))
+		}
+		var body []byte
+		for _, e := range group {
+			body = structs.AppendBatchEntry(body, e)
+		}
+		data := structs.BatchEntry(body, false)
+		if len(group) == 1 {
+			data = group[0]
+		}
+		logs = append(logs, &raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+	}
+	for _, size := range []int{1, 3, len(logs)} {
+		f := New(hclog.NewNullLogger())
+		var got []any
+		for i := 0; i < len(logs); i += size {
+			for _, r := range f.ApplyBatch(logs[i:min(i+size, len(logs))]) {
+				if rs, ok := r.(BatchResults); ok {
+					got = append(got, rs...)
+				} else {
+					got = append(got, r)
+				}
+			}
+		}
+		if !reflect.DeepEqual(dump(t, alone.State()), dump(t, f.State())) {
+			t.Fatalf("raft batches of %d: batch entries end in a different state than their entries applied alone", size)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("raft batches of %d: %d answers, want %d", size, len(got), len(want))
+		}
+		for i := range got {
+			if isErr(got[i]) != isErr(want[i]) || (!isErr(got[i]) && !reflect.DeepEqual(got[i], want[i])) {
+				t.Fatalf("raft batches of %d: entry %d answered %v, alone %v", size, i, got[i], want[i])
+			}
+		}
+	}
+	wantOneFailure(t, want)
+}
+
+// TestDamagedBatchEntryStopsTheServer: a batch entry that does not split
+// is damage, not something to skip.
+func TestDamagedBatchEntryStopsTheServer(t *testing.T) {
+	reg, _ := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", 1)})
+	body := structs.AppendBatchEntry(nil, reg)
+	for name, data := range map[string][]byte{
+		"truncated":    structs.BatchEntry(body[:len(body)-1], false),
+		"nested":       structs.BatchEntry(structs.AppendBatchEntry(nil, structs.BatchEntry(body, false)), false),
+		"unknown type": structs.BatchEntry(structs.AppendBatchEntry(nil, []byte{99, 0x80}), false),
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := New(hclog.NewNullLogger())
+			defer func() {
+				if recover() == nil {
+					t.Fatal("applied a damaged batch entry without stopping")
+				}
+			}()
+			f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data})
+		})
 	}
 }
 
@@ -379,6 +465,21 @@ func BenchmarkApplyJobRegisterBatch64(b *testing.B) {
 				b.Fatal(r)
 			}
 		}
+	}
+}
+
+// wantOneFailure fails t unless exactly one of results is an error: the
+// deregistration of a job that does not exist.
+func wantOneFailure(t *testing.T, results []any) {
+	t.Helper()
+	failed := 0
+	for _, r := range results {
+		if isErr(r) {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d entries failed, want exactly the deregister of the missing job", failed)
 	}
 }
 

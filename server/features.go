@@ -23,7 +23,9 @@ const (
 	// featureJobRefs: snapshots whose allocations refer to their job
 	// version (fsm.FSM.JobRefs).
 	featureJobRefs = "jobref"
-	logFeatures    = featureCompressed + "," + featureJobRefs
+	// featureBatch: several writes in one entry (structs.BatchEntryType).
+	featureBatch = "batch"
+	logFeatures  = featureCompressed + "," + featureJobRefs + "," + featureBatch
 )
 
 // advertisedLogFeatures is what this server gossips; tests set it to
@@ -37,44 +39,51 @@ const featureCheckInterval = time.Second
 type featureGate struct {
 	// ready is set once s.raft and s.serf are: raft's goroutines (a
 	// snapshot) may ask before New has returned.
-	ready               atomic.Bool
-	mu                  sync.Mutex
-	checked             time.Time
-	compressed, jobRefs bool
+	ready   atomic.Bool
+	mu      sync.Mutex
+	checked time.Time
+	forms   readForms // guarded by mu
+}
+
+// readForms are the raft entry and snapshot forms every server reads.
+type readForms struct {
+	compressed, jobRefs, batches bool
 }
 
 // readable returns which features every server reads, asking gossip
 // again when the last answer is older than featureCheckInterval.
-func (s *Server) readable() (compressed, jobRefs bool) {
+func (s *Server) readable() readForms {
 	g := &s.features
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now := time.Now(); now.Sub(g.checked) >= featureCheckInterval {
 		g.checked = now
 		common := s.commonFeatures()
-		compressed, jobRefs := slices.Contains(common, featureCompressed), slices.Contains(common, featureJobRefs)
-		if compressed != g.compressed || jobRefs != g.jobRefs {
-			s.logger.Info("raft entry and snapshot forms every server reads changed",
-				"compressed_entries", compressed, "snapshot_job_refs", jobRefs)
+		forms := readForms{
+			compressed: slices.Contains(common, featureCompressed),
+			jobRefs:    slices.Contains(common, featureJobRefs),
+			batches:    slices.Contains(common, featureBatch),
 		}
-		g.compressed, g.jobRefs = compressed, jobRefs
+		if forms != g.forms {
+			s.logger.Info("raft entry and snapshot forms every server reads changed",
+				"compressed_entries", forms.compressed, "snapshot_job_refs", forms.jobRefs, "batch_entries", forms.batches)
+		}
+		g.forms = forms
 	}
-	return g.compressed, g.jobRefs
+	return g.forms
 }
 
 // compressEntries reports whether this server may write compressed raft
 // entries: every server of the raft configuration reads them.
-func (s *Server) compressEntries() bool {
-	compressed, _ := s.readable()
-	return compressed
-}
+func (s *Server) compressEntries() bool { return s.readable().compressed }
 
 // snapshotJobRefs reports whether this server's snapshots may refer to
 // job versions: every server reads such snapshots.
-func (s *Server) snapshotJobRefs() bool {
-	_, jobRefs := s.readable()
-	return jobRefs
-}
+func (s *Server) snapshotJobRefs() bool { return s.readable().jobRefs }
+
+// batchEntries reports whether this server may write batch entries: every
+// server of the raft configuration reads them.
+func (s *Server) batchEntries() bool { return s.readable().batches }
 
 // commonFeatures returns the features of this build that every server of
 // the raft configuration gossips it reads. A server gossip does not know

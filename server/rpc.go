@@ -147,16 +147,6 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 	return index, err
 }
 
-// raftApplyResult commits one entry and returns its index and the FSM's
-// response to it (an error is returned as err).
-func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
-	a, err := s.raftSubmit(t, msg)
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.wait()
-}
-
 // raftApplying is an entry handed to raft and not yet known committed.
 type raftApplying struct {
 	future raft.ApplyFuture
@@ -184,13 +174,20 @@ func (s *Server) raftSubmit(t structs.MessageType, msg any) (*raftApplying, erro
 // wait waits for the commit and returns the entry's index and the FSM's
 // response to it (an error is returned as err).
 func (a *raftApplying) wait() (uint64, any, error) {
-	var ferr error
 	select {
-	case ferr = <-a.done:
+	case <-a.done:
 	case <-a.stop:
 		return 0, nil, fmt.Errorf("%w: server is shutting down", structs.ErrOutcomeUnknown)
 	}
-	if err := ferr; err != nil {
+	o := outcome(raftOutcome(a.future))
+	return o.index, o.resp, o.err
+}
+
+// raftOutcome waits for future and returns the entry's index and the
+// FSM's response, or the commit error in the words a caller needs: may it
+// send the entry again, or must it check first?
+func raftOutcome(future raft.ApplyFuture) (uint64, any, error) {
+	if err := future.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, errNotApplied
 		}
@@ -199,11 +196,7 @@ func (a *raftApplying) wait() (uint64, any, error) {
 		}
 		return 0, nil, fmt.Errorf("commit to raft: %w", err)
 	}
-	resp := a.future.Response()
-	if err, ok := resp.(error); ok && err != nil {
-		return a.future.Index(), nil, err
-	}
-	return a.future.Index(), resp, nil
+	return future.Index(), future.Response(), nil
 }
 
 // errNotApplied: this server stopped leading before the entry was

@@ -47,6 +47,7 @@ type Server struct {
 	serf        *serf.Serf
 	serfEventCh chan serf.Event
 	features    featureGate // which raft entry forms every server reads
+	batcher     batcher     // writes waiting to be committed together
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 

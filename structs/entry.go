@@ -37,9 +37,17 @@ const (
 func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	e, err := encodePooled(msg)
 	defer e.release()
-	body := e.buf
-	if err != nil || !compress || len(body) < compressMin || len(body) > maxEntrySize {
-		return plainEntry(t, body), err
+	if err != nil {
+		return plainEntry(t, e.buf), err
+	}
+	return encodeBody(t, e.buf, compress), nil
+}
+
+// encodeBody returns the entry of type t and body, compressed when
+// compress allows it and the body is large and compresses well.
+func encodeBody(t MessageType, body []byte, compress bool) []byte {
+	if !compress || len(body) < compressMin || len(body) > maxEntrySize {
+		return plainEntry(t, body)
 	}
 	scratch := scratchBuffers.Get().(*[]byte)
 	defer putScratch(scratch)
@@ -48,13 +56,13 @@ func EncodeEntry(t MessageType, msg any, compress bool) ([]byte, error) {
 	}
 	z := s2.Encode((*scratch)[:cap(*scratch)], body)
 	if len(z)+compressedHeader > len(body)-len(body)/8 {
-		return plainEntry(t, body), nil // not worth a decompression on every server
+		return plainEntry(t, body) // not worth a decompression on every server
 	}
 	out := make([]byte, compressedHeader+len(z))
 	out[0], out[1] = byte(CompressedEntryType), byte(t)
 	binary.BigEndian.PutUint32(out[2:6], entryChecksum(t, body))
 	copy(out[compressedHeader:], z)
-	return out, nil
+	return out
 }
 
 // DecodeEntry returns the type and body of a raft log entry, decompressed

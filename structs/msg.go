@@ -26,6 +26,9 @@ const (
 	// CompressedEntryType wraps another entry, type byte included,
 	// compressed with S2 (EncodeEntry, DecodeEntry).
 	CompressedEntryType MessageType = 16
+	// BatchEntryType holds several plain entries committed as one
+	// (AppendBatchEntry, SplitBatch).
+	BatchEntryType MessageType = 17
 )
 
 // IgnoreUnknownTypeFlag marks an entry that servers which do not know its
