@@ -50,3 +50,50 @@ func TestNsKeyMatchesMemdbCompoundIndex(t *testing.T) {
 		t.Error("a row of another type: no error")
 	}
 }
+
+// versionKey makes the keys memdb's CompoundIndex of (Namespace, ID,
+// Version) made before it, byte for byte, for rows and lookups, so job
+// versions keep their order (oldest first within a job). Its prefix of a
+// namespace and an ID ends the ID, so that it finds that job's versions
+// only ("web" not "web-2"); the compound index's did not.
+func TestVersionKeyMatchesMemdbCompoundIndex(t *testing.T) {
+	compound := &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+		&memdb.StringFieldIndex{Field: "Namespace"}, &memdb.StringFieldIndex{Field: "ID"}, &memdb.UintFieldIndex{Field: "Version"}}}
+	ours := versionKey{}
+	for _, c := range []struct {
+		ns, id  string
+		version uint64
+	}{{"default", "web", 0}, {"default", "web", 7}, {"default", "web-2", 1 << 40}, {"a\x01b", "é-ü", 3}} {
+		j := &structs.Job{Namespace: c.ns, ID: c.id, Version: c.version}
+		okA, keyA, errA := compound.FromObject(j)
+		okB, keyB, errB := ours.FromObject(j)
+		if okA != okB || !bytes.Equal(keyA, keyB) || errA != nil || errB != nil {
+			t.Fatalf("row %q/%q/%d: memdb (%v, %q, %v), versionKey (%v, %q, %v)", c.ns, c.id, c.version, okA, keyA, errA, okB, keyB, errB)
+		}
+		argsA, _ := compound.FromArgs(c.ns, c.id, c.version)
+		argsB, err := ours.FromArgs(c.ns, c.id, c.version)
+		if !bytes.Equal(argsA, argsB) || err != nil {
+			t.Fatalf("lookup %q/%q/%d: memdb %q, versionKey %q (%v)", c.ns, c.id, c.version, argsA, argsB, err)
+		}
+		preA, _ := compound.PrefixFromArgs(c.ns)
+		preB, err := ours.PrefixFromArgs(c.ns)
+		if !bytes.Equal(preA, preB) || err != nil {
+			t.Fatalf("prefix %q: memdb %q, versionKey %q (%v)", c.ns, preA, preB, err)
+		}
+		pre, err := ours.PrefixFromArgs(c.ns, c.id)
+		if err != nil || !bytes.HasPrefix(keyB, pre) || bytes.HasPrefix(append([]byte(nil), c.ns+"\x00"+c.id+"-2\x00"...), pre) {
+			t.Fatalf("prefix %q/%q = %q: want the job's rows and not a longer ID's", c.ns, c.id, pre)
+		}
+	}
+	for _, bad := range [][]any{{"default", "web"}, {"default", "web", 1}, {"default", 7, uint64(1)}} {
+		if _, err := ours.FromArgs(bad...); err == nil {
+			t.Errorf("lookup %v: no error", bad)
+		}
+	}
+	if _, _, err := ours.FromObject(&structs.Job{ID: "web"}); err == nil {
+		t.Error("a version without a namespace: no error")
+	}
+	if _, _, err := ours.FromObject(&structs.Evaluation{}); err == nil {
+		t.Error("a row of another type: no error")
+	}
+}

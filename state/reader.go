@@ -108,11 +108,10 @@ func (r reader) JobVersionsByID(ws memdb.WatchSet, namespace, id string) ([]*str
 }
 
 // jobVersions returns the tracked versions of a job, oldest first: a
-// prefix scan of the (namespace, ID, version) index, which also finds
-// jobs whose ID starts with id ("web" finds "web-2"), filtered out. (An
-// index by job would cost every version one more index entry.)
+// prefix scan of the (namespace, ID, version) index. (An index by job
+// would cost every version one more index entry.)
 func jobVersions(ws memdb.WatchSet, tx *memdb.Txn, namespace, id string) ([]*structs.Job, error) {
-	return list(ws, tx, TableJobVersions, indexID+"_prefix", func(j *structs.Job) bool { return j.ID == id }, namespace, id)
+	return list[structs.Job](ws, tx, TableJobVersions, indexID+"_prefix", nil, namespace, id)
 }
 
 // JobByIDAndVersion returns one version of a job, or nil if it is not
