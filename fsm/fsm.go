@@ -61,10 +61,13 @@ type command struct {
 // ApplyBatch applies committed entries in one store transaction (raft
 // calls it with what has been committed since the last call). Each
 // command (a plain entry, or one entry of a batch entry) is applied as if
-// alone, so the state is the same however raft or the leader batched them.
-// If a command fails, its partial writes must not stay (applied alone,
-// they would not), so the transaction is dropped and each command is
-// applied in its own transaction instead.
+// alone, so the state at each raft index is the same however raft batched
+// the entries: a command that fails without changing anything is only
+// answered with its error. One that fails having changed the state must
+// not leave part of its writes, so the transaction is dropped, and each
+// entry is applied in a transaction of its own, without the commands that
+// fail that way: readers see every raft index whole, never a part of a
+// batch entry's writes.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
 	cmds, release := f.commands(logs, results)
@@ -76,38 +79,68 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			results[c.log].(BatchResults)[c.sub] = r
 		}
 	}
-	if f.applyCommands(cmds, answer) || len(cmds) == 1 {
+	if _, ok := f.applyCommands(cmds, nil, answer); ok || len(cmds) == 1 {
 		return results
 	}
-	for _, c := range cmds {
-		f.applyCommands([]command{c}, answer)
+	for len(cmds) > 0 {
+		n := 1
+		for n < len(cmds) && cmds[n].log == cmds[0].log {
+			n++
+		}
+		f.applyEntry(cmds[:n], answer)
+		cmds = cmds[n:]
 	}
 	return results
 }
 
-// applyCommands applies cmds in one transaction and commits it, or aborts
-// it and reports false when a command failed. A failed commit is the
-// answer to each command.
-func (f *FSM) applyCommands(cmds []command, answer func(command, any)) bool {
+// applyEntry applies the commands of one entry in one transaction,
+// leaving out those that fail after changing the state: each such failure
+// drops the transaction and starts the entry again without it. A command
+// left out changes nothing, as when applied alone, so the others see the
+// same state as they would have.
+func (f *FSM) applyEntry(cmds []command, answer func(command, any)) {
+	skip := map[int]bool{}
+	for len(skip) < len(cmds) {
+		failed, ok := f.applyCommands(cmds, skip, answer)
+		if ok || failed < 0 {
+			return
+		}
+		skip[failed] = true
+	}
+}
+
+// applyCommands applies cmds, except those at the positions in skip, in
+// one transaction and commits it. A command that fails without changing
+// anything is answered with its error and the others go on. If one fails
+// having changed the state, it aborts the transaction and returns that
+// command's position and false; if the commit fails, it answers every
+// command with that error and returns -1 and false.
+func (f *FSM) applyCommands(cmds []command, skip map[int]bool, answer func(command, any)) (int, bool) {
 	if len(cmds) == 0 {
-		return true
+		return 0, true
 	}
 	b := f.State().Batch()
-	for _, c := range cmds {
+	for i, c := range cmds {
+		if skip[i] {
+			continue
+		}
+		before := b.Changes()
 		res := c.apply(b, c.index, c.body)
 		answer(c, res)
-		if err, isErr := res.(error); isErr && err != nil {
+		if err, isErr := res.(error); isErr && err != nil && b.Changes() != before {
 			b.Abort()
-			return false
+			return i, false
 		}
 	}
 	if err := b.Commit(); err != nil {
-		for _, c := range cmds {
-			answer(c, err)
+		for i, c := range cmds {
+			if !skip[i] {
+				answer(c, err)
+			}
 		}
-		return false
+		return -1, false
 	}
-	return true
+	return 0, true
 }
 
 // commands decodes logs into the commands they hold, and sets the answer

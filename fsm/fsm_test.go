@@ -421,6 +421,63 @@ func TestBatchEntryEqualsItsEntriesAlone(t *testing.T) {
 	wantOneFailure(t, want)
 }
 
+// TestReadersNeverSeePartOfABatchEntry: when a write of a batch entry
+// fails after changing the state (here a registration whose evaluation
+// has no ID: its job is written first), the others are still applied,
+// and a reader sees the entry's raft index either not at all or with all
+// of them: never with some.
+func TestReadersNeverSeePartOfABatchEntry(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	apply(t, f, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("first", 1)})
+	const writes = 300
+	var body []byte
+	for i := range writes {
+		req := &structs.JobRegisterRequest{Job: testJob(fmt.Sprintf("job-%03d", i), 1),
+			Eval: &structs.Evaluation{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Namespace: "default", JobID: fmt.Sprintf("job-%03d", i), Status: "pending", Type: "service", Priority: 50}}
+		if i == 1 {
+			req.Eval.ID = "" // fails after its job is written
+		}
+		e, err := structs.Encode(structs.JobRegisterRequestType, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = structs.AppendBatchEntry(body, e)
+	}
+	seen := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(seen)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			snap := f.State().Snapshot()
+			index, _ := snap.LatestIndex()
+			jobs, _ := snap.Jobs(nil)
+			if want := map[bool]int{false: 1, true: writes}[index >= 2]; len(jobs) != want {
+				seen <- fmt.Sprintf("index %d with %d jobs, want %d", index, len(jobs), want)
+				return
+			}
+		}
+	}()
+	res := f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: structs.BatchEntry(body, false)})
+	close(done)
+	if partial, ok := <-seen; ok {
+		t.Fatalf("a reader saw part of a batch entry: %s", partial)
+	}
+	results := res.(BatchResults)
+	for i, r := range results {
+		if isErr(r) != (i == 1) {
+			t.Fatalf("write %d answered %v; want an error for write 1 only", i, r)
+		}
+	}
+	if j, _ := f.State().JobByID(nil, "default", "job-001"); j != nil {
+		t.Fatal("the failed write's job was stored")
+	}
+}
+
 // TestDamagedBatchEntryStopsTheServer: a batch entry that does not split
 // is damage, not something to skip.
 func TestDamagedBatchEntryStopsTheServer(t *testing.T) {
@@ -434,8 +491,9 @@ func TestDamagedBatchEntryStopsTheServer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := New(hclog.NewNullLogger())
 			defer func() {
-				if recover() == nil {
-					t.Fatal("applied a damaged batch entry without stopping")
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, "damaged") && !strings.Contains(msg, "unknown type") {
+					t.Fatalf("applied a damaged batch entry: panic %q, want one that says the log is damaged or needs an upgrade", msg)
 				}
 			}()
 			f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data})

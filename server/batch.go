@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,28 @@ func (s *Server) WriteBatches() (entries, writes uint64) {
 // batchedWrite is one write waiting for its commit.
 type batchedWrite struct {
 	entry []byte            // a plain entry: type byte and msgpack body
+	job   string            // the job it registers or stops (jobKey), or ""
 	done  chan writeOutcome // buffered: the committer never blocks
+}
+
+// jobKey names the job a write registers, stops or reverts, or is "".
+// Two writes of one job never share an entry: each must get a job modify
+// index of its own, or a check-and-set against the first writer's index
+// would pass after the second writer's change.
+func jobKey(msg any) string {
+	switch m := msg.(type) {
+	case *structs.JobRegisterRequest:
+		if m.Job != nil {
+			return m.Job.Namespace + "\x00" + m.Job.ID
+		}
+	case *structs.JobDeregisterRequest:
+		return m.Namespace + "\x00" + m.JobID
+	case *structs.DeploymentUpdateRequest:
+		if m.Job != nil {
+			return m.Job.Namespace + "\x00" + m.Job.ID
+		}
+	}
+	return ""
 }
 
 // writeOutcome is the answer to one write: its raft index and the FSM's
@@ -70,7 +92,7 @@ func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, e
 	if err != nil {
 		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
-	w := &batchedWrite{entry: entry, done: make(chan writeOutcome, 1)}
+	w := &batchedWrite{entry: entry, job: jobKey(msg), done: make(chan writeOutcome, 1)}
 	s.queueWrite(w)
 	select {
 	case o := <-w.done:
@@ -97,10 +119,21 @@ func (s *Server) queueWrite(w *batchedWrite) {
 }
 
 // takeLocked removes and returns the writes of the next entry: the oldest
-// queued, up to batchMaxWrites and batchMaxBytes (at least one).
+// queued, up to batchMaxWrites and batchMaxBytes and up to the second
+// write of a job (at least one write).
 func (b *batcher) takeLocked() []*batchedWrite {
 	n, size := 0, 0
+	var jobs map[string]bool
 	for n < len(b.queue) && n < batchMaxWrites && (n == 0 || size+len(b.queue[n].entry) <= batchMaxBytes) {
+		if job := b.queue[n].job; job != "" {
+			if jobs[job] {
+				break
+			}
+			if jobs == nil {
+				jobs = map[string]bool{}
+			}
+			jobs[job] = true
+		}
 		size += len(b.queue[n].entry)
 		n++
 	}
@@ -111,34 +144,44 @@ func (b *batcher) takeLocked() []*batchedWrite {
 	return ws
 }
 
-// commitWrites hands ws to raft as one entry and answers each write once
-// raft has. It then commits what queued meanwhile, or gives up its place
-// in flight.
+// commitWrites hands ws to raft, as one batch entry or (when some server
+// does not read batch entries, or there is one write) an entry each, and
+// answers each write once raft has. It then commits what queued
+// meanwhile, or gives up its place in flight.
 func (s *Server) commitWrites(ws []*batchedWrite) {
 	compress := s.compressEntries()
-	var entry []byte
-	if len(ws) == 1 {
-		entry = structs.CompressEntry(ws[0].entry, compress)
+	var futures []raft.ApplyFuture
+	var groups [][]*batchedWrite
+	if len(ws) == 1 || !s.batchEntries() {
+		for i, w := range ws {
+			futures = append(futures, s.raft.Apply(structs.CompressEntry(w.entry, compress), raftApplyTimeout))
+			groups = append(groups, ws[i:i+1])
+		}
 	} else {
 		size := 0
 		for _, w := range ws {
-			size += len(w.entry) + 4
+			size += len(w.entry) + binary.MaxVarintLen32
 		}
 		body := make([]byte, 0, size)
 		for _, w := range ws {
 			body = structs.AppendBatchEntry(body, w.entry)
 		}
-		entry = structs.BatchEntry(body, compress)
+		futures = append(futures, s.raft.Apply(structs.BatchEntry(body, compress), raftApplyTimeout))
+		groups = append(groups, ws)
 	}
-	s.batcher.entries.Add(1)
+	s.batcher.entries.Add(uint64(len(futures)))
 	s.batcher.writes.Add(uint64(len(ws)))
-	metrics.AddSample([]string{"server", "write_batch_size"}, float32(len(ws)))
-	future := s.raft.Apply(entry, raftApplyTimeout)
+	for _, g := range groups {
+		metrics.AddSample([]string{"server", "write_batch_size"}, float32(len(g)))
+	}
 	// raft (1.7, with BatchApplyCh) may take an entry into its buffered
 	// apply channel after it shut down, and then never answer its future;
-	// the writers stop waiting at shutdown (raftApplyResult).
+	// the writers stop waiting at shutdown (raftApplyResult), and this
+	// goroutine ends with the process.
 	go func() {
-		answer(ws, future)
+		for i, f := range futures {
+			s.answer(groups[i], f)
+		}
 		b := &s.batcher
 		b.mu.Lock()
 		if len(b.queue) == 0 {
@@ -154,7 +197,7 @@ func (s *Server) commitWrites(ws []*batchedWrite) {
 
 // answer waits for future, the entry of ws, and sends each write its
 // outcome.
-func answer(ws []*batchedWrite, future raft.ApplyFuture) {
+func (s *Server) answer(ws []*batchedWrite, future raft.ApplyFuture) {
 	index, resp, err := raftOutcome(future)
 	if err != nil || len(ws) == 1 {
 		for _, w := range ws {
@@ -164,6 +207,8 @@ func answer(ws []*batchedWrite, future raft.ApplyFuture) {
 	}
 	results, ok := resp.(fsm.BatchResults)
 	if !ok || len(results) != len(ws) {
+		s.logger.Error("the state machine answered a batch entry wrongly; its writes are reported as of unknown outcome",
+			"index", index, "writes", len(ws), "answer", fmt.Sprintf("%T", resp))
 		err = fmt.Errorf("%w: the state machine answered a batch of %d writes with %T", structs.ErrOutcomeUnknown, len(ws), resp)
 	}
 	for i, w := range ws {

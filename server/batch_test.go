@@ -14,18 +14,51 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// registerAll registers n jobs named prefix-i through s at once and
-// returns how many raft entries and writes the leader used meanwhile.
-func registerAll(t *testing.T, s *Server, prefix string, n int) (entries, writes uint64) {
+// tryRegister registers job through s as register does (sending it again
+// while its outcome is unknown or there is no leader, for up to 10 s), but
+// returns its error instead of failing the test: it runs on goroutines
+// other than the test's.
+func tryRegister(s *Server, req *structs.JobRegisterRequest) (*structs.JobRegisterResponse, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var reply structs.JobRegisterResponse
+		err := s.RPC("Job.Register", req, &reply)
+		if err == nil {
+			return &reply, nil
+		}
+		retry := structs.IsErr(err, structs.ErrOutcomeUnknown) || structs.IsErr(err, structs.ErrNoLeader)
+		if !retry || time.Now().After(deadline) {
+			return nil, fmt.Errorf("register %s: %w", req.Job.ID, err)
+		}
+	}
+}
+
+// registerAll registers jobs through s at once, and returns the replies
+// and how many raft entries and writes the leader used meanwhile.
+func registerAll(t *testing.T, s *Server, jobs []*structs.Job) (replies []*structs.JobRegisterResponse, entries, writes uint64) {
 	t.Helper()
 	e0, w0 := s.WriteBatches()
+	replies = make([]*structs.JobRegisterResponse, len(jobs))
+	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { register(t, s, testJob(fmt.Sprintf("%s-%d", prefix, i))) })
+	for i, job := range jobs {
+		wg.Go(func() { replies[i], errs[i] = tryRegister(s, &structs.JobRegisterRequest{Job: job}) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	e, w := s.WriteBatches()
-	return e - e0, w - w0
+	return replies, e - e0, w - w0
+}
+
+// jobsNamed returns n test jobs named prefix-0, prefix-1, ...
+func jobsNamed(prefix string, n int) []*structs.Job {
+	jobs := make([]*structs.Job, n)
+	for i := range jobs {
+		jobs[i] = testJob(fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return jobs
 }
 
 // TestConcurrentWritesShareEntries: writes made at once go to raft in
@@ -38,11 +71,14 @@ func TestConcurrentWritesShareEntries(t *testing.T) {
 
 	const jobs, racers = 40, 8
 	replies := make([]*structs.JobRegisterResponse, jobs)
+	errs := make([]error, jobs)
 	casErrs := make([]error, racers)
 	e0, w0 := l.WriteBatches()
 	var wg sync.WaitGroup
 	for i := range jobs {
-		wg.Go(func() { replies[i] = register(t, l, testJob(fmt.Sprintf("job-%d", i))) })
+		wg.Go(func() {
+			replies[i], errs[i] = tryRegister(l, &structs.JobRegisterRequest{Job: testJob(fmt.Sprintf("job-%d", i))})
+		})
 	}
 	for i := range racers {
 		wg.Go(func() {
@@ -53,6 +89,9 @@ func TestConcurrentWritesShareEntries(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	e1, w1 := l.WriteBatches()
 
 	if w1-w0 < jobs+racers {
@@ -89,13 +128,13 @@ func TestConcurrentWritesShareEntries(t *testing.T) {
 	if j, _ := store.JobByID(nil, "default", "cas"); j.TaskGroups[0].Count != 10+won {
 		t.Fatalf("cas has count %d, want the winner's %d", j.TaskGroups[0].Count, 10+won)
 	}
-	if !hasEntryOfType(t, l, first.Index, e1Index(t, l), structs.BatchEntryType) {
+	if !hasEntryOfType(t, l, first.Index, lastIndex(t, l), structs.BatchEntryType) {
 		t.Fatal("no batch entry in the leader's raft log")
 	}
 }
 
-// e1Index returns the leader's last raft index.
-func e1Index(t *testing.T, s *Server) uint64 {
+// lastIndex returns the last index of s's raft log.
+func lastIndex(t *testing.T, s *Server) uint64 {
 	t.Helper()
 	last, err := s.raftStore.LastIndex()
 	if err != nil {
@@ -128,6 +167,42 @@ func hasEntryOfType(t *testing.T, s *Server, from, to uint64, want structs.Messa
 	return false
 }
 
+// TestWritesOfOneJobGetIndexesOfTheirOwn: writes of the same job never
+// share an entry, so each writer's job modify index is its own, and a
+// check-and-set against it fails once another writer changed the job.
+func TestWritesOfOneJobGetIndexesOfTheirOwn(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	var jobs []*structs.Job
+	for i := range 16 {
+		job := testJob("same")
+		job.TaskGroups[0].Count = 1 + i
+		jobs = append(jobs, job, testJob(fmt.Sprintf("other-%d", i)))
+	}
+	replies, _, _ := registerAll(t, l, jobs)
+	seen := map[uint64]int{}
+	newest := 0
+	for i := 0; i < len(replies); i += 2 {
+		idx := replies[i].JobModifyIndex
+		if j, dup := seen[idx]; dup {
+			t.Fatalf("registrations %d and %d of one job both got job modify index %d", j, i, idx)
+		}
+		seen[idx] = i
+		if idx > replies[newest].JobModifyIndex {
+			newest = i
+		}
+	}
+	for i := 0; i < len(replies); i += 2 {
+		job := testJob("same")
+		job.TaskGroups[0].Count = 100
+		var reply structs.JobRegisterResponse
+		err := l.RPC("Job.Register", &structs.JobRegisterRequest{Job: job, EnforceIndex: true, JobModifyIndex: replies[i].JobModifyIndex}, &reply)
+		if i != newest && !structs.IsErr(err, structs.ErrIndexMismatch) {
+			t.Fatalf("check-and-set against registration %d's index, which a later one replaced: %v, want an index mismatch", i, err)
+		}
+	}
+}
+
 // A leader writes batch entries only while every server gossips that it
 // reads them: once one server does not (an older build during a rolling
 // upgrade), every write is an entry of its own again.
@@ -137,7 +212,7 @@ func TestWritesShareEntriesOnlyWhileEveryServerReadsThem(t *testing.T) {
 	round := 0
 	shared := func() bool {
 		round++
-		entries, writes := registerAll(t, l, fmt.Sprintf("r%d", round), 32)
+		_, entries, writes := registerAll(t, l, jobsNamed(fmt.Sprintf("r%d", round), 32))
 		return entries < writes
 	}
 	testutil.WaitFor(t, 20*time.Second, "concurrent writes sharing raft entries", shared)
@@ -148,7 +223,7 @@ func TestWritesShareEntriesOnlyWhileEveryServerReadsThem(t *testing.T) {
 	if err := old.serf.SetTags(tags); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 20*time.Second, "a round of writes in entries of their own", func() bool { return !shared() })
+	testutil.WaitFor(t, 20*time.Second, "the leader to see a server that does not read batch entries", func() bool { return !l.batchEntries() })
 	for range 3 {
 		if shared() {
 			t.Fatal("writes shared a raft entry after the leader saw a server that does not read batch entries")

@@ -349,15 +349,20 @@ func (h *evalHeap) Pop() any {
 	return q
 }
 
-// newest returns the waiting evaluation created last (highest raft index).
+// newest returns the waiting evaluation created last: of the highest raft
+// index, and of those (evaluations written in one batch entry) the one
+// enqueued last.
 func (h evalHeap) newest() *structs.Evaluation {
-	var n *structs.Evaluation
+	var n *queued
 	for _, q := range h {
-		if n == nil || q.eval.CreateIndex > n.CreateIndex {
-			n = q.eval
+		if n == nil || q.eval.CreateIndex > n.eval.CreateIndex || (q.eval.CreateIndex == n.eval.CreateIndex && q.seq > n.seq) {
+			n = q
 		}
 	}
-	return n
+	if n == nil {
+		return nil
+	}
+	return n.eval
 }
 
 // delayHeap orders delayed evaluations by WaitUntil.

@@ -125,6 +125,7 @@ type refOp struct {
 // rewritten as they are, to wake their watchers.
 func (t *txn) refsChanged(old, updated *structs.Allocation) {
 	from, to := refsOf(old), refsOf(updated)
+	t.changes++
 	if t.refs == nil {
 		t.refs = map[refKey][]refOp{}
 	}

@@ -186,7 +186,7 @@ func (versionKey) FromObject(obj any) (bool, []byte, error) {
 	if j.Namespace == "" || j.ID == "" {
 		return false, nil, errors.New("a job version needs a namespace and an ID")
 	}
-	return true, binary.BigEndian.AppendUint64(nsKeyBytes(j.Namespace, j.ID, true), j.Version), nil
+	return true, versionKeyBytes(j.Namespace, j.ID, j.Version), nil
 }
 
 func (versionKey) FromArgs(args ...any) ([]byte, error) {
@@ -201,7 +201,7 @@ func (versionKey) FromArgs(args ...any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("want a uint64 version, got %T", args[2])
 	}
-	return binary.BigEndian.AppendUint64(nsKeyBytes(ns, id, true), v), nil
+	return versionKeyBytes(ns, id, v), nil
 }
 
 func (versionKey) PrefixFromArgs(args ...any) ([]byte, error) {
@@ -217,6 +217,13 @@ func (versionKey) PrefixFromArgs(args ...any) ([]byte, error) {
 		return nsKeyBytes(ns, id, true), nil
 	}
 	return nil, fmt.Errorf("want a namespace and an ID, got %d arguments", len(args))
+}
+
+// versionKeyBytes is "ns\x00id\x00" and the version, 8 bytes big-endian.
+func versionKeyBytes(ns, id string, version uint64) []byte {
+	out := make([]byte, 0, len(ns)+len(id)+10)
+	out = append(append(append(append(out, ns...), 0), id...), 0)
+	return binary.BigEndian.AppendUint64(out, version)
 }
 
 func idIndex(ix memdb.Indexer) *memdb.IndexSchema {

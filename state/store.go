@@ -97,8 +97,11 @@ func (b *Batch) write(index uint64, fn func(t *txn) error) error {
 	}
 	t := b.t
 	t.startWrite(index)
+	before := t.changes
 	if err := fn(t); err != nil {
-		b.err = err
+		if t.changes != before {
+			b.err = err // the batch holds part of this write: it must abort
+		}
 		return err
 	}
 	if err := t.settle(); err != nil {
@@ -107,6 +110,11 @@ func (b *Batch) write(index uint64, fn func(t *txn) error) error {
 	}
 	return nil
 }
+
+// Changes counts the changes the batch's writes made so far. A write that
+// failed without changing it left nothing behind: the batch may go on
+// and commit the others, as if that write had been made alone.
+func (b *Batch) Changes() uint64 { return b.t.changes }
 
 // Commit makes every write of the batch visible at once. It returns the
 // error of a failed write instead, having aborted.
@@ -211,6 +219,10 @@ type txn struct {
 	// several kilobytes of tree nodes per allocation for it.
 	base *memdb.Txn
 	rows map[string]map[string]any
+	// changes counts the transaction's changes: rows inserted or deleted,
+	// and changes held for its commit (allocation lists, node usage). A
+	// write that fails having changed nothing leaves a Batch usable.
+	changes uint64
 }
 
 // overlaid are the tables whose rows txn.rows records, each with the
@@ -384,6 +396,17 @@ func (t *txn) touch(tables ...string) {
 	for _, table := range tables {
 		t.touched[table] = true
 	}
+}
+
+// Insert and Delete shadow memdb's, to count the transaction's changes.
+func (t *txn) Insert(table string, obj any) error {
+	t.changes++
+	return t.Txn.Insert(table, obj)
+}
+
+func (t *txn) Delete(table string, obj any) error {
+	t.changes++
+	return t.Txn.Delete(table, obj)
 }
 
 func (t *txn) insert(table string, obj any) error {

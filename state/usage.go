@@ -41,6 +41,7 @@ func (t *txn) changeUsage(a *structs.Allocation, sign int64) error {
 		return nil
 	}
 	cpu, mem, disk, ports := structs.AllocUsage(a)
+	t.changes++
 	u, ok := t.usage[a.NodeID]
 	if !ok {
 		// Not in t.usage: the transaction has not written the row yet.
