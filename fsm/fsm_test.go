@@ -478,6 +478,33 @@ func TestReadersNeverSeePartOfABatchEntry(t *testing.T) {
 	}
 }
 
+// TestIgnorableEntryInABatchIsSkipped: an entry of an unknown type marked
+// ignorable is skipped inside a batch entry as it is alone (answered nil),
+// and the entries around it are applied.
+func TestIgnorableEntryInABatchIsSkipped(t *testing.T) {
+	f := New(hclog.NewNullLogger())
+	var body []byte
+	for _, id := range []string{"a", "b"} {
+		e, err := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob(id, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = structs.AppendBatchEntry(body, e)
+		if id == "a" {
+			body = structs.AppendBatchEntry(body, []byte{byte(structs.IgnoreUnknownTypeFlag | 99), 0x80})
+		}
+	}
+	res, ok := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: structs.BatchEntry(body, false)}).(BatchResults)
+	if !ok || len(res) != 3 || isErr(res[0]) || res[1] != nil || isErr(res[2]) {
+		t.Fatalf("answers %v, want a registration, nil, a registration", res)
+	}
+	for _, id := range []string{"a", "b"} {
+		if j, _ := f.State().JobByID(nil, "default", id); j == nil {
+			t.Fatalf("job %s not applied", id)
+		}
+	}
+}
+
 // TestDamagedBatchEntryStopsTheServer: a batch entry that does not split
 // is damage, not something to skip.
 func TestDamagedBatchEntryStopsTheServer(t *testing.T) {

@@ -29,13 +29,14 @@ func BatchEntry(body []byte, compress bool) []byte {
 }
 
 // SplitBatch returns the entries of a batch entry's body. They share the
-// body's memory. It refuses a body that does not split exactly, and
-// entries that are empty, compressed or batches themselves.
+// body's memory. It refuses a body that does not split exactly (lengths
+// in their shortest form), and entries that are empty, compressed or
+// batches themselves.
 func SplitBatch(body []byte) ([][]byte, error) {
 	var entries [][]byte
 	for len(body) > 0 {
 		n, k := binary.Uvarint(body)
-		if k <= 0 || n > uint64(len(body)-k) {
+		if k <= 0 || n > uint64(len(body)-k) || k != uvarintSize(n) {
 			return nil, fmt.Errorf("batch entry %d: bad length", len(entries))
 		}
 		e := body[k : k+int(n)]
@@ -52,6 +53,16 @@ func SplitBatch(body []byte) ([][]byte, error) {
 		return nil, errors.New("empty batch")
 	}
 	return entries, nil
+}
+
+// uvarintSize is the length of n's shortest uvarint encoding, the only
+// one a batch entry holds.
+func uvarintSize(n uint64) int {
+	size := 1
+	for ; n >= 0x80; n >>= 7 {
+		size++
+	}
+	return size
 }
 
 // CompressEntry returns entry, a plain entry, compressed when compress

@@ -87,3 +87,25 @@ func TestCompressEntry(t *testing.T) {
 		t.Fatalf("decoded type %d, err %v, same body %v", typ, err, bytes.Equal(body, big[1:]))
 	}
 }
+
+// FuzzSplitBatch: any body either splits into plain entries that make the
+// same body again, or is refused; it never panics or reads past its end.
+func FuzzSplitBatch(f *testing.F) {
+	reg := []byte{byte(JobRegisterRequestType), 0x80}
+	f.Add(AppendBatchEntry(AppendBatchEntry(nil, reg), []byte{byte(NoopRequestType)}))
+	f.Add([]byte{0x05, 0x01})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		entries, err := SplitBatch(body)
+		if err != nil {
+			return
+		}
+		var again []byte
+		for _, e := range entries {
+			again = AppendBatchEntry(again, e)
+		}
+		if !bytes.Equal(again, body) {
+			t.Fatalf("%x split into %d entries that make %x", body, len(entries), again)
+		}
+	})
+}
