@@ -43,7 +43,7 @@ func (n *Node) GetClientAllocs(args *structs.NodeClientAllocsRequest, reply *str
 	if _, err := n.srv.nodeWithSecret(n.srv.fsm.State().Snapshot(), args.NodeID, args.SecretID); err != nil {
 		return err
 	}
-	return n.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return n.srv.blockingQuery("Node.GetClientAllocs", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByNode(ws, args.NodeID)
 		if err != nil {
 			return 0, err
@@ -79,7 +79,7 @@ func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsG
 	if len(args.AllocIDs) > maxAllocUpdates {
 		return fmt.Errorf("%w: %d allocation IDs asked for; ask for at most %d at a time", ErrBadRequest, len(args.AllocIDs), maxAllocUpdates)
 	}
-	return a.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return a.srv.blockingQuery("Alloc.GetAllocs", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		reply.Allocs = reply.Allocs[:0]
 		for _, id := range args.AllocIDs {
 			al, err := snap.AllocByID(ws, id)

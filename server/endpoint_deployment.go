@@ -25,7 +25,7 @@ func (d *Deployment) List(args *structs.DeploymentListRequest, reply *structs.De
 	if done, err := d.srv.forward("Deployment.List", args, args, reply); done {
 		return err
 	}
-	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return d.srv.blockingQuery("Deployment.List", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		all, err := snap.Deployments(ws)
 		if err != nil {
 			return 0, err
@@ -55,7 +55,7 @@ func (d *Deployment) GetDeployment(args *structs.DeploymentSpecificRequest, repl
 	if done, err := d.srv.forward("Deployment.GetDeployment", args, args, reply); done {
 		return err
 	}
-	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return d.srv.blockingQuery("Deployment.GetDeployment", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		dep, err := snap.DeploymentByID(ws, args.DeploymentID)
 		if err != nil {
 			return 0, err
@@ -73,7 +73,7 @@ func (d *Deployment) Allocations(args *structs.DeploymentSpecificRequest, reply 
 	if done, err := d.srv.forward("Deployment.Allocations", args, args, reply); done {
 		return err
 	}
-	return d.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return d.srv.blockingQuery("Deployment.Allocations", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByDeployment(ws, args.DeploymentID)
 		if err != nil {
 			return 0, err
@@ -90,7 +90,7 @@ func (j *Job) Deployments(args *structs.JobSpecificRequest, reply *structs.Deplo
 	if done, err := j.srv.forward("Job.Deployments", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.Deployments", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		ns := namespaceOf(args.Namespace)
 		deps, err := snap.DeploymentsByJobID(ws, ns, args.JobID)
 		if err != nil {
@@ -119,7 +119,7 @@ func (j *Job) LatestDeployment(args *structs.JobSpecificRequest, reply *structs.
 	if done, err := j.srv.forward("Job.LatestDeployment", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.LatestDeployment", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		dep, err := snap.LatestDeploymentByJobID(ws, namespaceOf(args.Namespace), args.JobID)
 		if err != nil {
 			return 0, err

@@ -188,7 +188,7 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 	if done, err := j.srv.forward("Job.GetJob", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.GetJob", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		job, err := snap.JobByID(ws, namespaceOf(args.Namespace), args.JobID)
 		if err != nil {
 			return 0, err
@@ -207,7 +207,7 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 	if done, err := j.srv.forward("Job.List", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.List", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		ns := namespaceOf(args.Namespace)
 		jobs, err := snap.JobsByIDPrefix(ws, ns, args.Prefix)
 		if err != nil {
@@ -239,7 +239,7 @@ func (j *Job) GetJobVersions(args *structs.JobSpecificRequest, reply *structs.Jo
 	if done, err := j.srv.forward("Job.GetJobVersions", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.GetJobVersions", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		versions, err := snap.JobVersionsByID(ws, namespaceOf(args.Namespace), args.JobID)
 		if err != nil {
 			return 0, err
@@ -261,7 +261,7 @@ func (j *Job) Summary(args *structs.JobSpecificRequest, reply *structs.JobSummar
 	if done, err := j.srv.forward("Job.Summary", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.Summary", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		sum, err := snap.JobSummaryByID(ws, namespaceOf(args.Namespace), args.JobID)
 		if err != nil {
 			return 0, err
@@ -279,7 +279,7 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 	if done, err := j.srv.forward("Job.Allocations", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.Allocations", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByJob(ws, namespaceOf(args.Namespace), args.JobID, args.All)
 		if err != nil {
 			return 0, err
@@ -295,7 +295,7 @@ func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEv
 	if done, err := j.srv.forward("Job.Evaluations", args, args, reply); done {
 		return err
 	}
-	return j.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return j.srv.blockingQuery("Job.Evaluations", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		evals, err := snap.EvalsByJob(ws, namespaceOf(args.Namespace), args.JobID)
 		if err != nil {
 			return 0, err

@@ -15,7 +15,7 @@ func (e *Eval) GetEval(args *structs.EvalSpecificRequest, reply *structs.SingleE
 	if done, err := e.srv.forward("Eval.GetEval", args, args, reply); done {
 		return err
 	}
-	return e.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return e.srv.blockingQuery("Eval.GetEval", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		ev, err := snap.EvalByID(ws, args.EvalID)
 		if err != nil {
 			return 0, err
@@ -33,7 +33,7 @@ func (e *Eval) List(args *structs.GenericRequest, reply *structs.EvalListRespons
 	if done, err := e.srv.forward("Eval.List", args, args, reply); done {
 		return err
 	}
-	return e.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return e.srv.blockingQuery("Eval.List", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		evals, err := snap.EvalsByIDPrefix(ws, namespaceOf(args.Namespace), args.Prefix)
 		if err != nil {
 			return 0, err
@@ -48,7 +48,7 @@ func (e *Eval) Allocations(args *structs.EvalSpecificRequest, reply *structs.Job
 	if done, err := e.srv.forward("Eval.Allocations", args, args, reply); done {
 		return err
 	}
-	return e.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return e.srv.blockingQuery("Eval.Allocations", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByEval(ws, args.EvalID)
 		if err != nil {
 			return 0, err
@@ -86,7 +86,7 @@ func (a *Alloc) GetAlloc(args *AllocSpecificRequest, reply *SingleAllocResponse)
 	if done, err := a.srv.forward("Alloc.GetAlloc", args, args, reply); done {
 		return err
 	}
-	return a.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return a.srv.blockingQuery("Alloc.GetAlloc", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		al, err := snap.AllocByID(ws, args.AllocID)
 		if err != nil {
 			return 0, err
@@ -104,7 +104,7 @@ func (a *Alloc) List(args *structs.GenericRequest, reply *structs.JobAllocations
 	if done, err := a.srv.forward("Alloc.List", args, args, reply); done {
 		return err
 	}
-	return a.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return a.srv.blockingQuery("Alloc.List", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByIDPrefix(ws, namespaceOf(args.Namespace), args.Prefix)
 		if err != nil {
 			return 0, err
@@ -122,7 +122,7 @@ func (n *Node) GetNode(args *NodeSpecificRequest, reply *SingleNodeResponse) err
 	if done, err := n.srv.forward("Node.GetNode", args, args, reply); done {
 		return err
 	}
-	return n.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return n.srv.blockingQuery("Node.GetNode", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		node, err := snap.NodeByID(ws, args.NodeID)
 		if err != nil {
 			return 0, err
@@ -140,7 +140,7 @@ func (n *Node) List(args *structs.GenericRequest, reply *NodeListResponse) error
 	if done, err := n.srv.forward("Node.List", args, args, reply); done {
 		return err
 	}
-	return n.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return n.srv.blockingQuery("Node.List", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		nodes, err := snap.NodesByIDPrefix(ws, args.Prefix)
 		if err != nil {
 			return 0, err
@@ -159,7 +159,7 @@ func (n *Node) GetAllocs(args *NodeSpecificRequest, reply *structs.AllocsGetResp
 	if done, err := n.srv.forward("Node.GetAllocs", args, args, reply); done {
 		return err
 	}
-	return n.srv.blockingQuery(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	return n.srv.blockingQuery("Node.GetAllocs", &args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 		allocs, err := snap.AllocsByNode(ws, args.NodeID)
 		if err != nil {
 			return 0, err

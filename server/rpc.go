@@ -251,9 +251,10 @@ type queryFn func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error)
 
 // blockingQuery runs fn and, when the caller asked for changes past
 // MinQueryIndex, waits for one (or MaxQueryTime) before answering. It
-// fills in meta.
-func (s *Server) blockingQuery(opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) (err error) {
-	defer s.recoverEndpoint("query", &err)
+// fills in meta. A panic in fn is a bug: it is logged and answered as an
+// internal error of method.
+func (s *Server) blockingQuery(method string, opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) (err error) {
+	defer s.recoverEndpoint(method, &err)
 	wait := opts.MaxQueryTime
 	if wait <= 0 {
 		wait = defaultQueryTime

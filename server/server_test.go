@@ -488,10 +488,10 @@ func TestEndpointPanicIsAnErrorNotACrash(t *testing.T) {
 		t.Fatalf("write that panicked: err = %v", err)
 	}
 	var meta structs.QueryMeta
-	err = s.blockingQuery(&structs.QueryOptions{}, &meta, func(memdb.WatchSet, *state.Snapshot) (uint64, error) {
+	err = s.blockingQuery("Test.Read", &structs.QueryOptions{}, &meta, func(memdb.WatchSet, *state.Snapshot) (uint64, error) {
 		panic("a bug in a read")
 	})
-	if err == nil || !strings.Contains(err.Error(), "a bug in a read") {
+	if err == nil || !strings.Contains(err.Error(), "Test.Read failed with an internal error") || !strings.Contains(err.Error(), "a bug in a read") {
 		t.Fatalf("query that panicked: err = %v", err)
 	}
 	// Operator endpoints too (a nil request or reply cannot come through
