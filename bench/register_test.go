@@ -189,6 +189,7 @@ func BenchmarkGetUnderLoad(b *testing.B) {
 			if err := put(client, base+"/v1/jobs", registerBody("probe")); err != nil {
 				b.Fatal(err)
 			}
+			term := leader.Server().Raft().Stats()["term"]
 			load := startWriters(client, base+"/v1/jobs", writers, func(w, i int) *structs.Job {
 				return benchJob(fmt.Sprintf("load-%d-%d", w, i))
 			})
@@ -197,6 +198,9 @@ func BenchmarkGetUnderLoad(b *testing.B) {
 				return err
 			})
 			load.finish(b)
+			if now := leader.Server().Raft().Stats()["term"]; now != term {
+				b.Errorf("raft term moved from %s to %s under load: an election", term, now)
+			}
 		})
 	}
 }
@@ -260,7 +264,8 @@ type loadWriters struct {
 }
 
 // startWriters starts n writers, writer w registering job(w, 0), job(w,
-// 1), ... at url, and (when n > 0) lets the load build up for 300 ms.
+// 1), ... at url, and (when n > 0) returns once they have made 4n writes
+// (or after 30 s).
 func startWriters(client *http.Client, url string, n int, job func(w, i int) *structs.Job) *loadWriters {
 	ctx, stop := context.WithCancel(context.Background())
 	l := &loadWriters{n: n, stop: stop}
@@ -278,8 +283,11 @@ func startWriters(client *http.Client, url string, n int, job func(w, i int) *st
 			}
 		}()
 	}
-	if n > 0 {
-		time.Sleep(300 * time.Millisecond) // let the load build up
+	// Let the load build up: a new cluster may take a while to take
+	// writes (its first leader's barrier), and reads measured before any
+	// write went through would be reads of an idle cluster.
+	for deadline := time.Now().Add(30 * time.Second); n > 0 && l.writes.Load() < int64(4*n) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	l.start, l.startWrites = time.Now(), l.writes.Load()
 	return l
@@ -287,8 +295,13 @@ func startWriters(client *http.Client, url string, n int, job func(w, i int) *st
 
 // finish stops the writers and waits for them. It reports their rate
 // since the load built up (writes/s) and fails b if a write failed or,
-// with writers, none succeeded.
+// with writers, none succeeded. A short run (testing's first round runs
+// one read, well under a write's latency) waits for a write first, for
+// at most 30 s.
 func (l *loadWriters) finish(b *testing.B) {
+	for deadline := time.Now().Add(30 * time.Second); l.n > 0 && l.writes.Load() == l.startWrites && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	writes, elapsed := l.writes.Load()-l.startWrites, time.Since(l.start)
 	l.stop()
 	l.wg.Wait()
