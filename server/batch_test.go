@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/skiffhq/skiff/fsm"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/structs"
 )
@@ -227,6 +229,71 @@ func TestWritesShareEntriesOnlyWhileEveryServerReadsThem(t *testing.T) {
 	for range 3 {
 		if shared() {
 			t.Fatal("writes shared a raft entry after the leader saw a server that does not read batch entries")
+		}
+	}
+}
+
+// fakeFuture is a raft.ApplyFuture that raft has already answered.
+type fakeFuture struct {
+	err   error
+	index uint64
+	resp  any
+}
+
+func (f fakeFuture) Error() error  { return f.err }
+func (f fakeFuture) Index() uint64 { return f.index }
+func (f fakeFuture) Response() any { return f.resp }
+
+// TestBatchAnswers: each write of a batch entry gets the entry's index and
+// its own answer; a commit that failed is every write's failure, in the
+// words that say whether it may be sent again.
+func TestBatchAnswers(t *testing.T) {
+	s := &Server{logger: hclog.NewNullLogger()}
+	writes := func(n int) []*batchedWrite {
+		ws := make([]*batchedWrite, n)
+		for i := range ws {
+			ws[i] = &batchedWrite{done: make(chan writeOutcome, 1)}
+		}
+		return ws
+	}
+	mismatch := fmt.Errorf("%w: someone else changed it", structs.ErrIndexMismatch)
+	for _, c := range []struct {
+		name   string
+		future fakeFuture
+		n      int
+		want   func(i int, o writeOutcome) bool
+	}{
+		{"answers in order", fakeFuture{index: 7, resp: fsm.BatchResults{&fsm.RegisterResult{JobModifyIndex: 7}, mismatch, nil}}, 3,
+			func(i int, o writeOutcome) bool {
+				switch i {
+				case 0:
+					r, ok := o.resp.(*fsm.RegisterResult)
+					return o.err == nil && ok && r.JobModifyIndex == 7 && o.index == 7
+				case 1:
+					return errors.Is(o.err, structs.ErrIndexMismatch) && o.resp == nil
+				}
+				return o.err == nil && o.resp == nil && o.index == 7
+			}},
+		{"a lone write's answer is the entry's", fakeFuture{index: 3, resp: mismatch}, 1,
+			func(_ int, o writeOutcome) bool { return errors.Is(o.err, structs.ErrIndexMismatch) && o.index == 3 }},
+		{"not the leader: may be sent again", fakeFuture{err: raft.ErrNotLeader}, 3,
+			func(_ int, o writeOutcome) bool { return errors.Is(o.err, errNotApplied) }},
+		{"leadership lost: outcome unknown", fakeFuture{err: raft.ErrLeadershipLost}, 3,
+			func(_ int, o writeOutcome) bool { return structs.IsErr(o.err, structs.ErrOutcomeUnknown) }},
+		{"a wrong answer: outcome unknown", fakeFuture{index: 9, resp: fsm.BatchResults{nil}}, 2,
+			func(_ int, o writeOutcome) bool { return structs.IsErr(o.err, structs.ErrOutcomeUnknown) }},
+	} {
+		ws := writes(c.n)
+		s.answer(ws, c.future)
+		for i, w := range ws {
+			select {
+			case o := <-w.done:
+				if !c.want(i, o) {
+					t.Errorf("%s: write %d got %+v", c.name, i, o)
+				}
+			default:
+				t.Errorf("%s: write %d not answered", c.name, i)
+			}
 		}
 	}
 }
