@@ -32,7 +32,10 @@ func (t *txn) upsertEval(in *structs.Evaluation) error {
 	if err != nil {
 		return err
 	}
-	e := in.Copy()
+	e := in
+	if !t.owned { // the caller keeps its object: change a copy
+		e = in.Copy()
+	}
 	e.CreateIndex = t.index
 	if existing != nil {
 		e.CreateIndex = existing.CreateIndex
