@@ -133,6 +133,7 @@ func (f *FSM) applyCommands(cmds []command, skip map[int]bool, answer func(comma
 		}
 	}
 	if err := b.Commit(); err != nil {
+		f.logger.Error("commit of applied raft entries failed: a bug; their writes are dropped", "index", cmds[0].index, "error", err)
 		for i, c := range cmds {
 			if !skip[i] {
 				answer(c, err)

@@ -478,6 +478,32 @@ func TestReadersNeverSeePartOfABatchEntry(t *testing.T) {
 	}
 }
 
+// TestFailedWriteMovesNoIndex: a command whose first write succeeds having
+// changed no row, but moved its table's index, and whose second write
+// fails (a client update of a gone allocation, with an evaluation without
+// an ID) leaves the index table as it is alone: not moved.
+func TestFailedWriteMovesNoIndex(t *testing.T) {
+	reg, _ := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: testJob("web", 1)})
+	upd, _ := structs.Encode(structs.AllocClientUpdateRequestType, &structs.AllocUpdateRequest{NodeID: "n1",
+		Alloc: []*structs.Allocation{{ID: "00000000-0000-4000-8000-000000000001", ClientStatus: "running"}},
+		Evals: []*structs.Evaluation{{Namespace: "default", JobID: "web", Status: "pending", Type: "service", Priority: 50}}})
+	alone, batched := New(hclog.NewNullLogger()), New(hclog.NewNullLogger())
+	var want []any
+	for _, e := range [][]byte{reg, upd} {
+		want = append(want, alone.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: e}))
+	}
+	got := batched.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: structs.BatchEntry(structs.AppendBatchEntry(structs.AppendBatchEntry(nil, reg), upd), false)})
+	if rs, ok := got.(BatchResults); !ok || isErr(rs[0]) != isErr(want[0]) || !isErr(rs[1]) || !isErr(want[1]) {
+		t.Fatalf("answers %v, alone %v; want the update to fail", got, want)
+	}
+	if !reflect.DeepEqual(dump(t, alone.State()), dump(t, batched.State())) {
+		t.Fatal("the failed update moved an index in the batch that it does not move alone")
+	}
+	if idx, _ := batched.State().Snapshot().Index(state.TableAllocs); idx != 0 {
+		t.Fatalf("allocs table index %d, want 0 (no allocation was written)", idx)
+	}
+}
+
 // TestIgnorableEntryInABatchIsSkipped: an entry of an unknown type marked
 // ignorable is skipped inside a batch entry as it is alone (answered nil),
 // and the entries around it are applied.

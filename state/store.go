@@ -105,6 +105,7 @@ func (b *Batch) write(index uint64, fn func(t *txn) error) error {
 		return err
 	}
 	if err := t.settle(); err != nil {
+		t.changes++ // settling may have written part of the write's rows
 		b.err = err
 		return err
 	}
@@ -365,6 +366,9 @@ func (t *txn) settle() error {
 	}
 	for table := range t.touched {
 		if t.deferIndexes != nil {
+			if t.index > t.deferIndexes[table] {
+				t.changes++ // the commit moves the table's index
+			}
 			t.deferIndexes[table] = max(t.deferIndexes[table], t.index)
 			continue
 		}

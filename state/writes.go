@@ -116,21 +116,32 @@ func (w writer) UpsertNode(index uint64, node *structs.Node) error {
 // structs.ErrNotFound.
 func (w writer) DeleteNodes(index uint64, nodeIDs []string) error {
 	return w.run(index, func(t *txn) error {
-		t.touch(TableNodes)
+		// Every node is looked up before any is deleted, so that a missing
+		// one fails the write having changed nothing.
+		nodes := make([]*structs.Node, 0, len(nodeIDs))
+		seen := make(map[string]bool, len(nodeIDs))
 		for _, id := range nodeIDs {
 			n, err := byID[structs.Node](t, TableNodes, id)
 			if err == nil && n == nil {
 				err = structs.ErrNotFound
 			}
-			if err == nil {
-				err = t.delete(TableNodes, n)
-				t.names.dropNode(id)
-			}
-			if err == nil {
-				err = t.nodeDeregistered(id)
-			}
 			if err != nil {
 				return fmt.Errorf("delete node %q: %w", id, err)
+			}
+			if !seen[id] {
+				seen[id] = true
+				nodes = append(nodes, n)
+			}
+		}
+		t.touch(TableNodes)
+		for _, n := range nodes {
+			err := t.delete(TableNodes, n)
+			if err == nil {
+				t.names.dropNode(n.ID)
+				err = t.nodeDeregistered(n.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("delete node %q: %w", n.ID, err)
 			}
 		}
 		return nil
