@@ -141,7 +141,12 @@ func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := a.read(w, r, "Job.List", &args, &args.QueryOptions, &reply, &reply.QueryMeta); err != nil {
 		return nil, err
 	}
-	return rawJSON(append(appendJobList(make([]byte, 0, 512*len(reply.Jobs)+3), reply.Jobs), '\n')), nil
+	per := max(a.stubBytes.Load(), 512)
+	out := append(appendJobList(make([]byte, 0, int(per+per/8)*len(reply.Jobs)+3), reply.Jobs), '\n')
+	if len(reply.Jobs) > 0 {
+		a.stubBytes.Store(int64(len(out) / len(reply.Jobs)))
+	}
+	return rawJSON(out), nil
 }
 
 func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (any, error) {
