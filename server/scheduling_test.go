@@ -224,6 +224,20 @@ func planTestCluster(t *testing.T) (*Server, *structs.Node, *structs.Job) {
 	idle := testJob("a")
 	idle.TaskGroups[0].Count = 0
 	register(t, s, idle)
+	// The job's evaluation must be done before plans are made by hand: run
+	// after them, it would stop their allocations (the group's count is 0).
+	testutil.WaitFor(t, 10*time.Second, "job a's evaluations done", func() bool {
+		evals, err := s.State().EvalsByJob(nil, "default", "a")
+		if err != nil || len(evals) == 0 {
+			return false
+		}
+		for _, e := range evals {
+			if e.Status == structs.EvalStatusPending {
+				return false
+			}
+		}
+		return true
+	})
 	job, _ := s.State().JobByID(nil, "default", "a")
 	return s, n, job
 }
