@@ -44,29 +44,29 @@ func (s *Server) WriteBatches() (entries, writes uint64) {
 
 // batchedWrite is one write waiting for its commit.
 type batchedWrite struct {
-	entry []byte            // a plain entry: type byte and msgpack body
-	job   string            // the job it registers or stops (jobKey), or ""
-	done  chan writeOutcome // buffered: the committer never blocks
+	entry []byte               // a plain entry: type byte and msgpack body
+	job   structs.NamespacedID // the job it registers or stops (jobOf); zero for other writes
+	done  chan writeOutcome    // buffered: the committer never blocks
 }
 
-// jobKey names the job a write registers, stops or reverts, or is "".
-// Two writes of one job never share an entry: each must get a job modify
-// index of its own, or a check-and-set against the first writer's index
-// would pass after the second writer's change.
-func jobKey(msg any) string {
+// jobOf names the job a write registers, stops or reverts; the zero
+// value for other writes. Two writes of one job never share an entry:
+// each must get a job modify index of its own, or a check-and-set against
+// the first writer's index would pass after the second writer's change.
+func jobOf(msg any) structs.NamespacedID {
 	switch m := msg.(type) {
 	case *structs.JobRegisterRequest:
 		if m.Job != nil {
-			return m.Job.Namespace + "\x00" + m.Job.ID
+			return structs.NamespacedID{Namespace: m.Job.Namespace, ID: m.Job.ID}
 		}
 	case *structs.JobDeregisterRequest:
-		return m.Namespace + "\x00" + m.JobID
+		return structs.NamespacedID{Namespace: m.Namespace, ID: m.JobID}
 	case *structs.DeploymentUpdateRequest:
 		if m.Job != nil {
-			return m.Job.Namespace + "\x00" + m.Job.ID
+			return structs.NamespacedID{Namespace: m.Job.Namespace, ID: m.Job.ID}
 		}
 	}
-	return ""
+	return structs.NamespacedID{}
 }
 
 // writeOutcome is the answer to one write: its raft index and the FSM's
@@ -77,22 +77,15 @@ type writeOutcome struct {
 	err   error
 }
 
-// raftApplyResult commits one entry and returns its index and the FSM's
-// response to it (an error is returned as err). Concurrent calls share
-// raft entries once every server reads batch entries.
+// raftApplyResult commits one write and returns its raft index and the
+// FSM's response to it (an error is returned as err). Concurrent calls
+// share raft entries once every server reads batch entries.
 func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
-	if !s.batchEntries() {
-		a, err := s.raftSubmit(t, msg)
-		if err != nil {
-			return 0, nil, err
-		}
-		return a.wait()
-	}
 	entry, err := structs.Encode(t, msg)
 	if err != nil {
 		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
-	w := &batchedWrite{entry: entry, job: jobKey(msg), done: make(chan writeOutcome, 1)}
+	w := &batchedWrite{entry: entry, job: jobOf(msg), done: make(chan writeOutcome, 1)}
 	s.queueWrite(w)
 	select {
 	case o := <-w.done:
@@ -123,14 +116,14 @@ func (s *Server) queueWrite(w *batchedWrite) {
 // write of a job (at least one write).
 func (b *batcher) takeLocked() []*batchedWrite {
 	n, size := 0, 0
-	var jobs map[string]bool
+	var jobs map[structs.NamespacedID]bool
 	for n < len(b.queue) && n < batchMaxWrites && (n == 0 || size+len(b.queue[n].entry) <= batchMaxBytes) {
-		if job := b.queue[n].job; job != "" {
+		if job := b.queue[n].job; job.ID != "" {
 			if jobs[job] {
 				break
 			}
 			if jobs == nil {
-				jobs = map[string]bool{}
+				jobs = map[structs.NamespacedID]bool{}
 			}
 			jobs[job] = true
 		}
@@ -149,12 +142,12 @@ func (b *batcher) takeLocked() []*batchedWrite {
 // answers each write once raft has. It then commits what queued
 // meanwhile, or gives up its place in flight.
 func (s *Server) commitWrites(ws []*batchedWrite) {
-	compress := s.compressEntries()
+	forms := s.readable()
 	var futures []raft.ApplyFuture
 	var groups [][]*batchedWrite
-	if len(ws) == 1 || !s.batchEntries() {
+	if len(ws) == 1 || !forms.batches {
 		for i, w := range ws {
-			futures = append(futures, s.raft.Apply(structs.CompressEntry(w.entry, compress), raftApplyTimeout))
+			futures = append(futures, s.raft.Apply(structs.CompressEntry(w.entry, forms.compressed), raftApplyTimeout))
 			groups = append(groups, ws[i:i+1])
 		}
 	} else {
@@ -166,7 +159,7 @@ func (s *Server) commitWrites(ws []*batchedWrite) {
 		for _, w := range ws {
 			body = structs.AppendBatchEntry(body, w.entry)
 		}
-		futures = append(futures, s.raft.Apply(structs.BatchEntry(body, compress), raftApplyTimeout))
+		futures = append(futures, s.raft.Apply(structs.BatchEntry(body, forms.compressed), raftApplyTimeout))
 		groups = append(groups, ws)
 	}
 	s.batcher.entries.Add(uint64(len(futures)))

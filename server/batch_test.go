@@ -225,7 +225,7 @@ func TestWritesShareEntriesOnlyWhileEveryServerReadsThem(t *testing.T) {
 	if err := old.serf.SetTags(tags); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 20*time.Second, "the leader to see a server that does not read batch entries", func() bool { return !l.batchEntries() })
+	testutil.WaitFor(t, 20*time.Second, "the leader to see a server that does not read batch entries", func() bool { return !l.readable().batches })
 	for range 3 {
 		if shared() {
 			t.Fatal("writes shared a raft entry after the leader saw a server that does not read batch entries")

@@ -81,10 +81,6 @@ func (s *Server) compressEntries() bool { return s.readable().compressed }
 // job versions: every server reads such snapshots.
 func (s *Server) snapshotJobRefs() bool { return s.readable().jobRefs }
 
-// batchEntries reports whether this server may write batch entries: every
-// server of the raft configuration reads them.
-func (s *Server) batchEntries() bool { return s.readable().batches }
-
 // commonFeatures returns the features of this build that every server of
 // the raft configuration gossips it reads. A server gossip does not know
 // (yet, or any more) reads none.

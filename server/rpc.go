@@ -150,24 +150,28 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (uint64, error) {
 // raftApplying is an entry handed to raft and not yet known committed.
 type raftApplying struct {
 	future raft.ApplyFuture
-	done   chan error // the future's error, once raft answered it
+	done   chan struct{} // closed once raft answered the future
 	stop   <-chan struct{}
 }
 
 // raftSubmit encodes an entry and hands it to raft without waiting for
-// the commit. Entries submitted one after another by one goroutine are
-// committed in that order, and raft writes those it has queued together
-// with one fsync.
+// the commit, past the batcher: the plan applier's way, which keeps
+// several plans in flight and must know each plan's own entry. Entries
+// submitted one after another by one goroutine are committed in that
+// order, and raft writes those it has queued together with one fsync.
 func (s *Server) raftSubmit(t structs.MessageType, msg any) (*raftApplying, error) {
 	buf, err := structs.EncodeEntry(t, msg, s.compressEntries())
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
-	a := &raftApplying{future: s.raft.Apply(buf, raftApplyTimeout), done: make(chan error, 1), stop: s.shutdownCtx.Done()}
+	a := &raftApplying{future: s.raft.Apply(buf, raftApplyTimeout), done: make(chan struct{}), stop: s.shutdownCtx.Done()}
 	// raft (1.7, with BatchApplyCh) may take an entry into its buffered apply
 	// channel after it shut down, and then never answer its future: wait for
 	// our own shutdown too, so that no worker or handler hangs forever.
-	go func() { a.done <- a.future.Error() }()
+	go func() {
+		_ = a.future.Error()
+		close(a.done)
+	}()
 	return a, nil
 }
 
