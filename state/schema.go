@@ -70,7 +70,7 @@ func (ix nsKey[T]) FromObject(obj any) (bool, []byte, error) {
 	if ns == "" || id == "" {
 		return false, nil, nil
 	}
-	return true, nsKeyBytes(ns, id, true), nil
+	return true, nsKeyBytes(ns, id, true, 0), nil
 }
 
 func (nsKey[T]) FromArgs(args ...any) ([]byte, error) {
@@ -81,10 +81,15 @@ func (nsKey[T]) FromArgs(args ...any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nsKeyBytes(ns, id, true), nil
+	return nsKeyBytes(ns, id, true, 0), nil
 }
 
-func (nsKey[T]) PrefixFromArgs(args ...any) ([]byte, error) {
+func (nsKey[T]) PrefixFromArgs(args ...any) ([]byte, error) { return nsPrefix(args, false) }
+
+// nsPrefix is the prefix of (namespace, ID) keys that args give: none,
+// a namespace prefix, or a namespace and an ID, which is a prefix too
+// unless whole (then it ends with its NUL).
+func nsPrefix(args []any, whole bool) ([]byte, error) {
 	ns, id, err := nsKeyStrings(args)
 	switch {
 	case err != nil:
@@ -94,9 +99,9 @@ func (nsKey[T]) PrefixFromArgs(args ...any) ([]byte, error) {
 	case len(args) == 1:
 		return []byte(ns), nil
 	case len(args) == 2:
-		return nsKeyBytes(ns, id, false), nil
+		return nsKeyBytes(ns, id, whole, 0), nil
 	}
-	return nil, fmt.Errorf("want a namespace and an ID prefix, got %d arguments", len(args))
+	return nil, fmt.Errorf("want a namespace and an ID, got %d arguments", len(args))
 }
 
 // nsKeyStrings returns the namespace and ID among args (each "" when
@@ -115,9 +120,10 @@ func nsKeyStrings(args []any) (ns, id string, err error) {
 	return ns, id, nil
 }
 
-// nsKeyBytes is "ns\x00id\x00", or without the last NUL for a prefix.
-func nsKeyBytes(ns, id string, terminated bool) []byte {
-	n := len(ns) + 1 + len(id)
+// nsKeyBytes is "ns\x00id\x00", or without the last NUL for a prefix,
+// with room for spare bytes more.
+func nsKeyBytes(ns, id string, terminated bool, spare int) []byte {
+	n := len(ns) + 1 + len(id) + spare
 	if terminated {
 		n++
 	}
@@ -204,26 +210,11 @@ func (versionKey) FromArgs(args ...any) ([]byte, error) {
 	return versionKeyBytes(ns, id, v), nil
 }
 
-func (versionKey) PrefixFromArgs(args ...any) ([]byte, error) {
-	ns, id, err := nsKeyStrings(args)
-	switch {
-	case err != nil:
-		return nil, err
-	case len(args) == 0:
-		return nil, nil
-	case len(args) == 1:
-		return []byte(ns), nil
-	case len(args) == 2:
-		return nsKeyBytes(ns, id, true), nil
-	}
-	return nil, fmt.Errorf("want a namespace and an ID, got %d arguments", len(args))
-}
+func (versionKey) PrefixFromArgs(args ...any) ([]byte, error) { return nsPrefix(args, true) }
 
 // versionKeyBytes is "ns\x00id\x00" and the version, 8 bytes big-endian.
 func versionKeyBytes(ns, id string, version uint64) []byte {
-	out := make([]byte, 0, len(ns)+len(id)+10)
-	out = append(append(append(append(out, ns...), 0), id...), 0)
-	return binary.BigEndian.AppendUint64(out, version)
+	return binary.BigEndian.AppendUint64(nsKeyBytes(ns, id, true, 8), version)
 }
 
 func idIndex(ix memdb.Indexer) *memdb.IndexSchema {
