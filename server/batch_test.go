@@ -16,25 +16,6 @@ import (
 	"github.com/skiffhq/skiff/structs"
 )
 
-// tryRegister registers job through s as register does (sending it again
-// while its outcome is unknown or there is no leader, for up to 10 s), but
-// returns its error instead of failing the test: it runs on goroutines
-// other than the test's.
-func tryRegister(s *Server, req *structs.JobRegisterRequest) (*structs.JobRegisterResponse, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var reply structs.JobRegisterResponse
-		err := s.RPC("Job.Register", req, &reply)
-		if err == nil {
-			return &reply, nil
-		}
-		retry := structs.IsErr(err, structs.ErrOutcomeUnknown) || structs.IsErr(err, structs.ErrNoLeader)
-		if !retry || time.Now().After(deadline) {
-			return nil, fmt.Errorf("register %s: %w", req.Job.ID, err)
-		}
-	}
-}
-
 // registerAll registers jobs through s at once, and returns the replies
 // and how many raft entries and writes the leader used meanwhile.
 func registerAll(t *testing.T, s *Server, jobs []*structs.Job) (replies []*structs.JobRegisterResponse, entries, writes uint64) {
@@ -44,7 +25,7 @@ func registerAll(t *testing.T, s *Server, jobs []*structs.Job) (replies []*struc
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	for i, job := range jobs {
-		wg.Go(func() { replies[i], errs[i] = tryRegister(s, &structs.JobRegisterRequest{Job: job}) })
+		wg.Go(func() { replies[i], errs[i] = tryRegister(t, s, &structs.JobRegisterRequest{Job: job}) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -79,7 +60,7 @@ func TestConcurrentWritesShareEntries(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range jobs {
 		wg.Go(func() {
-			replies[i], errs[i] = tryRegister(l, &structs.JobRegisterRequest{Job: testJob(fmt.Sprintf("job-%d", i))})
+			replies[i], errs[i] = tryRegister(t, l, &structs.JobRegisterRequest{Job: testJob(fmt.Sprintf("job-%d", i))})
 		})
 	}
 	for i := range racers {

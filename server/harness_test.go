@@ -201,18 +201,28 @@ func testJob(id string) *structs.Job {
 // heartbeat mid-test.
 func register(t *testing.T, s *Server, job *structs.Job) *structs.JobRegisterResponse {
 	t.Helper()
+	reply, err := tryRegister(t, s, &structs.JobRegisterRequest{Job: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+// tryRegister is register returning its error instead of failing the
+// test, for goroutines other than the test's.
+func tryRegister(t *testing.T, s *Server, req *structs.JobRegisterRequest) (*structs.JobRegisterResponse, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var reply structs.JobRegisterResponse
-		err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &reply)
+		err := s.RPC("Job.Register", req, &reply)
 		if err == nil {
-			return &reply
+			return &reply, nil
 		}
 		retry := structs.IsErr(err, structs.ErrOutcomeUnknown) || structs.IsErr(err, structs.ErrNoLeader)
 		if !retry || time.Now().After(deadline) {
-			t.Fatalf("register %s via %s: %v", job.ID, s.config.NodeName, err)
+			return nil, fmt.Errorf("register %s via %s: %w", req.Job.ID, s.config.NodeName, err)
 		}
-		t.Logf("register %s via %s: %v; sending it again", job.ID, s.config.NodeName, err)
+		t.Logf("register %s via %s: %v; sending it again", req.Job.ID, s.config.NodeName, err)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
