@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-metrics"
 	"github.com/hashicorp/raft"
@@ -21,10 +22,18 @@ import (
 // what a small write costs, so a batch of n writes costs far less than n
 // entries. A write that finds fewer than batchInFlight entries committing
 // is sent at once, alone: batching adds no wait to a lone writer.
+//
+// A background write (raftApplyLater: a worker's evaluation update, the
+// reaper's) that finds the pipeline idle waits up to batchLinger for a
+// write to share its entry with. A worker writes its evaluation's outcome
+// just as the next registration arrives; sent alone, it took raft's
+// leader loop (and its fsync) first, and the registration waited a
+// whole commit behind it.
 const (
 	batchInFlight  = 2
 	batchMaxWrites = 256
 	batchMaxBytes  = 1 << 20
+	batchLinger    = time.Millisecond
 )
 
 // batcher holds the writes waiting for the next batch entry.
@@ -32,6 +41,11 @@ type batcher struct {
 	mu       sync.Mutex
 	queue    []*batchedWrite // guarded by mu
 	inFlight int             // entries handed to raft and not answered; guarded by mu
+	// linger sends the queue when background writes have waited
+	// batchLinger for company; lingering tells it is armed. Guarded by mu.
+	linger    *time.Timer
+	lingering bool
+	lingerFor time.Duration // batchLinger unless a test set it
 	// entries and writes count what was handed to raft: WriteBatches.
 	entries, writes atomic.Uint64
 }
@@ -47,6 +61,7 @@ type batchedWrite struct {
 	entry []byte               // a plain entry: type byte and msgpack body
 	job   structs.NamespacedID // the job it registers or stops (jobOf); zero for other writes
 	done  chan writeOutcome    // buffered: the committer never blocks
+	later bool                 // a background write: may wait batchLinger for company
 }
 
 // jobOf names the job a write registers, stops or reverts; the zero
@@ -81,11 +96,23 @@ type writeOutcome struct {
 // FSM's response to it (an error is returned as err). Concurrent calls
 // share raft entries once every server reads batch entries.
 func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, error) {
+	return s.commitWrite(t, msg, false)
+}
+
+// raftApplyLater is raftApply for a background write, one nobody waits
+// on interactively: when no entry is committing it waits up to
+// batchLinger for another write to share its entry.
+func (s *Server) raftApplyLater(t structs.MessageType, msg any) (uint64, error) {
+	index, _, err := s.commitWrite(t, msg, true)
+	return index, err
+}
+
+func (s *Server) commitWrite(t structs.MessageType, msg any, later bool) (uint64, any, error) {
 	entry, err := structs.Encode(t, msg)
 	if err != nil {
 		return 0, nil, fmt.Errorf("encode %T: %w", msg, err)
 	}
-	w := &batchedWrite{entry: entry, job: jobOf(msg), done: make(chan writeOutcome, 1)}
+	w := &batchedWrite{entry: entry, job: jobOf(msg), done: make(chan writeOutcome, 1), later: later}
 	s.queueWrite(w)
 	select {
 	case o := <-w.done:
@@ -96,19 +123,71 @@ func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, e
 }
 
 // queueWrite queues w, and commits the queue now if fewer than
-// batchInFlight entries are committing.
+// batchInFlight entries are committing (nextLocked).
 func (s *Server) queueWrite(w *batchedWrite) {
 	b := &s.batcher
 	b.mu.Lock()
 	b.queue = append(b.queue, w)
-	if b.inFlight >= batchInFlight {
-		b.mu.Unlock()
-		return
+	ws := b.nextLocked(s, false)
+	b.mu.Unlock()
+	if ws != nil {
+		s.commitWrites(ws)
+	}
+}
+
+// nextLocked returns the writes of the next entry to send now, taking a
+// place in flight for it, or nil: when the queue is empty, when
+// batchInFlight entries are committing (the first to finish sends the
+// queue), or when the queue holds only background writes and late is
+// false (they wait for company; the linger timer sends them at the
+// latest batchLinger later).
+func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
+	if len(b.queue) == 0 || b.inFlight >= batchInFlight {
+		return nil
+	}
+	if !late && b.onlyLaterLocked() {
+		if !b.lingering {
+			b.lingering = true
+			d := b.lingerFor
+			if d == 0 {
+				d = batchLinger
+			}
+			if b.linger == nil {
+				b.linger = time.AfterFunc(d, s.lingered)
+			} else {
+				b.linger.Reset(d)
+			}
+		}
+		return nil
+	}
+	if b.lingering && b.linger.Stop() {
+		b.lingering = false
 	}
 	b.inFlight++
-	ws := b.takeLocked()
+	return b.takeLocked()
+}
+
+// onlyLaterLocked tells whether every queued write is a background one.
+func (b *batcher) onlyLaterLocked() bool {
+	for _, q := range b.queue {
+		if !q.later {
+			return false
+		}
+	}
+	return true
+}
+
+// lingered sends the background writes that waited batchLinger, unless
+// batchInFlight entries are committing (the first to finish sends them).
+func (s *Server) lingered() {
+	b := &s.batcher
+	b.mu.Lock()
+	b.lingering = false
+	ws := b.nextLocked(s, true)
 	b.mu.Unlock()
-	s.commitWrites(ws)
+	if ws != nil {
+		s.commitWrites(ws)
+	}
 }
 
 // takeLocked removes and returns the writes of the next entry: the oldest
@@ -177,14 +256,12 @@ func (s *Server) commitWrites(ws []*batchedWrite) {
 		}
 		b := &s.batcher
 		b.mu.Lock()
-		if len(b.queue) == 0 {
-			b.inFlight--
-			b.mu.Unlock()
-			return
-		}
-		next := b.takeLocked()
+		b.inFlight--
+		next := b.nextLocked(s, false)
 		b.mu.Unlock()
-		s.commitWrites(next)
+		if next != nil {
+			s.commitWrites(next)
+		}
 	}()
 }
 

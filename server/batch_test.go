@@ -225,6 +225,60 @@ func (f fakeFuture) Error() error  { return f.err }
 func (f fakeFuture) Index() uint64 { return f.index }
 func (f fakeFuture) Response() any { return f.resp }
 
+// TestBackgroundWritesWaitForCompany: a background write (a worker's
+// evaluation update) that finds no entry committing waits for the next
+// write and shares its entry; alone, it is committed after the linger.
+func TestBackgroundWritesWaitForCompany(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+
+	// Alone: committed once the linger is over.
+	lone := &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "lone", Type: "service", Priority: 50,
+		Status: structs.EvalStatusComplete, TriggeredBy: structs.EvalTriggerJobRegister}
+	index, err := l.raftApplyLater(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{lone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := l.fsm.State().EvalByID(nil, lone.ID); err != nil || ev == nil || ev.ModifyIndex != index {
+		t.Fatalf("the lone background write: stored %+v (%v), want it at index %d", ev, err, index)
+	}
+
+	// With company: a linger longer than the test makes the sharing
+	// certain; the registration takes the waiting write along.
+	l.batcher.mu.Lock()
+	l.batcher.lingerFor = time.Hour
+	l.batcher.mu.Unlock()
+	waiting := &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "waiting", Type: "service", Priority: 50,
+		Status: structs.EvalStatusComplete, TriggeredBy: structs.EvalTriggerJobRegister}
+	answered := make(chan uint64, 1)
+	go func() {
+		index, err := l.raftApplyLater(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{waiting}})
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- index
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the background write queued", func() bool {
+		l.batcher.mu.Lock()
+		defer l.batcher.mu.Unlock()
+		return len(l.batcher.queue) == 1 && l.batcher.queue[0].later
+	})
+	select {
+	case index := <-answered:
+		t.Fatalf("the background write was committed alone at index %d while it should wait for company", index)
+	case <-time.After(50 * time.Millisecond):
+	}
+	reply := register(t, l, testJob("company"))
+	select {
+	case index := <-answered:
+		if index != reply.Index {
+			t.Fatalf("the background write was committed at index %d, the registration at %d: want one entry", index, reply.Index)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the background write was not committed with the registration")
+	}
+}
+
 // TestBatchAnswers: each write of a batch entry gets the entry's index and
 // its own answer; a commit that failed is every write's failure, in the
 // words that say whether it may be sent again.

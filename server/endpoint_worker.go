@@ -57,7 +57,7 @@ func (e *Eval) Update(args *structs.EvalUpdateRequest, reply *structs.GenericRes
 		if len(args.Evals) == 0 {
 			return fmt.Errorf("%w: no evaluations", ErrBadRequest)
 		}
-		index, err := e.srv.raftApply(structs.EvalUpdateRequestType, args)
+		index, err := e.srv.raftApplyLater(structs.EvalUpdateRequestType, args)
 		if err != nil {
 			return err
 		}

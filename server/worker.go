@@ -282,7 +282,7 @@ func (s *Server) reapEvals(ctx context.Context) {
 			updates = append(updates, canceled)
 		}
 		if len(updates) > 0 {
-			if _, err := s.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: updates}); err != nil {
+			if _, err := s.raftApplyLater(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: updates}); err != nil {
 				s.logger.Error("record failed and canceled evaluations", "error", err)
 			}
 		}
