@@ -148,10 +148,7 @@ func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
 	if !late && b.onlyLaterLocked() {
 		if !b.lingering {
 			b.lingering = true
-			d := b.lingerFor
-			if d == 0 {
-				d = batchLinger
-			}
+			d := b.lingerDuration()
 			if b.linger == nil {
 				b.linger = time.AfterFunc(d, s.lingered)
 			} else {
@@ -167,6 +164,13 @@ func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
 	return b.takeLocked()
 }
 
+func (b *batcher) lingerDuration() time.Duration {
+	if b.lingerFor > 0 {
+		return b.lingerFor
+	}
+	return batchLinger
+}
+
 // onlyLaterLocked tells whether every queued write is a background one.
 func (b *batcher) onlyLaterLocked() bool {
 	for _, q := range b.queue {
@@ -177,11 +181,17 @@ func (b *batcher) onlyLaterLocked() bool {
 	return true
 }
 
-// lingered sends the background writes that waited batchLinger, unless
-// batchInFlight entries are committing (the first to finish sends them).
+// lingered sends the background writes that waited batchLinger with no
+// entry committing. While one is, they wait on: the writer it answers
+// may be about to write again.
 func (s *Server) lingered() {
 	b := &s.batcher
 	b.mu.Lock()
+	if b.inFlight > 0 && len(b.queue) > 0 {
+		b.linger.Reset(b.lingerDuration())
+		b.mu.Unlock()
+		return
+	}
 	b.lingering = false
 	ws := b.nextLocked(s, true)
 	b.mu.Unlock()
