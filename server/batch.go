@@ -145,6 +145,9 @@ func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
 	if len(b.queue) == 0 || b.inFlight >= batchInFlight {
 		return nil
 	}
+	if s.shutdownCtx.Err() != nil {
+		return nil // the writers were told (raftApplyResult)
+	}
 	if !late && b.onlyLaterLocked() {
 		if !b.lingering {
 			b.lingering = true
@@ -162,6 +165,15 @@ func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
 	}
 	b.inFlight++
 	return b.takeLocked()
+}
+
+// stopLinger stops the linger timer, at shutdown.
+func (b *batcher) stopLinger() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.linger != nil {
+		b.linger.Stop()
+	}
 }
 
 func (b *batcher) lingerDuration() time.Duration {

@@ -256,6 +256,7 @@ func (s *Server) Shutdown() {
 	s.shutdownOnce.Do(func() {
 		s.logger.Info("shutting down")
 		s.shutdownCancel()
+		s.batcher.stopLinger()
 		s.clearHeartbeats()
 		if s.serf != nil {
 			_ = s.serf.Shutdown()
