@@ -24,8 +24,12 @@ import (
 // is sent at once, alone: batching adds no wait to a lone writer.
 //
 // A background write (raftApplyLater: a worker's evaluation update, the
-// reaper's) that finds the pipeline idle waits up to batchLinger for a
-// write to share its entry with. A worker writes its evaluation's outcome
+// reaper's) is not sent while only background writes are queued: it
+// waits for a user's write to share its entry with, or until batchLinger
+// has passed with no entry committing (while one is, it waits on, a
+// timer round at a time: the writer that entry answers is likely to
+// write again). So it waits about a commit plus batchLinger at most while
+// the cluster is otherwise quiet. A worker writes its evaluation's outcome
 // just as the next registration arrives; sent alone, it took raft's
 // leader loop (and its fsync) first, and the registration waited a
 // whole commit behind it.
@@ -100,8 +104,8 @@ func (s *Server) raftApplyResult(t structs.MessageType, msg any) (uint64, any, e
 }
 
 // raftApplyLater is raftApply for a background write, one nobody waits
-// on interactively: when no entry is committing it waits up to
-// batchLinger for another write to share its entry.
+// on interactively: it waits for a user's write to share its entry, or
+// for batchLinger with no entry committing (see batchLinger).
 func (s *Server) raftApplyLater(t structs.MessageType, msg any) (uint64, error) {
 	index, _, err := s.commitWrite(t, msg, true)
 	return index, err
@@ -139,14 +143,13 @@ func (s *Server) queueWrite(w *batchedWrite) {
 // place in flight for it, or nil: when the queue is empty, when
 // batchInFlight entries are committing (the first to finish sends the
 // queue), or when the queue holds only background writes and late is
-// false (they wait for company; the linger timer sends them at the
-// latest batchLinger later).
+// false (they wait for company, and the linger timer is armed: lingered).
 func (b *batcher) nextLocked(s *Server, late bool) []*batchedWrite {
 	if len(b.queue) == 0 || b.inFlight >= batchInFlight {
 		return nil
 	}
 	if s.shutdownCtx.Err() != nil {
-		return nil // the writers were told (raftApplyResult)
+		return nil // the writers were told (commitWrite)
 	}
 	if !late && b.onlyLaterLocked() {
 		if !b.lingering {
@@ -199,6 +202,11 @@ func (b *batcher) onlyLaterLocked() bool {
 func (s *Server) lingered() {
 	b := &s.batcher
 	b.mu.Lock()
+	if s.shutdownCtx.Err() != nil {
+		b.lingering = false
+		b.mu.Unlock()
+		return
+	}
 	if b.inFlight > 0 && len(b.queue) > 0 {
 		b.linger.Reset(b.lingerDuration())
 		b.mu.Unlock()
@@ -270,7 +278,7 @@ func (s *Server) commitWrites(ws []*batchedWrite) {
 	}
 	// raft (1.7, with BatchApplyCh) may take an entry into its buffered
 	// apply channel after it shut down, and then never answer its future;
-	// the writers stop waiting at shutdown (raftApplyResult), and this
+	// the writers stop waiting at shutdown (commitWrite), and this
 	// goroutine ends with the process.
 	go func() {
 		for i, f := range futures {

@@ -244,10 +244,16 @@ func TestBackgroundWritesWaitForCompany(t *testing.T) {
 	}
 
 	// With company: a linger longer than the test makes the sharing
-	// certain; the registration takes the waiting write along.
-	l.batcher.mu.Lock()
-	l.batcher.lingerFor = time.Hour
-	l.batcher.mu.Unlock()
+	// certain; the registration takes the waiting write along (as one
+	// batch entry, once every server reads them).
+	testutil.WaitFor(t, 10*time.Second, "every server reading batch entries", func() bool { return l.readable().batches })
+	setLinger := func(d time.Duration) {
+		l.batcher.mu.Lock()
+		l.batcher.lingerFor = d
+		l.batcher.mu.Unlock()
+	}
+	setLinger(time.Hour)
+	defer setLinger(0)
 	waiting := &structs.Evaluation{ID: structs.GenerateUUID(), Namespace: "default", JobID: "waiting", Type: "service", Priority: 50,
 		Status: structs.EvalStatusComplete, TriggeredBy: structs.EvalTriggerJobRegister}
 	answered := make(chan uint64, 1)
@@ -265,7 +271,7 @@ func TestBackgroundWritesWaitForCompany(t *testing.T) {
 	})
 	select {
 	case index := <-answered:
-		t.Fatalf("the background write was committed alone at index %d while it should wait for company", index)
+		t.Fatalf("the background write was committed at index %d before the registration it should wait for", index)
 	case <-time.After(50 * time.Millisecond):
 	}
 	reply := register(t, l, testJob("company"))
