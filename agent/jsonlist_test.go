@@ -21,12 +21,18 @@ func TestJobListJSONMatchesEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var stubs []*structs.JobListStub
 	for range 300 {
-		v, ok := quick.Value(reflect.TypeFor[structs.JobListStub](), rng)
-		if !ok {
-			t.Fatal("quick cannot make a JobListStub")
+		s := new(structs.JobListStub)
+		v := reflect.ValueOf(s).Elem()
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				fv, ok := quick.Value(f.Type, rng)
+				if !ok {
+					t.Fatalf("quick cannot make a JobListStub's %s", f.Name)
+				}
+				v.Field(i).Set(fv)
+			}
 		}
-		s := v.Interface().(structs.JobListStub)
-		stubs = append(stubs, &s)
+		stubs = append(stubs, s)
 	}
 	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "\b\f\n\r\t\x00\x01\x1f\x7f",
 		"line\u2028sep\u2029", "é ✓ 😀", "bad \xff utf-8 \xc3", "\xed\xa0\x80 surrogate", "/slash/"}
@@ -50,10 +56,21 @@ func TestJobListJSONMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("stub %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
-	for _, list := range [][]*structs.JobListStub{stubs, {}, nil} {
-		want, _ := json.Marshal(list)
-		if got := appendJobList(nil, list); !bytes.Equal(got, want) {
-			t.Fatalf("list of %d:\n got %.300s\nwant %.300s", len(list), got, want)
+	// Twice: the second list is made of the stubs' memos (SetMemo).
+	for round := range 2 {
+		for _, list := range [][]*structs.JobListStub{stubs, {}, nil} {
+			want, _ := json.Marshal(list)
+			if got := appendJobList(nil, list); !bytes.Equal(got, want) {
+				t.Fatalf("round %d, list of %d:\n got %.300s\nwant %.300s", round, len(list), got, want)
+			}
+		}
+	}
+	for i, s := range stubs {
+		if s == nil {
+			continue
+		}
+		if want, _ := json.Marshal(s); !bytes.Equal(s.Memo(), want) {
+			t.Fatalf("stub %d kept %q, want its JSON %s", i, s.Memo(), want)
 		}
 	}
 }

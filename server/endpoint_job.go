@@ -218,18 +218,16 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 			return 0, err
 		}
 		// Both are sorted by namespace, then job ID: walk them together.
-		out := make([]*structs.JobListStub, 0, len(jobs))
-		for _, job := range jobs {
+		jobSums := make([]*structs.JobSummary, len(jobs))
+		for i, job := range jobs {
 			for len(sums) > 0 && (sums[0].Namespace < job.Namespace || sums[0].Namespace == job.Namespace && sums[0].JobID < job.ID) {
 				sums = sums[1:] // a summary without its job
 			}
-			var sum *structs.JobSummary
 			if len(sums) > 0 && sums[0].Namespace == job.Namespace && sums[0].JobID == job.ID {
-				sum, sums = sums[0], sums[1:]
+				jobSums[i], sums = sums[0], sums[1:]
 			}
-			out = append(out, job.Stub(sum))
 		}
-		reply.Jobs = out
+		reply.Jobs = j.srv.stubs.stubs(jobs, jobSums)
 		return snap.MaxIndex(state.TableJobs, state.TableJobSummary)
 	})
 }

@@ -48,6 +48,7 @@ type Server struct {
 	serfEventCh chan serf.Event
 	features    featureGate // which raft entry forms every server reads
 	batcher     batcher     // writes waiting to be committed together
+	stubs       stubCache   // job list entries, kept while their job and summary stay
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 

@@ -1,6 +1,9 @@
 package structs
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Job types.
 const (
@@ -446,7 +449,25 @@ type JobListStub struct {
 	JobModifyIndex    uint64
 	SubmitTime        int64
 	Meta              map[string]string `json:",omitempty"`
+
+	// memo is its reader's encoding of the stub (SetMemo); not sent.
+	memo atomic.Pointer[[]byte]
 }
+
+// Memo returns what SetMemo stored, or nil. A server may hand the same
+// stub to many lists while its job and summary stay the same (stubs are
+// never changed once made), so a reader that encodes each list may keep
+// a stub's encoding with it.
+func (s *JobListStub) Memo() []byte {
+	if b := s.memo.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+// SetMemo keeps b, an encoding of the stub, with it. One kind of
+// encoding per stub: the HTTP agent's JSON.
+func (s *JobListStub) SetMemo(b []byte) { s.memo.Store(&b) }
 
 // Stub returns the job's list entry, with the given summary.
 func (j *Job) Stub(summary *JobSummary) *JobListStub {
