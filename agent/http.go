@@ -60,6 +60,10 @@ func (a *Agent) wrap(h handlerFunc) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, pretty := r.URL.Query()["pretty"]
+		if p, ok := out.(*pooledJSON); ok {
+			defer p.release()
+			out = rawJSON(p.json)
+		}
 		if raw, ok := out.(rawJSON); ok {
 			if pretty {
 				var buf bytes.Buffer

@@ -14,6 +14,13 @@ import (
 // newline json.Encoder ends a value with); wrap writes it as it is.
 type rawJSON []byte
 
+// pooledJSON is rawJSON in a borrowed buffer: release gives it back once
+// the answer is written.
+type pooledJSON struct {
+	json    []byte
+	release func()
+}
+
 // appendJobList appends stubs as encoding/json encodes them, byte for
 // byte (TestJobListJSONMatchesEncodingJSON compares the two on random
 // stubs). GET /v1/jobs encodes thousands of stubs per request:

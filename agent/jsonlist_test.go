@@ -142,6 +142,14 @@ func TestJobListEndpointAndPretty(t *testing.T) {
 		if pretty != want.String() || !strings.Contains(pretty, "\n    {\n        \"ID\": \"a\"") {
 			t.Fatalf("?pretty list:\n%s\nwant\n%s", pretty, want.String())
 		}
-		return
+		break
+	}
+	// A shorter list after longer ones, in a buffer they used: just its
+	// own bytes.
+	resp, short := do(t, "GET", addr+"/v1/jobs?prefix=b", nil)
+	stubs = nil
+	if err := json.Unmarshal([]byte(short), &stubs); err != nil || len(stubs) != 1 || stubs[0].ID != "b" ||
+		resp.Header.Get("Content-Length") != strconv.Itoa(len(short)) {
+		t.Fatalf("?prefix=b list (%v): %q", err, short)
 	}
 }
