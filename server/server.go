@@ -48,7 +48,7 @@ type Server struct {
 	serfEventCh chan serf.Event
 	features    featureGate // which raft entry forms every server reads
 	batcher     batcher     // writes waiting to be committed together
-	stubs       stubCache   // job list entries, kept while their job and summary stay
+	stubs       *stubCache  // job list entries, kept while their job and summary stay; its own allocation: its cleanups must not reach the Server
 	// reconcileCh wakes the leader's member reconciliation.
 	reconcileCh chan struct{}
 
@@ -107,6 +107,7 @@ func New(cfg *Config) (_ *Server, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
+		stubs:          &stubCache{},
 		config:         cfg,
 		logger:         cfg.Logger.Named("server"),
 		leaderCh:       make(chan bool, 8),
