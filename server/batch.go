@@ -197,23 +197,14 @@ func (b *batcher) onlyLaterLocked() bool {
 }
 
 // lingered sends the background writes that waited batchLinger with no
-// entry committing. While one is, they wait on: the writer it answers
-// may be about to write again.
+// entry committing. While one is, they wait on (nextLocked arms the timer
+// again, or the entry's end does): the writer it answers may be about to
+// write again.
 func (s *Server) lingered() {
 	b := &s.batcher
 	b.mu.Lock()
-	if s.shutdownCtx.Err() != nil {
-		b.lingering = false
-		b.mu.Unlock()
-		return
-	}
-	if b.inFlight > 0 && len(b.queue) > 0 {
-		b.linger.Reset(b.lingerDuration())
-		b.mu.Unlock()
-		return
-	}
 	b.lingering = false
-	ws := b.nextLocked(s, true)
+	ws := b.nextLocked(s, b.inFlight == 0)
 	b.mu.Unlock()
 	if ws != nil {
 		s.commitWrites(ws)
