@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +48,7 @@ func appendJobList(b []byte, stubs []*structs.JobListStub) []byte {
 		}
 		start := len(b)
 		b = appendJobStub(b, s, &sc)
-		s.SetMemo(bytes.Clone(b[start:])) // not b's array: it would keep the whole list alive
+		s.SetMemo(b[start:]) // a copy: b's array would keep the whole list alive
 	}
 	return append(b, ']')
 }

@@ -56,7 +56,13 @@ func TestJobListJSONMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("stub %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
-	// Twice: the second list is made of the stubs' memos (SetMemo).
+	// Twice, as a server's shared stubs (KeepMemo): the second list is
+	// made of the stubs' memos (SetMemo).
+	for _, s := range stubs {
+		if s != nil {
+			s.KeepMemo()
+		}
+	}
 	for round := range 2 {
 		for _, list := range [][]*structs.JobListStub{stubs, {}, nil} {
 			want, _ := json.Marshal(list)
@@ -72,6 +78,12 @@ func TestJobListJSONMatchesEncodingJSON(t *testing.T) {
 		if want, _ := json.Marshal(s); !bytes.Equal(s.Memo(), want) {
 			t.Fatalf("stub %d kept %q, want its JSON %s", i, s.Memo(), want)
 		}
+	}
+	// A stub decoded from the wire is listed once: it keeps nothing.
+	decoded := &structs.JobListStub{ID: "web"}
+	appendJobList(nil, []*structs.JobListStub{decoded})
+	if decoded.Memo() != nil {
+		t.Fatalf("a stub not made to be shared kept %q", decoded.Memo())
 	}
 }
 

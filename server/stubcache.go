@@ -44,7 +44,7 @@ func (c *stubCache) stubs(jobs []*structs.Job, sums []*structs.JobSummary) []*st
 			out[i] = s
 			continue
 		}
-		s = job.Stub(sums[i])
+		s = job.Stub(sums[i]).KeepMemo()
 		if !ok {
 			runtime.AddCleanup(job, c.forget, keys[i])
 		}
@@ -59,11 +59,4 @@ func (c *stubCache) forget(key weak.Pointer[structs.Job]) {
 	c.mu.Lock()
 	delete(c.m, key)
 	c.mu.Unlock()
-}
-
-// len returns how many entries the cache holds.
-func (c *stubCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
 }

@@ -101,3 +101,10 @@ func TestJobListShowsEachChange(t *testing.T) {
 		return before == summary() && listed == before
 	})
 }
+
+// len returns how many entries the cache holds.
+func (c *stubCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}

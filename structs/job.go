@@ -1,6 +1,7 @@
 package structs
 
 import (
+	"bytes"
 	"sync/atomic"
 	"time"
 )
@@ -450,24 +451,39 @@ type JobListStub struct {
 	SubmitTime        int64
 	Meta              map[string]string `json:",omitempty"`
 
-	// memo is its reader's encoding of the stub (SetMemo); not sent.
-	memo atomic.Pointer[[]byte]
+	// memo holds its reader's encoding of the stub (SetMemo); nil but
+	// for stubs made to be shared (KeepMemo). Not sent.
+	memo *atomic.Pointer[[]byte]
 }
 
-// Memo returns what SetMemo stored, or nil. A server may hand the same
-// stub to many lists while its job and summary stay the same (stubs are
-// never changed once made), so a reader that encodes each list may keep
-// a stub's encoding with it.
+// KeepMemo makes s keep an encoding that a reader sets (SetMemo), and
+// returns s. For stubs a server hands to many lists while its job and
+// summary stay the same (stubs are never changed once made); a stub
+// decoded from the wire is read once and keeps none.
+func (s *JobListStub) KeepMemo() *JobListStub {
+	s.memo = new(atomic.Pointer[[]byte])
+	return s
+}
+
+// Memo returns what SetMemo kept, or nil.
 func (s *JobListStub) Memo() []byte {
+	if s.memo == nil {
+		return nil
+	}
 	if b := s.memo.Load(); b != nil {
 		return *b
 	}
 	return nil
 }
 
-// SetMemo keeps b, an encoding of the stub, with it. One kind of
-// encoding per stub: the HTTP agent's JSON.
-func (s *JobListStub) SetMemo(b []byte) { s.memo.Store(&b) }
+// SetMemo keeps a copy of b, an encoding of the stub, if s keeps one
+// (KeepMemo). One kind of encoding per stub: the HTTP agent's JSON.
+func (s *JobListStub) SetMemo(b []byte) {
+	if s.memo != nil {
+		c := bytes.Clone(b)
+		s.memo.Store(&c)
+	}
+}
 
 // Stub returns the job's list entry, with the given summary.
 func (j *Job) Stub(summary *JobSummary) *JobListStub {
